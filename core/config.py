@@ -1,0 +1,98 @@
+"""ModelConfig: the one description of every transformer the core can build.
+
+Three families meet learners, and one frozen dataclass covers them all:
+- GPT-2: learned absolute positions, LayerNorm, GELU MLP, biases, tied unembedding.
+- Llama (SmolLM2, Llama 3): rotary positions (RoPE), RMSNorm, SwiGLU MLP, grouped-query attention, no biases.
+- The original transformer paper's fixed sinusoidal positions, as a third positional scheme.
+Change a config with `dataclasses.replace`; derived values are properties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Positional = Literal["learned", "sinusoidal", "rope"]
+Norm = Literal["layernorm", "rmsnorm"]
+MLPKind = Literal["gelu", "swiglu"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 50257
+    n_ctx: int = 1024  # context length: the most tokens one forward pass sees
+    d_model: int = 768
+    n_layers: int = 12
+    n_heads: int = 12
+    n_kv_heads: int | None = None  # grouped-query attention: fewer key/value heads than query heads
+    d_head: int | None = None  # None: d_model // n_heads
+    d_mlp: int | None = None  # None: 4 * d_model
+    positional: Positional = "learned"
+    norm: Norm = "layernorm"
+    mlp: MLPKind = "gelu"
+    bias: bool = True  # biases in attention and MLP linears
+    tied_embeddings: bool = True  # unembedding = embedding matrix transposed
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    dropout: float = 0.0  # used only when training
+    family: str = "gpt2"  # "gpt2" or "llama": how HF checkpoints name their weights
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.n_heads % self.kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.kv_heads}")
+        if self.d_head is None and self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.positional not in ("learned", "sinusoidal", "rope"):
+            raise ValueError(f"unknown positional scheme {self.positional!r}")
+        if self.positional == "rope" and self.head_dim % 2:
+            raise ValueError("RoPE needs an even head dimension")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads if self.n_kv_heads is not None else self.n_heads
+
+    @property
+    def mlp_dim(self) -> int:
+        return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+# Presets: one literal table. Parameter counts are for the whole model, embeddings included.
+PRESETS: dict[str, ModelConfig] = {
+    # 124M: GPT-2 small
+    "gpt2": ModelConfig(name="gpt2"),
+    # 82M: DistilGPT-2 (6 layers of GPT-2 small)
+    "distilgpt2": ModelConfig(n_layers=6, name="distilgpt2"),
+    # 355M: GPT-2 medium
+    "gpt2-medium": ModelConfig(d_model=1024, n_layers=24, n_heads=16, name="gpt2-medium"),
+    # 1.1M: the embedded TinyStories model (2,048-token BPE, 4 layers x 4 heads, 256 context)
+    "tinystories-1m": ModelConfig(
+        vocab_size=2048, n_ctx=256, d_model=128, n_layers=4, n_heads=4, dropout=0.1, name="tinystories-1m"
+    ),
+    # 0.1M: for tests and quick experiments with sinusoidal positions
+    "tiny-sinusoidal": ModelConfig(
+        vocab_size=512, n_ctx=64, d_model=64, n_layers=2, n_heads=4, positional="sinusoidal", name="tiny-sinusoidal"
+    ),
+    # 0.1M: a tiny Llama-style model (RoPE, RMSNorm, SwiGLU, 4 query heads sharing 2 KV heads)
+    "tiny-llama": ModelConfig(
+        vocab_size=512, n_ctx=64, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=172,
+        positional="rope", norm="rmsnorm", mlp="swiglu", bias=False, norm_eps=1e-6, family="llama",
+        name="tiny-llama",
+    ),
+}

@@ -1,0 +1,112 @@
+"""Sampling and KV-cached generation.
+
+`sampling_distribution` is the one place where temperature, top-k and top-p turn logits into the distribution a
+token is drawn from; the next-token page shows its intermediate columns and `generate` samples from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from core.model import Transformer
+
+
+@dataclass
+class SamplingColumns:
+    """logit → logit/T → filtered (top-k, top-p; removed = -inf) → probability, all (V,)."""
+
+    logits: torch.Tensor
+    scaled: torch.Tensor
+    filtered: torch.Tensor
+    probs: torch.Tensor
+
+
+def sampling_distribution(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> SamplingColumns:
+    """The distribution sampling draws from. temperature 0 means greedy: all mass on the argmax."""
+    logits = logits.float()
+    if temperature <= 0:
+        probs = torch.zeros_like(logits)
+        probs[logits.argmax()] = 1.0
+        filtered = torch.full_like(logits, float("-inf"))
+        filtered[logits.argmax()] = logits.max()
+        return SamplingColumns(logits, logits, filtered, probs)
+    scaled = logits / temperature
+    filtered = scaled.clone()
+    if top_k is not None and 0 < top_k < logits.numel():
+        kth = scaled.topk(top_k).values[-1]
+        filtered[scaled < kth] = float("-inf")
+    if top_p is not None and 0 < top_p < 1:
+        sorted_logits, order = filtered.sort(descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token when the tokens ranked above it already reach top_p; the top token always stays
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
+        filtered[drop] = float("-inf")
+    return SamplingColumns(logits, scaled, filtered, filtered.softmax(-1))
+
+
+@dataclass
+class GenerationStep:
+    token_id: int
+    token: str
+    probs: torch.Tensor = field(repr=False)  # (V,) the distribution this token was drawn from
+
+
+@dataclass
+class Generation:
+    prompt_ids: list[int]
+    new_ids: list[int]
+    steps: list[GenerationStep]
+    text: str  # the decoded new tokens ("" when the model has no tokenizer)
+    stopped: str  # "max_new_tokens", "eot" or "context"
+
+
+def generate(
+    model: Transformer,
+    prompt: str | list[int],
+    max_new_tokens: int = 20,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop_at_eot: bool = True,
+) -> Generation:
+    """Sample up to `max_new_tokens` tokens with a KV cache. Each step keeps the distribution it sampled from."""
+    tok = model.tokenizer
+    if isinstance(prompt, str):
+        if tok is None:
+            raise ValueError("this model has no tokenizer: pass a list of token ids")
+        prompt_ids = tok.encode(prompt)
+    else:
+        prompt_ids = [int(i) for i in prompt]
+    if not prompt_ids:
+        if tok is None or tok.eot_id is None:
+            raise ValueError("an empty prompt needs a tokenizer with an end-of-text token to start from")
+        prompt_ids = [tok.eot_id]
+    n_ctx = model.config.n_ctx
+    prompt_ids = prompt_ids[-(n_ctx - 1) :] if n_ctx > 1 else prompt_ids[-1:]  # keep room for one new token
+    generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+    eot = tok.eot_id if tok is not None else None
+    steps: list[GenerationStep] = []
+    stopped = "max_new_tokens"
+    with torch.inference_mode():
+        idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)  # (1, T)
+        logits, past = model(idx)  # (1, V)
+        for n in range(max_new_tokens):
+            probs = sampling_distribution(logits[0].cpu(), temperature, top_k, top_p).probs  # (V,)
+            next_id = int(torch.multinomial(probs, 1, generator=generator)) if temperature > 0 else int(probs.argmax())
+            steps.append(GenerationStep(next_id, tok.display(next_id) if tok else str(next_id), probs))
+            if stop_at_eot and next_id == eot:
+                stopped = "eot"
+                break
+            if len(prompt_ids) + n + 1 >= n_ctx:
+                stopped = "context"
+                break
+            if n + 1 < max_new_tokens:
+                logits, past = model(torch.tensor([[next_id]], device=model.device), past=past)
+    new_ids = [s.token_id for s in steps]
+    return Generation(prompt_ids, new_ids, steps, tok.decode(new_ids) if tok else "", stopped)

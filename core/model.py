@@ -1,0 +1,326 @@
+"""The one instrumented transformer every page reads from.
+
+A single nn.Module covers GPT-2 (learned positions, LayerNorm, GELU), Llama (RoPE, RMSNorm, SwiGLU, grouped-query
+attention) and the original paper's sinusoidal positions. Module paths use TransformerLens names
+(`embed, pos_embed, blocks[i].{ln1, attn, ln2, mlp}, ln_final, unembed`), and every intermediate can be recorded
+under a dotted TransformerLens hook name.
+
+Recording belongs to ONE forward call: the caller passes a `Recorder`, the model writes into it and keeps nothing.
+A cached model can therefore serve many browser sessions on many threads at once. With no recorder (or one that
+does not ask for attention internals) attention takes the fast `F.scaled_dot_product_attention` path; when the
+scores or the pattern are wanted it takes the explicit softmax(q·kᵀ/√d + mask)·v path. Both give the same output.
+
+Recorded names (B = batch, T = query positions, S = key positions incl. cached ones, nh = heads, nkv = key/value
+heads, hs = head size, d = d_model, m = MLP width). Trace strips the batch dimension.
+
+| name                              | shape            | what                                              |
+|-----------------------------------|------------------|---------------------------------------------------|
+| hook_embed                        | (B, T, d)        | token embedding rows                              |
+| hook_pos_embed                    | (B, T, d)        | learned or sinusoidal position vectors (not RoPE) |
+| blocks.{i}.hook_resid_pre         | (B, T, d)        | residual stream entering block i                  |
+| blocks.{i}.ln1.hook_normalized    | (B, T, d)        | first norm's output                               |
+| blocks.{i}.attn.hook_q            | (B, T, nh, hs)   | queries (after RoPE where used)                   |
+| blocks.{i}.attn.hook_k            | (B, S, nkv, hs)  | keys (after RoPE where used)                      |
+| blocks.{i}.attn.hook_v            | (B, S, nkv, hs)  | values                                            |
+| blocks.{i}.attn.hook_attn_scores  | (B, nh, T, S)    | q·kᵀ/√hs with the mask applied (-inf), pre-softmax |
+| blocks.{i}.attn.hook_pattern      | (B, nh, T, S)    | attention weights after softmax                   |
+| blocks.{i}.attn.hook_z            | (B, T, nh, hs)   | per-head weighted sum of values                   |
+| blocks.{i}.hook_attn_out          | (B, T, d)        | attention output after the output projection      |
+| blocks.{i}.hook_resid_mid         | (B, T, d)        | residual after attention                          |
+| blocks.{i}.ln2.hook_normalized    | (B, T, d)        | second norm's output                              |
+| blocks.{i}.mlp.hook_pre           | (B, T, m)        | MLP pre-activation (SwiGLU: the gate)             |
+| blocks.{i}.mlp.hook_pre_linear    | (B, T, m)        | SwiGLU only: the linear ("up") branch             |
+| blocks.{i}.mlp.hook_post          | (B, T, m)        | MLP activation                                    |
+| blocks.{i}.hook_mlp_out           | (B, T, d)        | MLP output                                        |
+| blocks.{i}.hook_resid_post        | (B, T, d)        | residual leaving block i                          |
+| ln_final.hook_normalized          | (B, T, d)        | final norm's output                               |
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core.config import ModelConfig
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+# What the pages need when nothing else is asked for.
+DEFAULT_RECORD = (
+    "hook_embed",
+    "hook_pos_embed",
+    "blocks.*.hook_resid_pre",
+    "blocks.*.attn.hook_pattern",
+    "blocks.*.hook_resid_post",
+)
+
+
+class Recorder:
+    """Collects the tensors one forward call was asked to record (by exact name or fnmatch pattern)."""
+
+    def __init__(self, names: str | Iterable[str] = DEFAULT_RECORD):
+        self.patterns = (names,) if isinstance(names, str) else tuple(names)
+        self.store: dict[str, torch.Tensor] = {}
+        self._decided: dict[str, bool] = {}
+
+    def wants(self, name: str) -> bool:
+        hit = self._decided.get(name)
+        if hit is None:
+            hit = any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+            self._decided[name] = hit
+        return hit
+
+    def __call__(self, name: str, tensor: torch.Tensor) -> None:
+        if self.wants(name):
+            self.store[name] = tensor.detach()
+
+
+def _rec(rec: Recorder | None, name: str, tensor: torch.Tensor) -> None:
+    if rec is not None:
+        rec(name, tensor)
+
+
+def sinusoidal_table(n_positions: int, d_model: int) -> torch.Tensor:
+    """The original paper's PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(same)."""
+    pos = torch.arange(n_positions, dtype=torch.float32)[:, None]  # (n, 1)
+    inv = torch.pow(10000.0, -torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (d/2,)
+    table = torch.zeros(n_positions, d_model)
+    table[:, 0::2] = torch.sin(pos * inv)
+    table[:, 1::2] = torch.cos(pos * inv)[:, : d_model // 2]
+    return table
+
+
+def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
+    """Rotation frequency of each (x_j, x_{j+hs/2}) dimension pair, radians per position: theta^(-2j/hs)."""
+    hs = cfg.head_dim
+    return 1.0 / (cfg.rope_theta ** (torch.arange(0, hs, 2, dtype=torch.float32) / hs))  # (hs/2,)
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed, not learned: the table is a buffer, absent from the state dict."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.register_buffer("table", sinusoidal_table(cfg.n_ctx, cfg.d_model), persistent=False)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.table[positions]
+
+
+class Rotary(nn.Module):
+    """RoPE as Llama does it (rotate_half convention): q and k are rotated by an angle proportional to position."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        angles = torch.outer(torch.arange(cfg.n_ctx, dtype=torch.float32), rope_inv_freq(cfg))  # (n_ctx, hs/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (n_ctx, hs)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        T = x.shape[-2]
+        cos, sin = self.cos[start : start + T], self.sin[start : start + T]  # (T, hs)
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, prefix: str):
+        super().__init__()
+        self.cfg, self.prefix = cfg, prefix
+        nh, nkv, hs = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        self.split = (nh * hs, nkv * hs, nkv * hs)
+        self.qkv = nn.Linear(cfg.d_model, sum(self.split), bias=cfg.bias)  # q, k, v stacked in one matmul
+        self.out = nn.Linear(nh * hs, cfg.d_model, bias=cfg.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rec: Recorder | None,
+        rotary: Rotary | None,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        cfg, p = self.cfg, self.prefix
+        B, T, _ = x.shape
+        nh, nkv, hs = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        q, k, v = self.qkv(x).split(self.split, dim=-1)
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        start = 0 if past is None else past[0].shape[2]
+        if rotary is not None:
+            q, k = rotary(q, start), rotary(k, start)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, nkv, S, hs)
+            v = torch.cat([past[1], v], dim=2)  # (B, nkv, S, hs)
+        S = k.shape[2]
+        if rec is not None:
+            rec(p + "hook_q", q.transpose(1, 2))  # (B, T, nh, hs)
+            rec(p + "hook_k", k.transpose(1, 2))  # (B, S, nkv, hs)
+            rec(p + "hook_v", v.transpose(1, 2))  # (B, S, nkv, hs)
+        explicit = rec is not None and (rec.wants(p + "hook_attn_scores") or rec.wants(p + "hook_pattern"))
+        dropout = cfg.dropout if self.training else 0.0
+        if explicit:
+            k_rep = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
+            v_rep = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
+            scores = (q @ k_rep.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, S)
+            allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
+            rec(p + "hook_attn_scores", scores)
+            rec(p + "hook_pattern", pattern)
+            z = F.dropout(pattern, dropout, self.training) @ v_rep  # (B, nh, T, hs)
+        else:
+            # The cache makes queries start at `start`: a causal mask aligned to the bottom right is needed.
+            mask = None
+            if start and T > 1:
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
+            z = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=(start == 0 and T > 1), enable_gqa=nh != nkv
+            )  # (B, nh, T, hs)
+        z = z.transpose(1, 2)  # (B, T, nh, hs)
+        _rec(rec, p + "hook_z", z)
+        return self.out(z.reshape(B, T, nh * hs)), (k, v)  # (B, T, d)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig, prefix: str):
+        super().__init__()
+        self.kind, self.prefix = cfg.mlp, prefix
+        if cfg.mlp == "swiglu":
+            self.fc_gate = nn.Linear(cfg.d_model, cfg.mlp_dim, bias=cfg.bias)
+        self.fc_in = nn.Linear(cfg.d_model, cfg.mlp_dim, bias=cfg.bias)
+        self.fc_out = nn.Linear(cfg.mlp_dim, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
+        p = self.prefix
+        if self.kind == "swiglu":
+            pre = self.fc_gate(x)  # (B, T, m)
+            pre_linear = self.fc_in(x)  # (B, T, m)
+            _rec(rec, p + "hook_pre_linear", pre_linear)
+            post = F.silu(pre) * pre_linear  # (B, T, m)
+        else:
+            pre = self.fc_in(x)  # (B, T, m)
+            post = F.gelu(pre, approximate="tanh")  # (B, T, m): GPT-2's "gelu_new"
+        _rec(rec, p + "hook_pre", pre)
+        _rec(rec, p + "hook_post", post)
+        return self.fc_out(post)  # (B, T, d)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, index: int):
+        super().__init__()
+        self.prefix = p = f"blocks.{index}."
+        self.dropout = cfg.dropout
+        self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
+        self.attn = Attention(cfg, p + "attn.")
+        self.mlp = MLP(cfg, p + "mlp.")
+
+    def forward(self, x, rec, rotary, past):
+        p = self.prefix
+        _rec(rec, p + "hook_resid_pre", x)
+        h = self.ln1(x)  # (B, T, d)
+        _rec(rec, p + "ln1.hook_normalized", h)
+        attn_out, present = self.attn(h, rec, rotary, past)  # (B, T, d)
+        _rec(rec, p + "hook_attn_out", attn_out)
+        x = x + F.dropout(attn_out, self.dropout, self.training)  # (B, T, d)
+        _rec(rec, p + "hook_resid_mid", x)
+        h = self.ln2(x)  # (B, T, d)
+        _rec(rec, p + "ln2.hook_normalized", h)
+        mlp_out = self.mlp(h, rec)  # (B, T, d)
+        _rec(rec, p + "hook_mlp_out", mlp_out)
+        x = x + F.dropout(mlp_out, self.dropout, self.training)  # (B, T, d)
+        _rec(rec, p + "hook_resid_post", x)
+        return x, present
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.tokenizer = None  # set by the loaders; a bare checkpoint has none
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_embed: nn.Module | None = {
+            "learned": lambda: nn.Embedding(cfg.n_ctx, cfg.d_model),
+            "sinusoidal": lambda: SinusoidalPositions(cfg),
+            "rope": lambda: None,
+        }[cfg.positional]()
+        self.rotary = Rotary(cfg) if cfg.positional == "rope" else None
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.ln_final = make_norm(cfg)
+        self.unembed = None if cfg.tied_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        for name, param in self.named_parameters():  # GPT-2: scale residual projections by 1/sqrt(2 * n_layers)
+            if name.endswith(("attn.out.weight", "mlp.fc_out.weight")):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.weight.device
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.embed.weight.numel()
+            if isinstance(self.pos_embed, nn.Embedding):
+                n -= self.pos_embed.weight.numel()
+        return n
+
+    def unembed_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Final-norm output → logits over the vocabulary."""
+        weight = self.embed.weight if self.unembed is None else self.unembed.weight  # (V, d)
+        return F.linear(x, weight)  # (..., V)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        rec: Recorder | None = None,
+        past: KVCache | None = None,
+        logits: str = "last",
+    ) -> tuple[torch.Tensor | None, KVCache]:
+        """idx (B, T) token ids → (logits, new KV cache).
+
+        logits: "last" → (B, V) for the last position; "all" → (B, T, V); "none" → None.
+        """
+        cfg = self.config
+        B, T = idx.shape
+        start = 0 if past is None else past[0][0].shape[2]
+        if start + T > cfg.n_ctx:
+            raise ValueError(f"{start + T} tokens exceed the context length {cfg.n_ctx}")
+        x = self.embed(idx)  # (B, T, d)
+        _rec(rec, "hook_embed", x)
+        if self.pos_embed is not None:
+            pos = self.pos_embed(torch.arange(start, start + T, device=idx.device))  # (T, d)
+            pos = pos.expand(B, T, cfg.d_model)  # (B, T, d)
+            _rec(rec, "hook_pos_embed", pos)
+            x = x + pos
+        x = F.dropout(x, cfg.dropout, self.training)
+        presents: KVCache = []
+        for i, block in enumerate(self.blocks):
+            x, present = block(x, rec, self.rotary, None if past is None else past[i])
+            presents.append(present)
+        x = self.ln_final(x)  # (B, T, d)
+        _rec(rec, "ln_final.hook_normalized", x)
+        if logits == "none":
+            return None, presents
+        if logits == "last":
+            return self.unembed_logits(x[:, -1]), presents  # (B, V)
+        return self.unembed_logits(x), presents  # (B, T, V)

@@ -1,0 +1,188 @@
+"""Tokenizers: tiktoken Encodings built from rank files shipped in assets/, never downloaded.
+
+gpt2 (= r50k_base), cl100k_base and o200k_base come from assets/tokenizers/ and are checked by sha256; a model's
+own byte-level BPE (a rank file written by core.bpe) goes through the same machinery. On top of tiktoken this adds
+what a learner needs to see: each token's raw bytes and a display string that never fails on a partial UTF-8
+character, and a replay of the BPE merges that turn a piece of text into its tokens.
+
+User text is always encoded as ordinary text: a typed "<|endoftext|>" is just characters, never a special token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import regex
+import tiktoken
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TOKENIZER_DIR = ASSETS / "tokenizers"
+
+ENDOFTEXT = "<|endoftext|>"
+R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|"""
+    r"""\s+(?!\S)|\s"""
+)
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+PATTERNS = {"r50k": R50K_PATTERN, "cl100k": CL100K_PATTERN, "o200k": O200K_PATTERN}
+
+# name: (rank file, sha256, pattern, special tokens)
+BUILTIN = {
+    "gpt2": (
+        "gpt2.tiktoken",
+        "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+        R50K_PATTERN,
+        {ENDOFTEXT: 50256},
+    ),
+    "cl100k_base": (
+        "cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        CL100K_PATTERN,
+        {ENDOFTEXT: 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
+         "<|endofprompt|>": 100276},
+    ),
+    "o200k_base": (
+        "o200k_base.tiktoken",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        O200K_PATTERN,
+        {ENDOFTEXT: 199999, "<|endofprompt|>": 200018},
+    ),
+}
+ALIASES = {"r50k_base": "gpt2"}
+
+
+def read_ranks(path: str | Path, sha256: str | None = None) -> dict[bytes, int]:
+    """Parse a tiktoken rank file ("base64(token) rank" per line), checking its sha256 when one is given."""
+    data = Path(path).read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{Path(path).name}: sha256 mismatch, the shipped rank file is damaged")
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def write_ranks(ranks: dict[bytes, int], path: str | Path) -> None:
+    lines = [base64.b64encode(tok).decode() + f" {rank}" for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    """One state of a piece during BPE: its parts, and which merge (rank, index of the left part) made it."""
+
+    parts: tuple[bytes, ...]
+    rank: int | None = None  # None for the starting state (single bytes)
+    at: int | None = None
+
+
+class Tokenizer:
+    """A tiktoken Encoding plus the per-token views a learner needs."""
+
+    def __init__(self, name: str, ranks: dict[bytes, int], pattern: str, special_tokens: dict[str, int]):
+        self.name = name
+        self.ranks = ranks
+        self.pattern = pattern
+        self.special_tokens = dict(special_tokens)
+        self.encoding = tiktoken.Encoding(
+            name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_tokens
+        )
+        self._regex = regex.compile(pattern)
+        self._bytes_of = {rank: tok for tok, rank in ranks.items()}
+        self._bytes_of.update({i: s.encode() for s, i in self.special_tokens.items()})
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.name!r}, n_vocab={self.n_vocab})"
+
+    @property
+    def n_vocab(self) -> int:
+        return self.encoding.n_vocab
+
+    @property
+    def eot_id(self) -> int | None:
+        return self.special_tokens.get(ENDOFTEXT)
+
+    def encode(self, text: str) -> list[int]:
+        """Text → ids. Special-token spellings typed by a user are encoded as ordinary text."""
+        return self.encoding.encode(text, allowed_special=set(), disallowed_special=())
+
+    def decode(self, ids: list[int]) -> str:
+        return self.encoding.decode(ids, errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._bytes_of[token_id]
+
+    def display(self, token_id: int) -> str:
+        """A token's text; bytes that are only part of a UTF-8 character show as \\xNN escapes."""
+        return self.token_bytes(token_id).decode("utf-8", errors="backslashreplace")
+
+    def pieces(self, text: str) -> list[str]:
+        """The pre-tokenizer's split: BPE never merges across these boundaries."""
+        return [m.group(0) for m in self._regex.finditer(text)]
+
+    def merge_replay(self, piece: str | bytes) -> list[MergeStep]:
+        """Replay BPE on one piece: from single bytes, repeatedly merge the adjacent pair with the lowest rank.
+
+        This is tiktoken's own algorithm, so the last step's parts are exactly the tokens `encode` gives.
+        """
+        data = piece.encode() if isinstance(piece, str) else piece
+        parts = [bytes([b]) for b in data]
+        steps = [MergeStep(tuple(parts))]
+        while len(parts) > 1:
+            ranked = [(self.ranks.get(parts[i] + parts[i + 1]), i) for i in range(len(parts) - 1)]
+            ranked = [(r, i) for r, i in ranked if r is not None]
+            if not ranked:
+                break
+            rank, i = min(ranked)
+            parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2 :]
+            steps.append(MergeStep(tuple(parts), rank, i))
+        if len(parts) > 1 and data in self.ranks:  # tiktoken takes a piece that is itself a token whole
+            steps.append(MergeStep((data,), self.ranks[data], 0))
+        return steps
+
+    def merge_replay_text(self, text: str) -> list[list[MergeStep]]:
+        return [self.merge_replay(p) for p in self.pieces(text)]
+
+
+def from_rank_file(
+    path: str | Path,
+    name: str | None = None,
+    pattern: str = R50K_PATTERN,
+    special_tokens: dict[str, int] | None = None,
+    sha256: str | None = None,
+) -> Tokenizer:
+    """A model's own byte-level BPE: a rank file plus its pre-tokenizer pattern and special tokens."""
+    ranks = read_ranks(path, sha256)
+    if special_tokens is None:
+        special_tokens = {ENDOFTEXT: len(ranks)}
+    return Tokenizer(name or Path(path).stem, ranks, PATTERNS.get(pattern, pattern), special_tokens)
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name: str = "gpt2") -> Tokenizer:
+    """"gpt2" (= "r50k_base"), "cl100k_base" or "o200k_base", from the rank files in assets/tokenizers/."""
+    key = ALIASES.get(name, name)
+    if key not in BUILTIN:
+        raise ValueError(f"unknown tokenizer {name!r}; choose one of {sorted(BUILTIN) + sorted(ALIASES)}")
+    filename, sha256, pattern, special = BUILTIN[key]
+    path = TOKENIZER_DIR / filename
+    if not path.exists():
+        raise FileNotFoundError(f"missing rank file {filename} in assets/tokenizers/")
+    return Tokenizer(key, read_ranks(path, sha256), pattern, special)

@@ -1,0 +1,139 @@
+"""trace(): run the model once on a text and keep what it computed, in a plain picklable Trace.
+
+A Trace holds token ids, their display strings and bytes, the recorded intermediates (detached, on CPU, batch
+dimension removed) and the logits that were asked for. It holds no reference to the model, so it can be cached
+and shared between browser sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from core.config import ModelConfig
+from core.model import DEFAULT_RECORD, Recorder, Transformer
+
+
+@dataclass
+class Trace:
+    token_ids: list[int]
+    tokens: list[str]  # display strings (partial UTF-8 bytes as \xNN)
+    token_bytes: list[bytes]
+    config: ModelConfig
+    cache: dict[str, torch.Tensor] = field(repr=False)
+    logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) at the last position
+    all_logits: torch.Tensor | None = field(default=None, repr=False)  # (T, V), only when asked
+    lens_ids: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k): top-k after each block
+    lens_probs: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k)
+    n_truncated: int = 0  # tokens cut off because the input exceeded the context length
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self.cache[name]
+        except KeyError:
+            raise KeyError(f"{name!r} was not recorded; recorded: {sorted(self.cache)}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.cache
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.cache)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """Softmax of the last position's logits: the model's next-token distribution."""
+        return self.logits.softmax(dim=-1)
+
+    def pattern(self, layer: int) -> torch.Tensor:
+        """(heads, T, T) attention weights of one layer, after softmax (float32)."""
+        return self[f"blocks.{layer}.attn.hook_pattern"].float()
+
+    def attn_scores(self, layer: int) -> torch.Tensor:
+        """(heads, T, T) scaled, masked scores before softmax."""
+        return self[f"blocks.{layer}.attn.hook_attn_scores"]
+
+    def resid_post(self, layer: int) -> torch.Tensor:
+        """(T, d) residual stream leaving block `layer`."""
+        return self[f"blocks.{layer}.hook_resid_post"]
+
+    def qkv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (T, nh, hs), k and v (T, nkv, hs) of one layer."""
+        p = f"blocks.{layer}.attn."
+        return self[p + "hook_q"], self[p + "hook_k"], self[p + "hook_v"]
+
+
+def _ids_for(model: Transformer, text_or_ids: str | Iterable[int]) -> list[int]:
+    if isinstance(text_or_ids, str):
+        if model.tokenizer is None:
+            raise ValueError("this model has no tokenizer: pass a list of token ids")
+        return model.tokenizer.encode(text_or_ids)
+    ids = [int(i) for i in text_or_ids]
+    bad = [i for i in ids if not 0 <= i < model.config.vocab_size]
+    if bad:
+        raise ValueError(f"token ids out of range 0..{model.config.vocab_size - 1}: {bad[:5]}")
+    return ids
+
+
+def trace(
+    model: Transformer,
+    text_or_ids: str | Iterable[int],
+    record: str | Iterable[str] = DEFAULT_RECORD,
+    logits: str = "last",
+    lens_top_k: int | None = None,
+) -> Trace:
+    """Run `model` on a text (or token ids) and record the named intermediates.
+
+    record: exact names or fnmatch patterns ("*" for everything), see core.model's table.
+    logits: "last" (default, (V,)), "all" (also keeps (T, V) in `all_logits`) or "none".
+    lens_top_k: also keep the logit lens, the top-k tokens after every block at every position.
+    Input longer than the context length keeps its first n_ctx tokens; `n_truncated` says how many were cut.
+    """
+    ids = _ids_for(model, text_or_ids)
+    if not ids:
+        raise ValueError("nothing to trace: the input has no tokens")
+    n_ctx = model.config.n_ctx
+    n_truncated = max(0, len(ids) - n_ctx)
+    ids = ids[:n_ctx]
+    patterns = (record,) if isinstance(record, str) else tuple(record)
+    wanted = Recorder(patterns)
+    rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()))
+    idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
+    with torch.inference_mode():
+        out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"))
+        lens_ids = lens_probs = None
+        if lens_top_k:
+            tops = [
+                model.unembed_logits(model.ln_final(rec.store[f"blocks.{i}.hook_resid_post"][0])).softmax(-1).topk(
+                    lens_top_k, dim=-1
+                )
+                for i in range(model.config.n_layers)
+            ]  # n_layers x (T, k)
+            lens_probs = torch.stack([t.values for t in tops]).cpu()  # (n_layers, T, k)
+            lens_ids = torch.stack([t.indices for t in tops]).cpu()  # (n_layers, T, k)
+    cache = {name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}
+    tok = model.tokenizer
+    token_bytes = [tok.token_bytes(i) for i in ids] if tok is not None else [b""] * len(ids)
+    tokens = [tok.display(i) for i in ids] if tok is not None else [str(i) for i in ids]
+    all_logits = last = None
+    if out is not None:
+        out = out[0].float().cpu()
+        all_logits, last = (out, out[-1]) if logits == "all" else (None, out)
+    return Trace(
+        token_ids=ids,
+        tokens=tokens,
+        token_bytes=token_bytes,
+        config=model.config,
+        cache=cache,
+        logits=last,
+        all_logits=all_logits,
+        lens_ids=lens_ids,
+        lens_probs=lens_probs,
+        n_truncated=n_truncated,
+    )

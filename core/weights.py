@@ -1,0 +1,279 @@
+"""Loading weights into the core's Transformer: our own format, HF GPT-2 and Llama checkpoints, the Hub.
+
+One function (`assign`) copies a checkpoint into the model through an explicit name-mapping table, with a list of
+names that the HF checkpoint stores transposed, and raises on any shape mismatch, any parameter left without a
+source and any checkpoint key left unmapped. Only safetensors or `torch.load(weights_only=True)` is ever read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from core.config import ModelConfig
+from core.model import Transformer
+from core.tokenizer import ASSETS, Tokenizer, from_rank_file, load_tokenizer
+
+MODELS_DIR = ASSETS / "models"
+DEFAULT_MODEL = "tinystories-1m"
+
+# Hub models: short name → (repo, tokenizer). GPT-2's BPE is shipped in assets/, so only weights are downloaded.
+HUB_MODELS = {
+    "gpt2": ("openai-community/gpt2", "gpt2"),
+    "distilgpt2": ("distilbert/distilgpt2", "gpt2"),
+    "gpt2-medium": ("openai-community/gpt2-medium", "gpt2"),
+}
+HUB_FILES = ("config.json", "model.safetensors")
+
+Progress = Callable[[float, str], None]
+
+# our name → checkpoint names (several are concatenated along dim 0). "{i}" is the block index.
+GPT2_MAP = {
+    "embed.weight": ["wte.weight"],
+    "pos_embed.weight": ["wpe.weight"],
+    "blocks.{i}.ln1.weight": ["h.{i}.ln_1.weight"],
+    "blocks.{i}.ln1.bias": ["h.{i}.ln_1.bias"],
+    "blocks.{i}.attn.qkv.weight": ["h.{i}.attn.c_attn.weight"],
+    "blocks.{i}.attn.qkv.bias": ["h.{i}.attn.c_attn.bias"],
+    "blocks.{i}.attn.out.weight": ["h.{i}.attn.c_proj.weight"],
+    "blocks.{i}.attn.out.bias": ["h.{i}.attn.c_proj.bias"],
+    "blocks.{i}.ln2.weight": ["h.{i}.ln_2.weight"],
+    "blocks.{i}.ln2.bias": ["h.{i}.ln_2.bias"],
+    "blocks.{i}.mlp.fc_in.weight": ["h.{i}.mlp.c_fc.weight"],
+    "blocks.{i}.mlp.fc_in.bias": ["h.{i}.mlp.c_fc.bias"],
+    "blocks.{i}.mlp.fc_out.weight": ["h.{i}.mlp.c_proj.weight"],
+    "blocks.{i}.mlp.fc_out.bias": ["h.{i}.mlp.c_proj.bias"],
+    "ln_final.weight": ["ln_f.weight"],
+    "ln_final.bias": ["ln_f.bias"],
+}
+# GPT-2 stores these as Conv1D weights, (in, out): transpose to nn.Linear's (out, in).
+GPT2_TRANSPOSED = re.compile(r"h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight")
+# Buffers old GPT-2 checkpoints carry (the causal mask), and the tied head.
+GPT2_IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight")
+
+LLAMA_MAP = {
+    "embed.weight": ["model.embed_tokens.weight"],
+    "blocks.{i}.ln1.weight": ["model.layers.{i}.input_layernorm.weight"],
+    "blocks.{i}.attn.qkv.weight": [
+        "model.layers.{i}.self_attn.q_proj.weight",
+        "model.layers.{i}.self_attn.k_proj.weight",
+        "model.layers.{i}.self_attn.v_proj.weight",
+    ],
+    "blocks.{i}.attn.out.weight": ["model.layers.{i}.self_attn.o_proj.weight"],
+    "blocks.{i}.ln2.weight": ["model.layers.{i}.post_attention_layernorm.weight"],
+    "blocks.{i}.mlp.fc_gate.weight": ["model.layers.{i}.mlp.gate_proj.weight"],
+    "blocks.{i}.mlp.fc_in.weight": ["model.layers.{i}.mlp.up_proj.weight"],
+    "blocks.{i}.mlp.fc_out.weight": ["model.layers.{i}.mlp.down_proj.weight"],
+    "ln_final.weight": ["model.norm.weight"],
+    "unembed.weight": ["lm_head.weight"],
+}
+LLAMA_TRANSPOSED = re.compile(r"^$")  # nothing: Llama uses nn.Linear like us
+LLAMA_IGNORED = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq|lm_head\.weight")
+
+
+def assign(
+    model: Transformer,
+    checkpoint: dict[str, torch.Tensor],
+    mapping: dict[str, list[str]],
+    transposed: re.Pattern,
+    ignored: re.Pattern,
+) -> None:
+    """Copy `checkpoint` into `model` through `mapping`; raise on any mismatch, unmapped or missing name."""
+    used: set[str] = set()
+    ours = model.state_dict()
+    for name, param in ours.items():
+        template = re.sub(r"^blocks\.\d+\.", "blocks.{i}.", name)
+        layer = re.match(r"^blocks\.(\d+)\.", name)
+        sources = mapping.get(template)
+        if sources is None:
+            raise KeyError(f"no checkpoint source for our parameter {name!r}")
+        sources = [s.format(i=layer.group(1)) if layer else s for s in sources]
+        missing = [s for s in sources if s not in checkpoint]
+        if missing:
+            raise KeyError(f"checkpoint lacks {missing} (needed for {name!r})")
+        parts = [checkpoint[s].t() if transposed.fullmatch(s) else checkpoint[s] for s in sources]
+        value = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+        if value.shape != param.shape:
+            raise ValueError(f"shape mismatch for {name!r}: checkpoint {tuple(value.shape)} vs model {tuple(param.shape)}")
+        param.copy_(value.to(param.dtype))
+        used.update(sources)
+    unmapped = [k for k in checkpoint if k not in used and not ignored.fullmatch(k)]
+    if unmapped:
+        raise KeyError(f"checkpoint keys with no place in the model: {unmapped[:8]}")
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors, or pytorch_model.bin read with weights_only=True (no pickled code runs)."""
+    if (path / "model.safetensors").exists():
+        try:
+            return load_file(path / "model.safetensors")
+        except Exception as err:  # safetensors raises its own error types on damaged files
+            raise ValueError(f"{path / 'model.safetensors'} is not a valid safetensors file: {err}") from err
+    if (path / "pytorch_model.bin").exists():
+        try:
+            return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path / 'pytorch_model.bin'} could not be read safely: {err}") from err
+    raise FileNotFoundError(f"{path} has neither model.safetensors nor pytorch_model.bin")
+
+
+def config_from_hf(hf: dict) -> ModelConfig:
+    kind = hf.get("model_type")
+    if kind == "gpt2":
+        if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn"):
+            raise ValueError("GPT-2 variants with scale_attn_by_inverse_layer_idx/reorder_and_upcast_attn are not supported")
+        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"unsupported GPT-2 activation {hf.get('activation_function')!r}")
+        return ModelConfig(
+            vocab_size=hf["vocab_size"], n_ctx=hf["n_positions"], d_model=hf["n_embd"], n_layers=hf["n_layer"],
+            n_heads=hf["n_head"], d_mlp=hf.get("n_inner"), norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+            tied_embeddings=hf.get("tie_word_embeddings", True), family="gpt2",
+            name=hf.get("_name_or_path") or "gpt2",
+        )
+    if kind == "llama":
+        if hf.get("rope_scaling"):
+            raise ValueError("Llama checkpoints with rope_scaling are not supported yet")
+        if hf.get("hidden_act", "silu") != "silu":
+            raise ValueError(f"unsupported Llama activation {hf.get('hidden_act')!r}")
+        if hf.get("attention_bias") or hf.get("mlp_bias"):
+            raise ValueError("Llama checkpoints with biases are not supported")
+        return ModelConfig(
+            vocab_size=hf["vocab_size"], n_ctx=hf["max_position_embeddings"], d_model=hf["hidden_size"],
+            n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
+            n_kv_heads=hf.get("num_key_value_heads"), d_head=hf.get("head_dim"), d_mlp=hf["intermediate_size"],
+            positional="rope", norm="rmsnorm", mlp="swiglu", bias=False,
+            tied_embeddings=hf.get("tie_word_embeddings", False), norm_eps=hf.get("rms_norm_eps", 1e-6),
+            rope_theta=hf.get("rope_theta", 10000.0), family="llama", name=hf.get("_name_or_path") or "llama",
+        )
+    raise ValueError(f"unsupported model_type {kind!r}: GPT-2 and Llama checkpoints are supported")
+
+
+def _finish(model: Transformer, device: str | torch.device) -> Transformer:
+    model.eval().requires_grad_(False)
+    return model.to(resolve_device(device))
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but no GPU is available")
+    return device
+
+
+def load_dir(path: str | Path, device: str | torch.device = "auto", tokenizer: Tokenizer | None = None) -> Transformer:
+    """A local model folder: our own format (config.json with "format": "glassbox") or an HF GPT-2/Llama one."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} has no config.json")
+    meta = json.loads((path / "config.json").read_text())
+    if meta.get("format") == "glassbox":
+        cfg = ModelConfig.from_dict(meta["model"])
+        model = Transformer(cfg)
+        state = read_checkpoint(path)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise KeyError(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        spec = meta.get("tokenizer")
+        if spec and tokenizer is None:
+            tokenizer = from_rank_file(
+                path / spec["file"], name=cfg.name, pattern=spec["pattern"],
+                special_tokens=spec["special_tokens"], sha256=spec.get("sha256"),
+            )
+    else:
+        cfg = config_from_hf(meta)
+        model = Transformer(cfg)
+        checkpoint = {k.removeprefix("transformer."): v for k, v in read_checkpoint(path).items()}
+        table = (GPT2_MAP, GPT2_TRANSPOSED, GPT2_IGNORED) if cfg.family == "gpt2" else (LLAMA_MAP, LLAMA_TRANSPOSED, LLAMA_IGNORED)
+        with torch.no_grad():
+            assign(model, checkpoint, *table)
+        if tokenizer is None and (path / "tokenizer.tiktoken").exists():
+            tokenizer = from_rank_file(path / "tokenizer.tiktoken", name=cfg.name)
+    model.tokenizer = tokenizer
+    return _finish(model, device)
+
+
+def save_dir(model: Transformer, path: str | Path, tokenizer_spec: dict | None = None, half: bool = False) -> None:
+    """Write our own format: config.json, model.safetensors (fp16 when `half`), and the tokenizer's description."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half else v).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, path / "model.safetensors")
+    meta = {"format": "glassbox", "model": model.config.to_dict()}
+    if tokenizer_spec:
+        meta["tokenizer"] = tokenizer_spec
+    (path / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GLASSBOX_CACHE", Path.home() / ".cache" / "glassbox"))
+
+
+def hub_download(repo: str, files: tuple[str, ...] = HUB_FILES, progress: Progress | None = None) -> Path:
+    """Fetch files of a Hub repo into the cache (once); HF_ENDPOINT overrides the Hub's address."""
+    target = cache_dir() / "hub" / repo.replace("/", "--")
+    todo = [f for f in files if not (target / f).exists()]
+    if not todo:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    for n, filename in enumerate(todo):
+        url = f"{endpoint}/{repo}/resolve/main/{filename}"
+        part = target / (filename + ".part")
+        try:
+            with urllib.request.urlopen(url, timeout=20) as response, open(part, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0)
+                done = 0
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        frac = (n + (done / total if total else 0)) / len(todo)
+                        progress(min(frac, 1.0), f"downloading {repo}/{filename}: {done / 1e6:.1f} MB")
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            part.unlink(missing_ok=True)
+            raise ConnectionError(
+                f"could not download {repo} from the Hugging Face Hub ({getattr(err, 'reason', err)}). "
+                f"Are you offline? Missing: {', '.join(todo)} (cache: {target})"
+            ) from err
+        shutil.move(part, target / filename)
+    return target
+
+
+def shipped_models() -> list[str]:
+    """Names of the model folders in assets/models/."""
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").exists()) if MODELS_DIR.exists() else []
+
+
+def load_model(
+    name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
+) -> Transformer:
+    """None → the embedded default model; a folder path → load it; "gpt2", "distilgpt2", "gpt2-medium" → the Hub.
+
+    The model comes back in eval mode with gradients off, on `device` ("auto": CUDA when present).
+    """
+    if name is None:
+        path = MODELS_DIR / DEFAULT_MODEL
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"the embedded default model is missing: expected {path} (see README: core.train)")
+        return load_dir(path, device)
+    if isinstance(name, str) and name in HUB_MODELS:
+        repo, tok_name = HUB_MODELS[name]
+        return load_dir(hub_download(repo, progress=progress), device, tokenizer=load_tokenizer(tok_name))
+    if isinstance(name, str) and name in shipped_models():
+        return load_dir(MODELS_DIR / name, device)
+    if Path(name).is_dir():
+        return load_dir(name, device)
+    raise ValueError(
+        f"unknown model {str(name)!r}: give a folder with config.json, or one of {[DEFAULT_MODEL, *HUB_MODELS]}"
+    )

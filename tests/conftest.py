@@ -1,0 +1,20 @@
+"""Shared fixtures: tiny seeded models of each family (small for test speed), no network anywhere."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from core.config import PRESETS
+from core.model import Transformer
+
+
+def tiny(name: str, **changes) -> Transformer:
+    torch.manual_seed(0)
+    model = Transformer(dataclasses.replace(PRESETS[name], **changes))
+    return model.eval().requires_grad_(False)
+
+
+@pytest.fixture(params=["tiny-sinusoidal", "tiny-llama", "tinystories-1m"])
+def any_model(request):
+    return tiny(request.param, dropout=0.0)

@@ -1,0 +1,175 @@
+"""The instrumented transformer: recorded names, fast vs explicit attention, attention math, logits modes,
+KV-cached generation, sampling filters, threads, CUDA."""
+
+import threading
+
+import pytest
+import torch
+
+from core import Recorder, generate, sampling_distribution, trace
+from tests.conftest import tiny
+
+BLOCK_NAMES_GPT2 = [
+    "blocks.0.hook_resid_pre",
+    "blocks.0.ln1.hook_normalized",
+    "blocks.0.attn.hook_q",
+    "blocks.0.attn.hook_k",
+    "blocks.0.attn.hook_v",
+    "blocks.0.attn.hook_attn_scores",
+    "blocks.0.attn.hook_pattern",
+    "blocks.0.attn.hook_z",
+    "blocks.0.hook_attn_out",
+    "blocks.0.hook_resid_mid",
+    "blocks.0.ln2.hook_normalized",
+    "blocks.0.mlp.hook_pre",
+    "blocks.0.mlp.hook_post",
+    "blocks.0.hook_mlp_out",
+    "blocks.0.hook_resid_post",
+]
+
+
+def test_recorded_names_gpt2_family():
+    model = tiny("tinystories-1m", n_layers=1)
+    assert trace(model, [1, 2, 3], record="*").names == [
+        "hook_embed", "hook_pos_embed", *BLOCK_NAMES_GPT2, "ln_final.hook_normalized"
+    ]
+
+
+def test_recorded_names_llama_family():
+    model = tiny("tiny-llama", n_layers=1)
+    block = list(BLOCK_NAMES_GPT2)
+    block.insert(block.index("blocks.0.mlp.hook_pre"), "blocks.0.mlp.hook_pre_linear")
+    assert trace(model, [1, 2, 3], record="*").names == ["hook_embed", *block, "ln_final.hook_normalized"]
+
+
+def test_recorded_shapes(any_model):
+    cfg = any_model.config
+    tr = trace(any_model, list(range(1, 11)), record="*")
+    T, nh, nkv, hs = 10, cfg.n_heads, cfg.kv_heads, cfg.head_dim
+    assert tr["blocks.0.attn.hook_q"].shape == (T, nh, hs)
+    assert tr["blocks.0.attn.hook_k"].shape == (T, nkv, hs)
+    assert tr.pattern(1).shape == (nh, T, T)
+    assert tr["blocks.1.mlp.hook_post"].shape == (T, cfg.mlp_dim)
+    assert tr.logits.shape == (cfg.vocab_size,)
+    assert all(t.device.type == "cpu" for t in tr.cache.values())
+
+
+def test_fast_path_equals_explicit_path(any_model):
+    ids = torch.randint(0, any_model.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        fast, _ = any_model(ids, logits="all")
+        rec = Recorder(["blocks.*.attn.hook_pattern"])
+        explicit, _ = any_model(ids, rec=rec, logits="all")
+    assert len(rec.store) == any_model.config.n_layers  # the explicit path really ran
+    assert (fast - explicit).abs().max().item() <= 1e-5
+
+
+def test_attention_math_from_recorded_tensors(any_model):
+    cfg = any_model.config
+    tr = trace(any_model, list(range(3, 30)), record="*")
+    T, group = tr.n_tokens, cfg.n_heads // cfg.kv_heads
+    for layer in range(cfg.n_layers):
+        pattern, scores = tr.pattern(layer), tr.attn_scores(layer)
+        assert torch.allclose(pattern.sum(-1), torch.ones(cfg.n_heads, T), atol=1e-6)
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        assert (pattern[:, future] == 0).all()
+        assert torch.isinf(scores[:, future]).all()
+        assert torch.allclose(pattern, scores.softmax(-1), atol=1e-6)
+        q, k, v = tr.qkv(layer)  # (T, nh, hs), (T, nkv, hs), (T, nkv, hs)
+        k = k.repeat_interleave(group, dim=1)
+        v = v.repeat_interleave(group, dim=1)
+        s = torch.einsum("qhd,khd->hqk", q, k) / cfg.head_dim**0.5
+        s = s.masked_fill(future, float("-inf"))
+        z = torch.einsum("hqk,khd->qhd", s.softmax(-1), v)
+        assert torch.allclose(z, tr[f"blocks.{layer}.attn.hook_z"], atol=1e-5)
+
+
+def test_logits_modes_and_logit_lens(any_model):
+    ids = list(range(1, 21))
+    last = trace(any_model, ids, record=())
+    full = trace(any_model, ids, record=(), logits="all")
+    assert last.all_logits is None and last.cache == {}
+    assert full.all_logits.shape == (20, any_model.config.vocab_size)
+    assert torch.allclose(full.all_logits[-1], last.logits, atol=1e-5)
+    lens = trace(any_model, ids, record=(), lens_top_k=5)
+    assert lens.lens_ids.shape == (any_model.config.n_layers, 20, 5)
+    assert lens.cache == {}  # the residuals used by the lens are not kept unless asked
+    assert lens.lens_ids[-1, -1, 0] == last.logits.argmax()  # the last layer's lens is the model's own output
+
+
+def test_truncation_and_bad_ids():
+    model = tiny("tiny-llama")
+    tr = trace(model, [5] * 100, record=())
+    assert tr.n_tokens == 64 and tr.n_truncated == 36
+    with pytest.raises(ValueError, match="out of range"):
+        trace(model, [1, 9999])
+    with pytest.raises(ValueError, match="no tokens"):
+        trace(model, [])
+
+
+def test_kv_cache_generation_equals_full_recompute(any_model):
+    gen = generate(any_model, [1, 2, 3, 4], max_new_tokens=12, temperature=0)
+    ids = [1, 2, 3, 4]
+    with torch.inference_mode():
+        for _ in range(12):
+            logits, _ = any_model(torch.tensor([ids]))
+            ids.append(int(logits[0].argmax()))
+    assert gen.new_ids == ids[4:]
+    assert all(abs(s.probs.sum().item() - 1) < 1e-5 for s in gen.steps)
+
+
+def test_generation_is_seeded_and_stops_at_context():
+    model = tiny("tiny-llama")
+    a = generate(model, [1, 2], max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.9, seed=3)
+    b = generate(model, [1, 2], max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.9, seed=3)
+    assert a.new_ids == b.new_ids
+    for step in a.steps:
+        assert (step.probs > 0).sum() <= 50 and step.probs[step.token_id] > 0
+    long = generate(model, [1] * 60, max_new_tokens=20, temperature=0)
+    assert long.stopped == "context" and len(long.prompt_ids) + len(long.new_ids) == 64
+
+
+def test_sampling_distribution_filters():
+    logits = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
+    cols = sampling_distribution(logits, temperature=2.0)
+    assert torch.allclose(cols.scaled, logits / 2)
+    top2 = sampling_distribution(logits, top_k=2).probs
+    assert (top2[2:] == 0).all() and torch.isclose(top2.sum(), torch.tensor(1.0))
+    p = logits.softmax(-1)  # p[0] ≈ 0.64, p[0] + p[1] ≈ 0.88
+    assert (sampling_distribution(logits, top_p=0.5).probs > 0).sum() == 1
+    assert (sampling_distribution(logits, top_p=0.8).probs > 0).sum() == 2
+    assert p[0] < 0.8 < p[0] + p[1]
+    greedy = sampling_distribution(logits, temperature=0).probs
+    assert greedy[0] == 1 and greedy.sum() == 1
+
+
+def test_threads_share_one_model():
+    model = tiny("tinystories-1m")
+    texts = [[(7 * i + j) % 2000 + 1 for j in range(5 + i)] for i in range(16)]
+    sequential = [trace(model, t) for t in texts]
+    results = [None] * len(texts)
+
+    def work(i):
+        results[i] = trace(model, texts[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seq, par in zip(sequential, results):
+        assert seq.token_ids == par.token_ids
+        assert torch.equal(seq.logits, par.logits)
+        assert all(torch.equal(seq[n], par[n]) for n in seq.names)
+    assert not any(isinstance(v, torch.Tensor) for v in vars(model).values() if v is not None)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_cuda_matches_cpu():
+    from core.weights import _finish
+
+    cpu = tiny("tiny-llama")
+    gpu = _finish(tiny("tiny-llama"), "cuda")
+    a, b = trace(cpu, list(range(1, 30)), record="*"), trace(gpu, list(range(1, 30)), record="*")
+    assert all(t.device.type == "cpu" for t in b.cache.values())
+    assert (a.logits - b.logits).abs().max() < 1e-3
