@@ -111,13 +111,17 @@ def assign(
         raise KeyError(f"checkpoint keys with no place in the model: {unmapped[:8]}")
 
 
+def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(file)
+    except Exception as err:  # safetensors raises its own error types on damaged files
+        raise ValueError(f"{file} is not a valid safetensors file: {err}") from err
+
+
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """model.safetensors, or pytorch_model.bin read with weights_only=True (no pickled code runs)."""
     if (path / "model.safetensors").exists():
-        try:
-            return load_file(path / "model.safetensors")
-        except Exception as err:  # safetensors raises its own error types on damaged files
-            raise ValueError(f"{path / 'model.safetensors'} is not a valid safetensors file: {err}") from err
+        return read_safetensors(path / "model.safetensors")
     if (path / "pytorch_model.bin").exists():
         try:
             return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
@@ -171,8 +175,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def load_dir(path: str | Path, device: str | torch.device = "auto", tokenizer: Tokenizer | None = None) -> Transformer:
-    """A local model folder: our own format (config.json with "format": "glassbox") or an HF GPT-2/Llama one."""
+def load_dir(
+    path: str | Path,
+    device: str | torch.device = "auto",
+    tokenizer: Tokenizer | None = None,
+    weights: Path | None = None,
+) -> Transformer:
+    """A local model folder: our own format (config.json with "format": "glassbox") or an HF GPT-2/Llama one.
+
+    `weights` picks another safetensors file of the same architecture (a training snapshot)."""
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} has no config.json")
@@ -180,7 +191,7 @@ def load_dir(path: str | Path, device: str | torch.device = "auto", tokenizer: T
     if meta.get("format") == "glassbox":
         cfg = ModelConfig.from_dict(meta["model"])
         model = Transformer(cfg)
-        state = read_checkpoint(path)
+        state = read_safetensors(weights) if weights is not None else read_checkpoint(path)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise KeyError(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -213,6 +224,29 @@ def save_dir(model: Transformer, path: str | Path, tokenizer_spec: dict | None =
     if tokenizer_spec:
         meta["tokenizer"] = tokenizer_spec
     (path / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def training_log(name: str = DEFAULT_MODEL) -> dict | None:
+    path = MODELS_DIR / name / "training_log.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def snapshot_steps(name: str = DEFAULT_MODEL) -> list[int]:
+    """Training steps the app can show: the fp16 snapshots in checkpoints/, then the final model's step."""
+    folder = MODELS_DIR / name / "checkpoints"
+    steps = sorted(int(p.stem.removeprefix("step_")) for p in folder.glob("step_*.safetensors"))
+    log = training_log(name)
+    return steps + [log["recipe"]["steps"]] if log and steps else steps
+
+
+def load_snapshot(name: str, step: int, device: str | torch.device = "auto") -> Transformer:
+    """The shipped model as it was at training step `step` (fp16 snapshot computed in fp32; the last is the model)."""
+    steps = snapshot_steps(name)
+    if step not in steps:
+        raise ValueError(f"{name} has no snapshot at step {step}; it has {steps}")
+    if step == steps[-1]:
+        return load_dir(MODELS_DIR / name, device)
+    return load_dir(MODELS_DIR / name, device, weights=MODELS_DIR / name / "checkpoints" / f"step_{step:06d}.safetensors")
 
 
 def cache_dir() -> Path:

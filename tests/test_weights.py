@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core import generate, load_model, trace
-from core.weights import assign, GPT2_MAP, GPT2_TRANSPOSED, GPT2_IGNORED
+from core.weights import GPT2_IGNORED, GPT2_MAP, GPT2_TRANSPOSED, assign
 
 transformers = pytest.importorskip("transformers")
 

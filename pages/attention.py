@@ -1,0 +1,131 @@
+"""Attention: one head's pattern, all heads at once, bertviz's views (offline), the math for one query token,
+automatic head labels, and the difference a single word makes."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages.common import cache, figures, state, texts
+from pages.common.html import bertviz_offline, visible
+
+ctx = st.session_state["ctx"]
+model = ctx.model
+cfg = model.config
+
+st.title("👀 Attention")
+st.markdown(texts.attention(cfg))
+state.need_text(ctx)
+tr = ctx.trace()
+T = tr.n_tokens
+
+c1, c2 = st.columns(2)
+with c1:
+    layer = state.clamped_int("Layer", "layer", 0, cfg.n_layers - 1)
+with c2:
+    head = state.clamped_int("Head", "head", 0, cfg.n_heads - 1)
+pattern = tr.pattern(layer)[head].numpy()  # (T, T)
+st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}"), width="stretch",
+                key="attn.main")
+state.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
+                    "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
+                    "weight": pattern.reshape(-1)}, "attention.csv")
+
+labels = cache.labels(ctx.model_name, ctx.device, ctx.text)
+st.subheader("What each head tends to do")
+kinds = list(labels.scores)
+table = {"layer": [], "head": [], "label": [], **{k: [] for k in kinds}}
+for lay in range(cfg.n_layers):
+    for h in range(cfg.n_heads):
+        table["layer"].append(lay)
+        table["head"].append(h)
+        table["label"].append(labels.label(lay, h))
+        for k in kinds:
+            table[k].append(round(float(labels.scores[k][lay, h]), 3))
+with st.expander("Head labels and scores", expanded=False):
+    st.dataframe(pd.DataFrame(table), hide_index=True, height=300)
+    st.caption("previous-token and first-token: mean attention to the token just before / to the first token, on "
+               "your text. duplicate-token and induction: on a random sequence shown twice — attention to earlier "
+               "copies of the same token, and to the token that *followed* the earlier copy (what an induction head "
+               "copies). A head is labelled when its best score is ≥ 0.4.")
+best = {k: labels.best(k) for k in kinds}
+st.markdown(" · ".join(f"strongest **{k}** head: L{lay} H{h} ({s:.2f})" for k, (lay, h, s) in best.items()))
+
+st.subheader("All layers × heads")
+if T > 64 and cfg.n_layers * cfg.n_heads > 48:
+    st.caption("Long text on a big model: the grid shows the first 64 tokens.")
+grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
+st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, lambda lay, h: f"L{lay}H{h} {labels.label(lay, h)[:8]}"),
+                width="stretch", key="attn.grid")
+
+st.subheader("bertviz: head view and model view")
+if T > 80:
+    st.info("bertviz draws one line per token pair; it is shown for texts up to 80 tokens.")
+else:
+    import bertviz
+
+    attention = [tr.pattern(lay)[None] for lay in range(cfg.n_layers)]  # bertviz wants (1, heads, T, T) per layer
+    shown_tokens = [visible(t) for t in tr.tokens]
+    tab1, tab2 = st.tabs(["Head view", "Model view"])
+    with tab1:
+        view = bertviz.head_view(attention, shown_tokens, html_action="return", layer=layer)
+        st.iframe(bertviz_offline(view.data), height=max(420, 26 * T + 120))
+    with tab2:
+        view = bertviz.model_view(attention, shown_tokens, html_action="return",
+                                  include_layers=list(range(min(cfg.n_layers, 12))))
+        st.iframe(bertviz_offline(view.data), height=min(2400, 110 * min(cfg.n_layers, 12) + 160))
+
+st.subheader("Step through the math for one query token")
+record = (f"blocks.{layer}.attn.hook_q", f"blocks.{layer}.attn.hook_k", f"blocks.{layer}.attn.hook_v",
+          f"blocks.{layer}.attn.hook_attn_scores", f"blocks.{layer}.attn.hook_pattern", f"blocks.{layer}.attn.hook_z")
+full = ctx.trace(record=record)
+q_all, k_all, v_all = full.qkv(layer)
+kv_head = head // (cfg.n_heads // cfg.kv_heads)
+query = st.select_slider("Query token", options=list(range(T)), value=T - 1,
+                         format_func=lambda i: f"{i}: {visible(tr.tokens[i])}", key="attn.query")
+q = q_all[query, head]  # (hs,)
+k = k_all[:, kv_head]  # (T, hs)
+v = v_all[:, kv_head]  # (T, hs)
+dots = (k @ q).numpy()
+scaled = dots / math.sqrt(cfg.head_dim)
+allowed = np.arange(T) <= query
+masked = np.where(allowed, scaled, -np.inf)
+weights = np.exp(masked - masked[allowed].max())
+weights = weights / weights.sum()
+z_ours = weights @ v.numpy()
+z_model = full[f"blocks.{layer}.attn.hook_z"][query, head].numpy()
+recorded = full.attn_scores(layer)[head, query].numpy()
+st.markdown(f"q of token {query} (`{visible(tr.tokens[query])}`), {cfg.head_dim} numbers: "
+            + ", ".join(f"{x:.2f}" for x in q[:8].tolist()) + (" …" if cfg.head_dim > 8 else ""))
+steps = pd.DataFrame({
+    "key token": [f"{j}: {visible(t)}" for j, t in enumerate(tr.tokens)],
+    "q·k": dots.round(4),
+    f"÷ √{cfg.head_dim}": scaled.round(4),
+    "mask": ["visible" if a else "future: −∞" for a in allowed],
+    "softmax weight": weights.round(4),
+    "model's own weight": full.pattern(layer)[head, query].numpy().round(4),
+})
+st.dataframe(steps, hide_index=True)
+err = float(np.abs(z_ours - z_model).max())
+score_err = float(np.abs(np.where(allowed, scaled - recorded, 0)).max())
+st.markdown(f"Weighted sum of the values: z = Σ weight·v gives {cfg.head_dim} numbers "
+            + ", ".join(f"{x:.3f}" for x in z_ours[:6]) + " … — the model's own z differs by at most "
+            f"**{err:.1e}** (scores by {score_err:.1e}): these are the same numbers, recomputed from its q, k and v.")
+
+st.subheader("A/B: change one word")
+default_b = ctx.text.replace(" it ", " he ", 1) if " it " in ctx.text else ctx.text
+text_b = st.text_input("Second sentence (same number of tokens)", default_b, key="attn.textb")
+if text_b:
+    tb = ctx.trace(text_b)
+    if tb.n_tokens != T:
+        st.info(f"The second sentence has {tb.n_tokens} tokens, the first {T}: change one word for one word of the "
+                "same token count to compare position by position.")
+    else:
+        diff = tb.pattern(layer)[head].numpy() - pattern
+        diff[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
+        changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
+        st.plotly_chart(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
+                                        title=f"B − A, layer {layer} head {head} (changed positions: {changed})",
+                                        xtitle="key", ytitle="query", height=max(320, 22 * T + 140)),
+                        width="stretch", key="attn.diff")

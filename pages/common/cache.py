@@ -1,0 +1,70 @@
+"""The only place with st.cache_*: models are loaded once per process and shared by every session; traces and
+other results are cached per (model, device, text, options) with a cap on the number of entries.
+
+Cached objects are shared between sessions and threads: callers must treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from core import load_model, load_tokenizer, trace
+from core.analysis import head_labels, pca
+from core.bpe import train_bpe
+from core.weights import load_snapshot, training_log
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def model(name: str, device: str, _progress=None):
+    return load_model(name, device=device, progress=_progress)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def traced(name: str, device: str, text: str, record=None, logits: str = "last", lens_top_k: int | None = None):
+    options = {"logits": logits, "lens_top_k": lens_top_k}
+    if record is not None:
+        options["record"] = record
+    return trace(model(name, device), text, **options)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def labels(name: str, device: str, text: str):
+    return head_labels(model(name, device), traced(name, device, text))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Projecting the embedding table…")
+def embedding_pca(name: str, device: str, n_tokens: int):
+    """PCA of the first n_tokens rows of the token-embedding table (low ids = earliest merges = most frequent)."""
+    table = model(name, device).embed.weight[:n_tokens].detach().float().cpu()
+    coords, explained = pca(table, 3)
+    return coords, explained
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def tokenizer(name: str):
+    return load_tokenizer(name)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def bpe(text: str, n_merges: int):
+    return train_bpe(text, n_merges)
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading a training snapshot…")
+def snapshot(name: str, step: int):
+    return load_snapshot(name, step, device="cpu")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def snapshot_trace(name: str, step: int, text: str):
+    return trace(snapshot(name, step), text)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def log(name: str):
+    return training_log(name)
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()

@@ -1,0 +1,109 @@
+"""Plotly figure builders. They draw numbers they are given; they compute nothing about the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from pages.common.html import visible
+
+MASKED = "#e2e8f0"
+
+
+def labels(tokens: list[str]) -> list[str]:
+    """Axis labels: position-prefixed so repeated tokens stay distinct, whitespace visible."""
+    return [f"{i}:{visible(t)[:14]}" for i, t in enumerate(tokens)]
+
+
+def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "", causal: bool = True) -> go.Figure:
+    """rows = query tokens, columns = key tokens; masked (future) cells drawn grey with 'masked' on hover."""
+    T = pattern.shape[0]
+    z = pattern.astype(float).copy()
+    text = np.vectorize(lambda v: f"{v:.3f}")(z)
+    if causal:
+        future = np.triu(np.ones((T, T), dtype=bool), 1)
+        z[future] = np.nan
+        text[future] = "masked (future)"
+    ax = labels(tokens)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=ax, y=ax, colorscale="Blues", zmin=0, zmax=1, text=text, hoverongaps=False,
+            hovertemplate="query %{y}<br>key %{x}<br>weight %{text}<extra></extra>", colorbar=dict(title="weight"),
+        )
+    )
+    fig.update_layout(
+        title=title, plot_bgcolor=MASKED, height=max(320, 22 * T + 140), margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(title="key (attended to)", tickangle=-60, side="bottom"),
+        yaxis=dict(title="query (attending)", autorange="reversed"),
+    )
+    return fig
+
+
+def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None) -> go.Figure:
+    """All layers × heads as small heatmaps (rows = layers)."""
+    n_layers = len(patterns)
+    titles = [labels_fn(lay, h) if labels_fn else f"L{lay} H{h}" for lay in range(n_layers) for h in range(n_heads)]
+    fig = make_subplots(rows=n_layers, cols=n_heads, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.04 if n_layers < 8 else 0.015)
+    for lay, pattern in enumerate(patterns):
+        for h in range(n_heads):
+            z = pattern[h].astype(float).copy()
+            z[np.triu(np.ones_like(z, dtype=bool), 1)] = np.nan
+            fig.add_trace(
+                go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, showscale=False, hoverongaps=False,
+                           hovertemplate=f"L{lay} H{h}<br>query %{{y}} → key %{{x}}: %{{z:.3f}}<extra></extra>"),
+                row=lay + 1, col=h + 1,
+            )
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False, autorange="reversed")
+    fig.update_annotations(font_size=10)
+    fig.update_layout(height=max(300, 150 * n_layers), margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor=MASKED)
+    return fig
+
+
+def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = "RdBu", zmid: float | None = 0.0,
+            xtitle: str = "", ytitle: str = "", height: int = 380, text=None) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=colorscale, zmid=zmid, text=text,
+                               texttemplate="%{text}" if text is not None else None))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title=xtitle, yaxis_title=ytitle)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def bars(labels_: list[str], values: list[float], title: str = "", xtitle: str = "probability") -> go.Figure:
+    fig = go.Figure(go.Bar(x=values, y=labels_, orientation="h", text=[f"{v:.3f}" for v in values],
+                           textposition="outside"))
+    fig.update_layout(title=title, height=max(260, 28 * len(values) + 80), margin=dict(l=10, r=40, t=40, b=10),
+                      xaxis_title=xtitle)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def lines(x, series: dict[str, list[float]], title: str = "", xtitle: str = "", ytitle: str = "",
+          height: int = 340) -> go.Figure:
+    fig = go.Figure([go.Scatter(x=x, y=y, mode="lines+markers" if len(y) < 40 else "lines", name=name)
+                     for name, y in series.items()])
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=xtitle,
+                      yaxis_title=ytitle)
+    return fig
+
+
+def scatter_tokens(coords: np.ndarray, hover: list[str], highlight: dict[int, str], dims: int = 2,
+                   title: str = "") -> go.Figure:
+    """The embedding cloud, with the typed tokens drawn large and labelled."""
+    idx = sorted(highlight)
+    if dims == 3:
+        base = go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers", text=hover,
+                            marker=dict(size=2, color="#94a3b8"), hoverinfo="text", name="vocabulary")
+        mark = go.Scatter3d(x=coords[idx, 0], y=coords[idx, 1], z=coords[idx, 2], mode="markers+text",
+                            text=[highlight[i] for i in idx], marker=dict(size=6, color="#dc2626"), name="your tokens")
+    else:
+        base = go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", text=hover, hoverinfo="text",
+                            marker=dict(size=4, color="#94a3b8", opacity=0.6), name="vocabulary")
+        mark = go.Scatter(x=coords[idx, 0], y=coords[idx, 1], mode="markers+text", text=[highlight[i] for i in idx],
+                          textposition="top center", marker=dict(size=10, color="#dc2626"), name="your tokens")
+    fig = go.Figure([base, mark])
+    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,92 @@
+"""HTML we build ourselves: token spans, and bertviz's views made to work offline.
+
+Every token string is escaped before it goes into HTML. bertviz's JSON sits inside a <script>, where html.escape
+does not help: there `</` and `<!--` are escaped so no token can close the script or open a comment.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from pathlib import Path
+
+from core.tokenizer import ASSETS
+
+PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fed7aa", "#a5f3fc", "#f5d0fe"]
+VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
+
+
+def visible(text: str) -> str:
+    """Whitespace and control characters made visible (a learner must see that ' the' starts with a space)."""
+    out = []
+    for ch in text:
+        if ch in VISIBLE:
+            out.append(VISIBLE[ch])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def token_spans(
+    tokens: list[str], ids: list[int] | None = None, show_ids: bool = True, mark_from: int | None = None
+) -> str:
+    """Coloured spans, one per token; the id sits under its token, and hovering shows index, id and bytes.
+    Tokens from `mark_from` on get a dark outline (generated text)."""
+    cells = []
+    for i, tok in enumerate(tokens):
+        label = html.escape(visible(tok)) or "&nbsp;"
+        tid = "" if ids is None else str(ids[i])
+        hover = html.escape(f"#{i} · id {tid} · {tok.encode('utf-8', 'backslashreplace')!r}", quote=True)
+        id_line = (
+            f'<span style="display:block;font-size:0.7em;color:#475569;text-align:center">{tid}</span>'
+            if show_ids and ids is not None
+            else ""
+        )
+        outline = "outline:2px solid #0f172a;" if mark_from is not None and i >= mark_from else ""
+        cells.append(
+            f'<span title="{hover}" style="display:inline-block;margin:2px;padding:2px 4px;border-radius:4px;{outline}'
+            f'background:{PALETTE[i % len(PALETTE)]};font-family:monospace;white-space:pre;line-height:1.3">'
+            f"{label}{id_line}</span>"
+        )
+    return '<div style="line-height:2.2">' + "".join(cells) + "</div>"
+
+
+def script_safe(code: str) -> str:
+    """Text placed inside <script> must not contain `</` (closes the tag) or `<!--`."""
+    return code.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+@lru_cache(maxsize=1)
+def _vendor_js() -> str:
+    vendor = ASSETS / "vendor"
+    d3 = (vendor / "d3-5.7.0.min.js").read_text(encoding="utf-8")
+    jquery = (vendor / "jquery-2.2.4.min.js").read_text(encoding="utf-8")
+    require = (vendor / "require-2.3.6.js").read_text(encoding="utf-8")
+    # d3 and jQuery load first, as plain globals; then require.js, and the two are registered as named modules
+    # so bertviz's requirejs(['jquery', 'd3'], …) finds them without fetching anything.
+    shim = "define('d3', [], function () { return window.d3; }); define('jquery', [], function () { return window.jQuery; });"
+    return "".join(f"<script>{script_safe(js)}</script>\n" for js in (d3, jquery, require, shim))
+
+
+REQUIRE_TAG = '<script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js"></script>'
+SCRIPT_OPEN = '\n<script type="text/javascript">\n'
+
+
+def bertviz_offline(view_html: str) -> str:
+    """bertviz's returned HTML with the CDN scripts inlined from assets/vendor and its params made script-safe."""
+    if REQUIRE_TAG not in view_html or SCRIPT_OPEN not in view_html:
+        raise ValueError("unexpected bertviz HTML layout: cannot make it work offline")
+    head, script = view_html.replace(REQUIRE_TAG, "").split(SCRIPT_OPEN, 1)
+    body = script.rsplit("</script>", 1)[0]
+    body = body.replace("https://cdnjs.cloudflare.com/ajax/libs/d3/5.7.0/d3.min", "d3")
+    body = body.replace("https://cdnjs.cloudflare.com/ajax/libs/jquery/2.0.0/jquery.min", "jquery")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'></head><body>"
+        + _vendor_js() + head + "<script>" + script_safe(body) + "</script></body></html>"
+    )
+
+
+def asset_path(*parts: str) -> Path:
+    return ASSETS.joinpath(*parts)

@@ -1,0 +1,82 @@
+"""Explanation texts, 2–4 sentences per view, written to be true for the model that is loaded."""
+
+from __future__ import annotations
+
+from core.config import ModelConfig
+
+
+def tokenizer(cfg: ModelConfig, tok_name: str) -> str:
+    return (
+        f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by an "
+        f"integer ID between 0 and {cfg.vocab_size - 1}. This model uses a byte-level **BPE** vocabulary "
+        f"(`{tok_name}`): it starts from the 256 possible bytes and learned, from its training text, which adjacent "
+        "pairs to merge into bigger tokens — frequent words become one token, rare ones split into pieces. "
+        "Spaces belong to the token after them, which is why ` the` and `the` are different tokens."
+    )
+
+
+def embeddings(cfg: ModelConfig) -> str:
+    return (
+        f"Each token ID selects one row of the **embedding matrix** ({cfg.vocab_size} rows × {cfg.d_model} numbers). "
+        "These rows are not given in advance: they start random and are learned during training, together with "
+        "every other weight, so tokens used in similar ways end up with similar vectors. After the embedding, each "
+        "layer adds to the token's vector, so the same word gets a different, *contextual* vector in each sentence."
+    )
+
+
+def positions(cfg: ModelConfig) -> str:
+    if cfg.positional == "learned":
+        return (
+            f"Attention by itself ignores word order, so the model must be told where each token is. This model "
+            f"(like GPT-2) **learns** a position table: one vector per position 0…{cfg.n_ctx - 1}, trained like the "
+            "embeddings and added to the token's embedding before the first layer. The heatmap below is that table "
+            "as it was learned; the sinusoidal pattern further down is the original paper's fixed formula, shown for "
+            "comparison — it is not what this model uses."
+        )
+    if cfg.positional == "rope":
+        return (
+            "Attention by itself ignores word order. This model (like Llama) uses **rotary position embeddings "
+            "(RoPE)**: nothing is added to the embeddings; instead each query and key vector is rotated, pair of "
+            "dimensions by pair, by an angle proportional to its position. The dot product q·k then depends on how "
+            "far apart two tokens are, not on where they are. The sinusoidal table below is the original paper's "
+            "scheme, shown for comparison."
+        )
+    return (
+        "Attention by itself ignores word order. This model uses the original transformer paper's **sinusoidal** "
+        "positions: a fixed (not learned) table of sines and cosines of different frequencies, added to the token "
+        "embeddings before the first layer."
+    )
+
+
+def attention(cfg: ModelConfig) -> str:
+    gqa = (
+        f" Its {cfg.n_heads} query heads share {cfg.kv_heads} key/value heads (grouped-query attention)."
+        if cfg.kv_heads != cfg.n_heads
+        else ""
+    )
+    return (
+        f"In each of the {cfg.n_layers} layers, {cfg.n_heads} attention heads decide, for every token, how much to "
+        "look at every other token. A head turns each token into a query q, a key k and a value v; the weights are "
+        f"softmax(q·k / √{cfg.head_dim}) over the keys, and the output is the weighted sum of the values. This is a "
+        "decoder (GPT-style) model, so a token may only look at itself and tokens **before** it: the future is "
+        "masked, which is why the upper triangle is empty." + gqa
+    )
+
+
+def next_token(cfg: ModelConfig) -> str:
+    return (
+        f"After the last layer, the final vector of the last token is multiplied by the unembedding matrix, giving "
+        f"one score (**logit**) for each of the {cfg.vocab_size} tokens; softmax turns the scores into probabilities "
+        "that sum to 1. Generation picks one token from this distribution, appends it and repeats. Temperature "
+        "divides the logits (below 1 sharpens, above 1 flattens), top-k keeps the k most likely tokens and top-p "
+        "keeps the smallest set whose probabilities reach p."
+    )
+
+
+def training() -> str:
+    return (
+        "The embedded model started from random weights and learned by predicting the next token of children's "
+        "stories, over and over, nudging every weight to make the right token more likely (pretraining). The loss is "
+        "the average −log p of the correct next token: it falls as the model learns. The validation loss is measured "
+        "on stories the model never trained on; if it rose while training loss fell, the model would be memorising."
+    )

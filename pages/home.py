@@ -1,0 +1,36 @@
+"""Home: what Glassbox is, how to use it, and which model is loaded."""
+
+import streamlit as st
+
+ctx = st.session_state["ctx"]
+model = ctx.model
+cfg = model.config
+
+st.title("🔍 Glassbox — a see-through transformer")
+st.markdown(
+    "Type a sentence in the sidebar and watch what a real language model does with it, step by step: how the text "
+    "becomes **tokens**, how each token becomes a **vector**, how the model knows **word order**, which words each "
+    "**attention head** looks at, and the **probabilities** it gives to the next token. Every number on these pages "
+    "is computed by the model you picked, on your text — nothing is a mock-up."
+)
+st.markdown(
+    "**How to use it:** pick a page on the left, change the text (or choose an example) in the sidebar, and move "
+    "the sliders. The address bar always holds your text and settings: copy it to share exactly this view."
+)
+st.subheader("The loaded model")
+family = {"gpt2": "GPT-2 style decoder", "llama": "Llama style decoder"}.get(cfg.family, cfg.family)
+pos = {"learned": "learned positions", "rope": "rotary positions (RoPE)", "sinusoidal": "sinusoidal positions"}
+cols = st.columns(5)
+cols[0].metric("Model", cfg.name)
+cols[1].metric("Layers", cfg.n_layers)
+cols[2].metric("Heads per layer", cfg.n_heads)
+cols[3].metric("Parameters", f"{model.num_params() / 1e6:.2f} M")
+cols[4].metric("Context length", f"{cfg.n_ctx} tokens")
+st.caption(
+    f"{family} · {pos[cfg.positional]} · {cfg.norm} · {cfg.mlp.upper()} MLP · d_model {cfg.d_model} · "
+    f"vocabulary {cfg.vocab_size:,} tokens · device {ctx.device}"
+)
+if model.tokenizer is not None and ctx.text:
+    ids = model.tokenizer.encode(ctx.text)[: cfg.n_ctx]
+    st.markdown(f"Your text is **{len(ids)} tokens** for this model: " + ", ".join(
+        f"`{model.tokenizer.display(i)!r}`" for i in ids[:12]) + (" …" if len(ids) > 12 else ""))

@@ -1,0 +1,143 @@
+"""Next token: the real softmax, sampling controls column by column, a sampling simulator, step-by-step
+generation as a tree of branches, and the logit lens."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from core import sampling_distribution
+from core.analysis import entropy
+from pages.common import figures, state, texts
+from pages.common.html import token_spans, visible
+
+ctx = st.session_state["ctx"]
+model = ctx.model
+cfg, tok = model.config, model.tokenizer
+
+st.title("🎲 Next token")
+st.markdown(texts.next_token(cfg))
+state.need_text(ctx)
+tr = ctx.trace(lens_top_k=1)
+name = (lambda i: visible(tok.display(i))) if tok else str
+
+probs = tr.probs
+top = probs.topk(15)
+st.subheader(f"After “{''.join(tr.tokens[-6:])}”, the model predicts…")
+st.plotly_chart(figures.bars([name(i) for i in top.indices.tolist()], top.values.tolist(),
+                             title="Top 15 of the softmax at the last position"), width="stretch", key="nt.top")
+H = entropy(probs)
+c1, c2, c3 = st.columns(3)
+c1.metric("Sum of all probabilities", f"{float(probs.sum()):.6f}")
+c2.metric("Entropy", f"{H:.3f} nats")
+c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
+state.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
+                    "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
+
+st.subheader("Temperature, top-k, top-p")
+c1, c2, c3, c4 = st.columns(4)
+temperature = c1.slider("Temperature", 0.0, 2.0, key="temperature", step=0.05,
+                        help="0 means greedy: always the most likely token")
+top_k = c2.number_input("Top-k (0 = off)", 0, min(1000, cfg.vocab_size), key="top_k", step=1)
+top_p = c3.slider("Top-p (1 = off)", 0.0, 1.0, key="top_p", step=0.01)
+seed = c4.number_input("Seed", 0, 2**31 - 1, key="seed", step=1)
+cols = sampling_distribution(tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)
+order = cols.scaled.argsort(descending=True)[:20]
+st.dataframe(pd.DataFrame({
+    "token": [name(i) for i in order.tolist()],
+    "logit": cols.logits[order].numpy().round(3),
+    "logit / T": cols.scaled[order].numpy().round(3) if temperature > 0 else ["(greedy)"] * len(order),
+    "after top-k / top-p": ["removed" if math.isinf(v) else round(v, 3) for v in cols.filtered[order].tolist()],
+    "probability": cols.probs[order].numpy().round(4),
+}), hide_index=True)
+sorted_p = probs.sort(descending=True).values[:200]
+cum = sorted_p.cumsum(0).numpy()
+fig = figures.lines(list(range(1, len(cum) + 1)), {"cumulative probability (T = 1)": cum.tolist()},
+                    title="Where top-p cuts", xtitle="tokens, most likely first", ytitle="cumulative probability")
+if top_p < 1:
+    fig.add_hline(y=top_p, line_dash="dash", annotation_text=f"top-p = {top_p}")
+st.plotly_chart(fig, width="stretch", key="nt.cum")
+kept = int((cols.probs > 0).sum())
+st.caption(f"With these settings {kept} token{'s' if kept != 1 else ''} can be drawn.")
+
+st.subheader("Sampling simulator")
+n_draws = st.select_slider("Draws", [10, 100, 1000, 10000], value=1000, key="nt.draws")
+generator = torch.Generator().manual_seed(int(seed))
+draws = torch.multinomial(cols.probs, n_draws, replacement=True, generator=generator)
+counts = torch.bincount(draws, minlength=cfg.vocab_size)
+shown = cols.probs.topk(min(12, kept)).indices.tolist()
+sim = go.Figure([go.Bar(name="probability", x=[name(i) for i in shown], y=cols.probs[shown].tolist()),
+                 go.Bar(name=f"share of {n_draws} draws", x=[name(i) for i in shown],
+                        y=(counts[shown] / n_draws).tolist())])
+sim.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10))
+st.plotly_chart(sim, width="stretch", key="nt.sim")
+st.caption("Each draw picks a token with its probability; with more draws the histogram approaches the "
+           "distribution (the law of large numbers). The seed makes the draws repeatable.")
+
+st.subheader("Generate step by step")
+if tok is None:
+    st.stop()
+tree_key = f"nt.tree::{ctx.model_name}::{ctx.text}"
+tree = st.session_state.setdefault(tree_key, {"nodes": [{"parent": None, "token": None}], "current": 0})
+
+
+def path_ids(node: int) -> list[int]:
+    out = []
+    while tree["nodes"][node]["parent"] is not None:
+        out.append(tree["nodes"][node]["token"])
+        node = tree["nodes"][node]["parent"]
+    return out[::-1]
+
+
+def add_child(token_id: int) -> None:
+    for i, n in enumerate(tree["nodes"]):
+        if n["parent"] == tree["current"] and n["token"] == token_id:
+            tree["current"] = i
+            return
+    tree["nodes"].append({"parent": tree["current"], "token": token_id})
+    tree["current"] = len(tree["nodes"]) - 1
+
+
+generated = path_ids(tree["current"])
+prefix = tr.token_ids + generated
+if len(prefix) >= cfg.n_ctx:
+    st.info("The context is full: rewind to a shorter branch.")
+else:
+    step_tr = ctx.trace(prefix) if generated else tr
+    step_cols = sampling_distribution(step_tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)
+    st.html(token_spans([tok.display(i) for i in prefix], show_ids=False, mark_from=tr.n_tokens))
+    c1, c2 = st.columns([1, 3])
+    if c1.button("Sample the next token", key="nt.sample", type="primary"):
+        g = torch.Generator().manual_seed(int(seed) + len(tree["nodes"]))
+        add_child(int(torch.multinomial(step_cols.probs, 1, generator=g)) if temperature > 0
+                  else int(step_cols.probs.argmax()))
+        st.rerun()
+    alternatives = step_cols.probs.topk(min(5, int((step_cols.probs > 0).sum()))).indices.tolist()
+    picks = c2.columns(len(alternatives))
+    for col, alt in zip(picks, alternatives):
+        if col.button(f"{name(alt)}  {float(step_cols.probs[alt]):.0%}", key=f"nt.alt.{alt}"):
+            add_child(alt)
+            st.rerun()
+branches = list(range(len(tree["nodes"])))
+node = st.selectbox("Branches (rewind to any point)", branches, index=tree["current"], key=f"nt.node.{len(branches)}",
+                    format_func=lambda i: "(your text)" if i == 0 else
+                    "… " + "".join(tok.display(t) for t in path_ids(i))[-60:])
+if node != tree["current"]:
+    tree["current"] = node
+    st.rerun()
+st.caption(f"The tree holds {len(tree['nodes']) - 1} generated tokens in "
+           f"{sum(1 for i in branches if not any(n['parent'] == i for n in tree['nodes'])) } branch ends.")
+
+st.subheader("Logit lens: the top token after every layer")
+lens = tr.lens_ids[:, :, 0]  # (layers, T)
+lens_p = tr.lens_probs[:, :, 0].numpy()
+T = tr.n_tokens
+cells = np.array([[name(int(i)) for i in row] for row in lens.tolist()])
+fig = figures.heatmap(lens_p, x=figures.labels(tr.tokens), y=[f"after layer {i}" for i in range(cfg.n_layers)],
+                      title="Each cell: the token the final norm + unembedding would predict from that layer's "
+                      "residual stream (colour = its probability)", colorscale="Viridis", zmid=None,
+                      height=max(300, 40 * cfg.n_layers + 160), text=cells, xtitle="position (predicting the next token)")
+st.plotly_chart(fig, width="stretch", key="nt.lens")

@@ -1,0 +1,87 @@
+"""Positional encoding: the model's actual scheme, the paper's sinusoids beside it, and a word-order experiment."""
+
+import random
+
+import numpy as np
+import streamlit as st
+import torch
+
+from core.model import rope_inv_freq, sinusoidal_table
+from pages.common import figures, state, texts
+from pages.common.html import visible
+
+ctx = st.session_state["ctx"]
+model = ctx.model
+cfg = model.config
+
+st.title("📍 Positional encoding")
+st.markdown(texts.positions(cfg))
+
+n_show = min(cfg.n_ctx, 256)
+if cfg.positional == "learned":
+    table = model.pos_embed.weight.detach().float().cpu()[:n_show]  # (n, d)
+    st.subheader("This model's learned position table")
+    st.plotly_chart(figures.heatmap(table.numpy(), title=f"Positions 0–{n_show - 1} × {cfg.d_model} dimensions "
+                                    "(learned weights)", xtitle="dimension", ytitle="position", height=460),
+                    width="stretch")
+    normed = torch.nn.functional.normalize(table, dim=-1)
+    sim = (normed @ normed.T).numpy()
+    st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
+                                    ytitle="position", height=460), width="stretch")
+    st.caption("Nearby positions learned similar vectors (the bright band along the diagonal): nothing told the "
+               "model to do that — it found that neighbouring positions behave alike.")
+    state.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
+                       "positions.csv")
+elif cfg.positional == "rope":
+    freqs = rope_inv_freq(cfg).numpy()
+    st.subheader("This model's rotary frequencies")
+    st.plotly_chart(figures.lines(list(range(len(freqs))), {"radians per position": freqs.tolist()},
+                                  title=f"Rotation speed of each of the {len(freqs)} dimension pairs (θ = "
+                                  f"{cfg.rope_theta:g})", xtitle="dimension pair", ytitle="radians / position"),
+                    width="stretch")
+    distance = np.arange(0, min(cfg.n_ctx, 512))
+    score = np.cos(np.outer(distance, freqs)).mean(axis=1)  # q = k = all-ones vector: mean of cos(Δ·θ_j)
+    st.plotly_chart(figures.lines(distance.tolist(), {"q·k (normalised)": score.tolist()},
+                                  title="How q·k depends only on the distance between two tokens",
+                                  xtitle="relative distance", ytitle="score"), width="stretch")
+    st.caption("For identical q and k (all ones), the rotated dot product is the mean of cos(distance × θ_j): it "
+               "depends on the distance only, and fast pairs wash out with distance.")
+    state.download_csv({"pair": list(range(len(freqs))), "radians_per_position": freqs}, "rope_frequencies.csv")
+
+st.subheader("The original paper's sinusoidal encoding" + (" (this model's scheme)" if cfg.positional == "sinusoidal"
+                                                         else " — for comparison, not this model's"))
+st.latex(r"PE_{(pos,\,2i)} = \sin\!\left(pos / 10000^{2i/d}\right),\quad PE_{(pos,\,2i+1)} = "
+         r"\cos\!\left(pos / 10000^{2i/d}\right)")
+paper = sinusoidal_table(n_show, cfg.d_model).numpy()
+st.plotly_chart(figures.heatmap(paper, title=f"Sinusoidal table, {n_show} positions × {cfg.d_model} dimensions",
+                                xtitle="dimension", ytitle="position", height=420), width="stretch")
+if cfg.positional == "sinusoidal":
+    state.download_csv({"position": list(range(n_show)), **{f"d{j}": paper[:, j] for j in range(cfg.d_model)}},
+                       "positions.csv")
+
+st.subheader("Word-order experiment")
+state.need_text(ctx)
+if model.tokenizer is None:
+    st.stop()
+tr = ctx.trace()
+ids = tr.token_ids
+seed = st.number_input("Shuffle seed", 0, 10_000, 0, key="pos.seed")
+shuffled = list(ids)
+random.Random(seed).shuffle(shuffled)
+ts = ctx.trace(shuffled)
+c1, c2 = st.columns(2)
+for col, t, title in ((c1, tr, "Original order"), (c2, ts, "Shuffled tokens")):
+    col.markdown(f"**{title}:** " + "".join(visible(x) for x in t.tokens)[:300])
+    top = t.probs.topk(5)
+    col.plotly_chart(figures.bars([visible(model.tokenizer.display(i)) for i in top.indices.tolist()],
+                                  top.values.tolist(), title="Next-token prediction"), width="stretch",
+                     key=f"pos.bars.{title}")
+layer = state.clamped_int("Layer", "layer", 0, cfg.n_layers - 1)
+head = state.clamped_int("Head", "head", 0, cfg.n_heads - 1)
+c1, c2 = st.columns(2)
+c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original"),
+                width="stretch", key="pos.attn.orig")
+c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled"),
+                width="stretch", key="pos.attn.shuf")
+st.caption("Same tokens, different order: the prediction and the attention change because the position "
+           "information differs — without it, a transformer would treat the text as a bag of words.")

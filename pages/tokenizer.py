@@ -1,0 +1,120 @@
+"""Tokenizer: text → tokens → IDs, four tokenizers side by side, BPE merges replayed, and your own BPE."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import cache, figures, state, texts
+from pages.common.html import token_spans, visible
+
+ctx = st.session_state["ctx"]
+model = ctx.model
+tok = model.tokenizer
+
+st.title("✂️ Tokenizer")
+if tok is None:
+    st.info("This model was loaded without a tokenizer, so there is no text to split.")
+    st.stop()
+st.markdown(texts.tokenizer(model.config, tok.name))
+state.need_text(ctx)
+
+ids = tok.encode(ctx.text)
+st.subheader(f"Your text as {len(ids)} tokens")
+st.html(token_spans([tok.display(i) for i in ids[:2000]], ids[:2000]))
+if len(ids) > 2000:
+    st.caption(f"Showing the first 2,000 of {len(ids):,} tokens.")
+st.caption("Hover a token for its position, ID and bytes. · is a space, ↵ a newline, → a tab.")
+
+rows = {
+    "position": list(range(len(ids))),
+    "id": ids,
+    "token": [visible(tok.display(i)) for i in ids],
+    "bytes": [tok.token_bytes(i).hex(" ") for i in ids],
+    "n_bytes": [len(tok.token_bytes(i)) for i in ids],
+}
+with st.expander("Token table: each token's ID and raw bytes", expanded=len(ids) <= 40):
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("A token can hold part of a character (emoji and many scripts use several bytes): such a token's "
+               "text shows the leftover bytes as \\xNN.")
+state.download_csv(rows, "tokens.csv")
+
+st.subheader("Same text, four tokenizers")
+names = [("this model: " + tok.name, tok)] + [(n, cache.tokenizer(n)) for n in ("gpt2", "cl100k_base", "o200k_base")]
+compare = {"tokenizer": [], "vocabulary": [], "tokens": [], "characters per token": []}
+for label, t in names:
+    n = len(t.encode(ctx.text))
+    compare["tokenizer"].append(label)
+    compare["vocabulary"].append(t.n_vocab)
+    compare["tokens"].append(n)
+    compare["characters per token"].append(round(len(ctx.text) / max(n, 1), 2))
+st.dataframe(pd.DataFrame(compare), hide_index=True)
+for label, t in names[1:]:
+    short = t.encode(ctx.text[:400])
+    st.markdown(f"**{label}**")
+    st.html(token_spans([t.display(i) for i in short], short))
+
+st.subheader("BPE step by step")
+pieces = [p for p in tok.pieces(ctx.text[:2000]) if len(p.encode("utf-8", "surrogatepass")) > 1]
+if not pieces:
+    st.info("Type a longer word to watch its bytes merge.")
+else:
+    default = max(pieces, key=len)
+    piece = st.selectbox("A piece of your text (the pre-tokenizer's split)", list(dict.fromkeys(pieces)),
+                         index=list(dict.fromkeys(pieces)).index(default), format_func=visible, key="tok.piece")
+    steps = tok.merge_replay(piece)
+    k = st.slider("Merge step", 0, len(steps) - 1, len(steps) - 1, key="tok.step") if len(steps) > 1 else 0
+    parts = steps[k].parts
+    st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.ranks[p] for p in parts]))
+    table = {
+        "step": list(range(len(steps))),
+        "merged (rank)": [str(s.rank) if s.rank is not None else "start: single bytes" for s in steps],
+        "parts": [" | ".join(visible(p.decode("utf-8", "backslashreplace")) for p in s.parts) for s in steps],
+    }
+    st.dataframe(pd.DataFrame(table), hide_index=True)
+    st.caption("At each step the adjacent pair with the lowest merge rank (the earliest-learned merge) is joined. "
+               "The last row is exactly what the tokenizer outputs.")
+
+st.subheader("Train your own BPE on your text")
+n_merges = st.slider("Number of merges", 1, 500, 50, key="tok.merges")
+sample = ctx.text[:5000]
+result = cache.bpe(sample, n_merges)
+own = result.tokenizer("yours")
+own_ids = own.encode(sample)
+c1, c2 = st.columns([2, 3])
+n_bytes = len(sample.encode("utf-8", "surrogatepass"))
+counts = [n_bytes]
+for m in result.merges:
+    counts.append(counts[-1] - m.count)
+c1.metric("Vocabulary", f"{256 + len(result.merges)} tokens", f"+{len(result.merges)} merges")
+c1.metric("Your text", f"{len(own_ids)} tokens", f"from {n_bytes} bytes")
+c2.plotly_chart(figures.lines(list(range(len(counts))), {"tokens in your text": counts}, title="Each merge shortens "
+                "the text", xtitle="merges learned", ytitle="tokens"), width="stretch")
+if len(result.merges) < n_merges:
+    st.caption(f"Stopped after {len(result.merges)} merges: no pair of symbols occurs twice any more.")
+st.html(token_spans([own.display(i) for i in own_ids[:400]], own_ids[:400]))
+st.dataframe(pd.DataFrame({
+    "rank": [m.rank for m in result.merges],
+    "left": [visible(m.left.decode("utf-8", "backslashreplace")) for m in result.merges],
+    "right": [visible(m.right.decode("utf-8", "backslashreplace")) for m in result.merges],
+    "new token": [visible(m.token.decode("utf-8", "backslashreplace")) for m in result.merges],
+    "pair count": [m.count for m in result.merges],
+}), hide_index=True, height=240)
+
+st.subheader("The token tax: one sentence, many languages")
+TAX = {
+    "English": "The weather is nice today, so we are going to the park.",
+    "German": "Das Wetter ist heute schön, also gehen wir in den Park.",
+    "Spanish": "Hoy hace buen tiempo, así que vamos al parque.",
+    "Russian": "Сегодня хорошая погода, поэтому мы идём в парк.",
+    "Hindi": "आज मौसम अच्छा है, इसलिए हम पार्क जा रहे हैं।",
+    "Chinese": "今天天气很好，所以我们去公园。",
+    "Japanese": "今日は天気がいいので、公園に行きます。",
+    "Arabic": "الطقس جميل اليوم، لذلك سنذهب إلى الحديقة.",
+    "Swahili": "Hali ya hewa ni nzuri leo, kwa hiyo tunaenda bustanini.",
+}
+tax = {"language": list(TAX), "characters": [len(s) for s in TAX.values()]}
+for label, t in names:
+    tax[label] = [len(t.encode(s)) for s in TAX.values()]
+st.dataframe(pd.DataFrame(tax), hide_index=True)
+st.caption("The same meaning costs very different numbers of tokens: a tokenizer trained mostly on English text "
+           "learned few merges for other scripts, so their words fall apart into many byte-level pieces — more "
+           "tokens means more compute, more cost and less text fitting in the context.")
