@@ -19,5 +19,9 @@ PAGES = [
 page = st.navigation(PAGES)
 st.session_state["ctx"] = state.sidebar()
 state.show_notices()
-page.run()
-state.write_url()
+st.session_state["_frame"] = True  # tells the page that this frame ran (see state.context)
+try:
+    page.run()
+finally:
+    st.session_state.pop("_frame", None)
+    state.write_url()

@@ -10,7 +10,7 @@ import streamlit as st
 from pages.common import cache, figures, state, texts
 from pages.common.html import bertviz_offline, visible
 
-ctx = st.session_state["ctx"]
+ctx = state.context()
 model = ctx.model
 cfg = model.config
 

@@ -7,7 +7,7 @@ from core.analysis import cosine_neighbours, layerwise_cosine
 from pages.common import cache, figures, state, texts
 from pages.common.html import visible
 
-ctx = st.session_state["ctx"]
+ctx = state.context()
 model = ctx.model
 cfg, tok = model.config, model.tokenizer
 

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-ctx = st.session_state["ctx"]
+from pages.common import state
+
+ctx = state.context()
 model = ctx.model
 cfg = model.config
 

@@ -10,7 +10,7 @@ from core.model import rope_inv_freq, sinusoidal_table
 from pages.common import figures, state, texts
 from pages.common.html import visible
 
-ctx = st.session_state["ctx"]
+ctx = state.context()
 model = ctx.model
 cfg = model.config
 

@@ -6,7 +6,7 @@ import streamlit as st
 from pages.common import cache, figures, state, texts
 from pages.common.html import token_spans, visible
 
-ctx = st.session_state["ctx"]
+ctx = state.context()
 model = ctx.model
 tok = model.tokenizer
 
@@ -39,13 +39,14 @@ state.download_csv(rows, "tokens.csv")
 
 st.subheader("Same text, four tokenizers")
 names = [("this model: " + tok.name, tok)] + [(n, cache.tokenizer(n)) for n in ("gpt2", "cl100k_base", "o200k_base")]
-compare = {"tokenizer": [], "vocabulary": [], "tokens": [], "characters per token": []}
+compare = {"tokenizer": [], "vocabulary": [], "tokens": [], "characters per token": [], "first IDs": []}
 for label, t in names:
-    n = len(t.encode(ctx.text))
+    t_ids = t.encode(ctx.text)
     compare["tokenizer"].append(label)
     compare["vocabulary"].append(t.n_vocab)
-    compare["tokens"].append(n)
-    compare["characters per token"].append(round(len(ctx.text) / max(n, 1), 2))
+    compare["tokens"].append(len(t_ids))
+    compare["characters per token"].append(round(len(ctx.text) / max(len(t_ids), 1), 2))
+    compare["first IDs"].append(", ".join(map(str, t_ids[:12])) + (" …" if len(t_ids) > 12 else ""))
 st.dataframe(pd.DataFrame(compare), hide_index=True)
 for label, t in names[1:]:
     short = t.encode(ctx.text[:400])

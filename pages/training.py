@@ -6,7 +6,7 @@ from core.weights import DEFAULT_MODEL, snapshot_steps
 from pages.common import cache, figures, state, texts
 from pages.common.html import visible
 
-ctx = st.session_state["ctx"]
+ctx = state.context()
 st.title("📈 How it learned")
 st.markdown(texts.training())
 

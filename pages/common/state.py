@@ -141,8 +141,8 @@ def clamped_int(label: str, key: str, lo: int, hi: int, widget: str = "slider", 
         st.caption(f"{label}: {lo} (the only one)")
         return lo
     if widget == "number":
-        return st.number_input(label, lo, hi, key=key, step=1, help=help)
-    return st.slider(label, lo, hi, key=key, help=help)
+        return st.number_input(label, lo, hi, key=key, step=1, help=help, persist_state="session")
+    return st.slider(label, lo, hi, key=key, help=help, persist_state="session")
 
 
 @dataclass
@@ -192,9 +192,9 @@ def sidebar() -> Context:
         else:
             st.session_state["model"], st.session_state["device"] = ok
     with st.sidebar:
-        st.selectbox("Model", model_choices(), key="model", format_func=model_label)
-        st.radio("Device", device_choices(), key="device", horizontal=True)
-        st.text_area("Your text", key="text", max_chars=MAX_TEXT_CHARS, height=110)
+        st.selectbox("Model", model_choices(), key="model", format_func=model_label, persist_state="session")
+        st.radio("Device", device_choices(), key="device", horizontal=True, persist_state="session")
+        st.text_area("Your text", key="text", max_chars=MAX_TEXT_CHARS, height=110, persist_state="session")
         st.selectbox("…or pick an example", EXAMPLES, key="_example", index=None, on_change=_use_example,
                      placeholder="Examples")
         ctx = Context(st.session_state["model"], st.session_state["device"], st.session_state["text"])
@@ -205,6 +205,18 @@ def sidebar() -> Context:
             if n > model.config.n_ctx:
                 st.warning(f"Only the first {model.config.n_ctx} of {n} tokens are shown: that is all this model "
                            "can read at once.", icon="✂️")
+    return ctx
+
+
+def context() -> Context:
+    """The Context the frame (app.py) made in this run. Streamlit runs a page script on its own when the app
+    folder has a pages/ directory and no session has called st.navigation yet (a server's first request, AppTest):
+    then the page draws the sidebar itself, so it works either way."""
+    if st.session_state.get("_frame"):
+        return st.session_state["ctx"]
+    ctx = sidebar()
+    show_notices()
+    write_url()
     return ctx
 
 

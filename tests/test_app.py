@@ -1,0 +1,107 @@
+"""AppTest: every page, asserting on what the user sees (no network: the embedded model only)."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages.common.state import EXAMPLES
+
+APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/home.py", "pages/tokenizer.py", "pages/embeddings.py", "pages/positions.py", "pages/attention.py",
+         "pages/next_token.py", "pages/training.py"]
+
+
+def app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_default_text(page):
+    at = open_page(app(), page)
+    assert at.title, "every page has a title"
+    if page != PAGES[0]:
+        assert at.markdown, "every page explains its concept"
+
+
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_examples_render_on_attention_and_next_token(text):
+    for page in ("pages/attention.py", "pages/next_token.py"):
+        open_page(app(text=text), page)
+
+
+def test_home_shows_the_loaded_model():
+    at = open_page(app(), PAGES[0])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Model"] == "tinystories-1m"
+    assert metrics["Layers"] == "4" and metrics["Heads per layer"] == "4"
+
+
+def test_tokenizer_page_shows_gpt2_ids_for_hello_world():
+    at = open_page(app(text="Hello world"), "pages/tokenizer.py")
+    compare = next(df for df in (d.value for d in at.dataframe) if "first IDs" in df.columns)
+    row = compare[compare["tokenizer"] == "gpt2"].iloc[0]
+    assert row["first IDs"] == "15496, 995" and row["tokens"] == 2
+    tokens = at.dataframe[0].value  # the model's own token table
+    assert list(tokens["position"]) == list(range(len(tokens)))
+
+
+def test_next_token_probabilities_sum_to_one():
+    at = open_page(app(), "pages/next_token.py")
+    total = next(m for m in at.metric if m.label == "Sum of all probabilities")
+    assert abs(float(total.value) - 1.0) <= 1e-4
+    bars = charts(at)[0]["data"][0]
+    assert 0 < sum(bars["x"]) <= 1.0001 and bars["x"] == sorted(bars["x"], reverse=True)
+
+
+def test_changing_layer_and_head_changes_the_heatmap():
+    at = open_page(app(text="The animal didn't cross the street because it was too tired."), "pages/attention.py")
+    before = charts(at)[0]["data"][0]["z"]
+    at.slider(key="layer").set_value(2).run()
+    after_layer = charts(at)[0]["data"][0]["z"]
+    at.slider(key="head").set_value(3).run()
+    after_head = charts(at)[0]["data"][0]["z"]
+    assert not at.exception
+    assert before != after_layer != after_head
+
+
+def test_url_parameters_reopen_the_state():
+    at = open_page(app(text="Lily and Tom went to the", layer="1", head="2", temperature="0.5", top_k="10",
+                       top_p="0.9", seed="7"), "pages/attention.py")
+    assert at.sidebar.text_area(key="text").value == "Lily and Tom went to the"
+    assert at.slider(key="layer").value == 1 and at.slider(key="head").value == 2
+    at.switch_page("pages/next_token.py").run()
+    assert at.slider(key="temperature").value == 0.5 and at.number_input(key="top_k").value == 10
+    assert at.slider(key="top_p").value == 0.9 and at.number_input(key="seed").value == 7
+    assert at.query_params["text"] == ["Lily and Tom went to the"] or at.query_params["text"] == "Lily and Tom went to the"
+
+
+def test_garbage_url_parameters_fall_back_with_notices():
+    at = open_page(app(layer="999", head="-1", temperature="abc", top_p="5", model="../../etc/passwd",
+                       text="x" * 1_000_000), "pages/attention.py")
+    shown = " ".join(w.value for w in at.warning)
+    assert "temperature" in shown and "top_p" in shown and "model" in shown and "20,000" in shown
+    assert at.slider(key="layer").value == 3 and at.slider(key="head").value == 0
+    assert "does not exist for this model" in shown
+
+
+def test_empty_text_gets_a_friendly_prompt():
+    for page in PAGES[1:6]:
+        at = open_page(app(text=""), page)
+        assert any("Type a sentence" in i.value for i in at.info), page
