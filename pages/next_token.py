@@ -39,11 +39,11 @@ state.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": lis
 
 st.subheader("Temperature, top-k, top-p")
 c1, c2, c3, c4 = st.columns(4)
-temperature = c1.slider("Temperature", 0.0, 2.0, key="temperature", step=0.05, persist_state="session",
+temperature = c1.slider("Temperature", 0.0, 2.0, key="temperature", step=0.05,
                         help="0 means greedy: always the most likely token")
-top_k = c2.number_input("Top-k (0 = off)", 0, min(1000, cfg.vocab_size), key="top_k", step=1, persist_state="session")
-top_p = c3.slider("Top-p (1 = off)", 0.0, 1.0, key="top_p", step=0.01, persist_state="session")
-seed = c4.number_input("Seed", 0, 2**31 - 1, key="seed", step=1, persist_state="session")
+top_k = c2.number_input("Top-k (0 = off)", 0, min(1000, cfg.vocab_size), key="top_k", step=1)
+top_p = c3.slider("Top-p (1 = off)", 0.0, 1.0, key="top_p", step=0.01)
+seed = c4.number_input("Seed", 0, 2**31 - 1, key="seed", step=1)
 cols = sampling_distribution(tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)
 order = cols.scaled.argsort(descending=True)[:20]
 st.dataframe(pd.DataFrame({

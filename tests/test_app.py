@@ -92,13 +92,22 @@ def test_url_parameters_reopen_the_state():
     assert at.query_params["text"] == ["Lily and Tom went to the"] or at.query_params["text"] == "Lily and Tom went to the"
 
 
+def test_one_megabyte_text_parameter_is_survived():
+    # Streamlit itself drops query strings over 512 KiB: the page opens with the defaults, without an error
+    at = open_page(app(text="y" * 1_000_000), "pages/attention.py")
+    assert at.sidebar.text_area(key="text").value != "y" * 1_000_000
+
+
 def test_garbage_url_parameters_fall_back_with_notices():
-    at = open_page(app(layer="999", head="-1", temperature="abc", top_p="5", model="../../etc/passwd",
-                       text="x" * 1_000_000), "pages/attention.py")
+    at = app(layer="999", head="-1", temperature="abc", top_p="5", model="../../etc/passwd", text="x" * 100_000)
+    at.run()  # the link's notices appear on the first page shown
     shown = " ".join(w.value for w in at.warning)
     assert "temperature" in shown and "top_p" in shown and "model" in shown and "20,000" in shown
+    assert at.sidebar.selectbox(key="model").value == "tinystories-1m"
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception
     assert at.slider(key="layer").value == 3 and at.slider(key="head").value == 0
-    assert "does not exist for this model" in shown
+    assert "does not exist for this model" in " ".join(w.value for w in at.warning)
 
 
 def test_empty_text_gets_a_friendly_prompt():

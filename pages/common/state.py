@@ -141,8 +141,8 @@ def clamped_int(label: str, key: str, lo: int, hi: int, widget: str = "slider", 
         st.caption(f"{label}: {lo} (the only one)")
         return lo
     if widget == "number":
-        return st.number_input(label, lo, hi, key=key, step=1, help=help, persist_state="session")
-    return st.slider(label, lo, hi, key=key, help=help, persist_state="session")
+        return st.number_input(label, lo, hi, key=key, step=1, help=help)
+    return st.slider(label, lo, hi, key=key, help=help)
 
 
 @dataclass
@@ -182,8 +182,17 @@ def _use_example() -> None:
     st.session_state["text"] = st.session_state["_example"]
 
 
+def keep_values() -> None:
+    """Re-assign the shared keys each run: Streamlit drops a widget's value on a run where that widget is not
+    drawn (another page), and re-assigned keys survive page switches."""
+    for name in PARAMS:
+        if name in st.session_state:
+            st.session_state[name] = st.session_state[name]
+
+
 def sidebar() -> Context:
     read_url_once()
+    keep_values()
     ok = st.session_state.get("_loaded", (DEFAULT_MODEL, "cpu"))
     wanted = (st.session_state["model"], st.session_state["device"])
     if wanted != ok:
@@ -192,9 +201,9 @@ def sidebar() -> Context:
         else:
             st.session_state["model"], st.session_state["device"] = ok
     with st.sidebar:
-        st.selectbox("Model", model_choices(), key="model", format_func=model_label, persist_state="session")
-        st.radio("Device", device_choices(), key="device", horizontal=True, persist_state="session")
-        st.text_area("Your text", key="text", max_chars=MAX_TEXT_CHARS, height=110, persist_state="session")
+        st.selectbox("Model", model_choices(), key="model", format_func=model_label)
+        st.radio("Device", device_choices(), key="device", horizontal=True)
+        st.text_area("Your text", key="text", max_chars=MAX_TEXT_CHARS, height=110)
         st.selectbox("…or pick an example", EXAMPLES, key="_example", index=None, on_change=_use_example,
                      placeholder="Examples")
         ctx = Context(st.session_state["model"], st.session_state["device"], st.session_state["text"])
@@ -209,11 +218,20 @@ def sidebar() -> Context:
 
 
 def context() -> Context:
-    """The Context the frame (app.py) made in this run. Streamlit runs a page script on its own when the app
-    folder has a pages/ directory and no session has called st.navigation yet (a server's first request, AppTest):
-    then the page draws the sidebar itself, so it works either way."""
+    """The Context the frame (app.py) made in this run.
+
+    While no session of a fresh server has called st.navigation, Streamlit treats the pages/ folder the old way
+    and runs a linked page's script on its own, without app.py. Calling st.navigation switches the process to the
+    app's own navigation for good; the rerun then goes through app.py. Should that not happen, the page draws
+    the sidebar itself."""
     if st.session_state.get("_frame"):
         return st.session_state["ctx"]
+    if not st.session_state.get("_nav_switched"):
+        st.session_state["_nav_switched"] = True
+        from pages.common import nav
+
+        st.navigation(nav.pages(), position="hidden")
+        st.rerun()
     ctx = sidebar()
     show_notices()
     write_url()

@@ -1,0 +1,163 @@
+"""Real browser: `streamlit run app.py` on a free localhost port, every page opened in Debian's Chromium through
+Playwright with every non-localhost request blocked. Asserts no exception element, rendered plotly charts and
+bertviz views, no script injection; saves a screenshot per page in tests/screenshots/.
+
+Skipped (with the reason) only when chromium or Playwright is missing and GLASSBOX_REQUIRE_BROWSER is unset;
+.ci/run sets it, so CI never skips these.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "tests" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("GLASSBOX_REQUIRE_BROWSER") == "1"
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+if not (Path(CHROMIUM).exists() and sync_playwright):
+    if REQUIRED:
+        raise RuntimeError("browser tests are required here but chromium or playwright is missing")
+    pytest.skip("Debian chromium or the playwright package is not installed", allow_module_level=True)
+
+PAGES = {  # url path → what must be drawn there
+    "": [],
+    "tokenizer": ["plotly"],
+    "embeddings": ["plotly"],
+    "positions": ["plotly"],
+    "attention": ["plotly", "bertviz"],
+    "next-token": ["plotly"],
+    "training": ["plotly"],
+}
+LOCAL = ("localhost", "127.0.0.1", "[::1]")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not become healthy: " + proc.stdout.read().decode()[-2000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+        )
+        yield b
+        b.close()
+
+
+def new_page(browser, blocked: list[str]):
+    context = browser.new_context(viewport={"width": 1400, "height": 2600})
+    page = context.new_page()
+
+    def route(r):
+        host = urllib.parse.urlsplit(r.request.url).hostname or ""
+        if r.request.url.startswith(("data:", "blob:", "about:")) or host in LOCAL or f"[{host}]" in LOCAL:
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    return page
+
+
+def settle(page, timeout_s: float = 90) -> None:
+    """Wait until Streamlit has finished running the script (no status widget, no skeletons)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
+    deadline = time.time() + timeout_s
+    quiet = 0
+    while time.time() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count()
+        skeleton = page.locator('[data-testid="stSkeleton"]').count()
+        framed = page.locator('[data-testid="stSidebarNav"]', has_text="Home").count()  # the app's own navigation
+        titled = page.locator("h1").count()
+        quiet = quiet + 1 if framed and titled and not running and not skeleton else 0
+        if quiet >= 4:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the app kept running")
+
+
+def svg_count_in_frames(page) -> int:
+    return sum(f.locator("svg").count() for f in page.frames if f != page.main_frame)
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_renders_offline(server, browser, path):
+    blocked: list[str] = []
+    page = new_page(browser, blocked)
+    page.goto(f"{server}/{path}", wait_until="domcontentloaded")
+    settle(page)
+    if "plotly" in PAGES[path]:
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        assert page.locator(".js-plotly-plot").count() >= 1
+    if "bertviz" in PAGES[path]:
+        page.locator("iframe").first.scroll_into_view_if_needed()
+        deadline = time.time() + 30
+        while svg_count_in_frames(page) == 0 and time.time() < deadline:
+            time.sleep(0.5)
+        assert svg_count_in_frames(page) > 0, "bertviz drew nothing (offline scripts missing?)"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
+    page.context.close()
+
+
+def test_no_script_injection(server, browser):
+    blocked: list[str] = []
+    page = new_page(browser, blocked)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    payload = '<img src=x onerror=alert(1)> </script><script>alert(2)</script> <!-- <b id=injected>x</b>'
+    page.goto(f"{server}/attention?text={urllib.parse.quote(payload)}", wait_until="domcontentloaded")
+    settle(page)
+    time.sleep(2)
+    assert not dialogs
+    for frame in page.frames:
+        assert frame.locator("#injected").count() == 0
+        assert frame.locator('img[src="x"]').count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.context.close()
