@@ -269,6 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     }, indent=1) + "\n")
     state_path.unlink(missing_ok=True)
     print(f"done: {recipe['steps']} steps, {trainer.tokens_seen:,} tokens in {wall / 60:.1f} min → {out}", flush=True)
+    if out.resolve() == (MODELS_DIR / args.preset).resolve():
+        from core import evaluate as model_card  # measures the shipped model and writes its card
+
+        model_card.main(["--name", args.preset, "--corpus", str(args.corpus)])
 
 
 def save_dir_snapshot(model: Transformer, path: Path) -> None:

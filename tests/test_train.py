@@ -1,0 +1,114 @@
+"""The BPE trainer, the training loop (tiny configs, no full training) and the shipped model."""
+
+import dataclasses
+import time
+
+import pytest
+import tiktoken
+import torch
+
+from core.bpe import train_bpe
+from core.config import PRESETS
+from core.tokenizer import from_rank_file, write_ranks
+from core.train import RECIPES, Trainer, lr_at, snapshot_steps, split_stories, windows
+from core.weights import DEFAULT_MODEL, MODELS_DIR, load_model, load_snapshot
+from core.weights import snapshot_steps as shipped_snapshots
+
+TEXT = (
+    "Once upon a time, there was a little girl named Lily. She loved to play in the park with her friend Tom. "
+    "One day, Lily and Tom went to the park. They saw a big red ball. \"Can we play with the ball?\" asked Lily. "
+    "Tom said yes, and they played all day. The sun was warm and the birds sang. 🌞 Ünïcödé too. "
+) * 3
+
+
+def test_bpe_round_trips_and_loads_in_tiktoken(tmp_path):
+    result = train_bpe(TEXT, 120)
+    assert len(result.merges) == 120
+    assert [result.ranks[m.token] for m in result.merges] == list(range(256, 376))
+    path = tmp_path / "mini.tiktoken"
+    write_ranks(result.ranks, path)
+    tok = from_rank_file(path)  # a model's own BPE goes through the same machinery as gpt2
+    enc = tiktoken.Encoding("mini", pat_str=tok.pattern, mergeable_ranks=result.ranks, special_tokens={})
+    for s in (TEXT, "Lily and Tom", "a brand new wörd 🦙", ""):
+        assert tok.decode(tok.encode(s)) == s
+        assert tok.encode(s) == enc.encode_ordinary(s)
+    assert len(tok.encode(TEXT)) < len(TEXT.encode()) / 2  # merges really compress the text they came from
+    assert tok.eot_id == 376
+
+
+def test_bpe_counts_explain_the_shrinking_text():
+    result = train_bpe(TEXT, 60)
+    tok = result.tokenizer()
+    assert len(tok.encode(TEXT)) == len(TEXT.encode()) - sum(m.count for m in result.merges)
+
+
+def test_bpe_is_fast_on_a_paragraph():
+    start = time.perf_counter()
+    train_bpe(TEXT * 4, 400)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_windows_and_schedule():
+    tokens = torch.arange(100)
+    starts = windows(tokens, n_ctx=16, stride=8)
+    assert starts.tolist()[:3] == [0, 8, 16] and starts[-1] + 16 + 1 <= 100
+    assert lr_at(0, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
+    assert lr_at(10, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-3)
+    assert lr_at(100, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
+    assert snapshot_steps(2000, 8) == [0, 286, 571, 857, 1143, 1429, 1714, 2000]
+    train, val = split_stories([f"s{i}" for i in range(40)], 20)
+    assert val == ["s19", "s39"] and not set(train) & set(val)
+
+
+def tiny_trainer(positional="learned", steps=20):
+    cfg = dataclasses.replace(PRESETS["tiny-sinusoidal"], positional=positional, n_ctx=32, dropout=0.1)
+    recipe = {**RECIPES["tinystories-1m"], "steps": steps, "batch_size": 8, "lr": 3e-3, "warmup": 2, "stride": 16}
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 50, (2000,), generator=g) % 7 * 3  # a learnable pattern
+    return Trainer(cfg, tokens, tokens[:500], recipe)
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rope"])
+def test_twenty_steps_lower_the_loss(positional):
+    trainer = tiny_trainer(positional)
+    losses = [trainer.step() for _ in range(20)]
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.5
+
+
+def test_resume_gives_the_identical_next_step(tmp_path):
+    a = tiny_trainer()
+    for _ in range(5):
+        a.step()
+    torch.save(a.state(), tmp_path / "state.pt")
+    expected = a.step()
+    b = tiny_trainer()
+    b.load_state(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert b.step() == expected
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+
+
+shipped = pytest.mark.skipif(not (MODELS_DIR / DEFAULT_MODEL / "config.json").exists(),
+                             reason="the embedded model is not in assets/ (run python -m core.train)")
+
+
+@shipped
+def test_shipped_model_loads_with_its_tokenizer():
+    model = load_model()
+    assert model.config == PRESETS[DEFAULT_MODEL]
+    assert model.tokenizer.n_vocab == model.config.vocab_size
+    assert model.tokenizer.decode(model.tokenizer.encode("Once upon a time")) == "Once upon a time"
+    steps = shipped_snapshots()
+    assert 6 <= len(steps) <= 10 and steps[0] == 0
+    early = load_snapshot(DEFAULT_MODEL, steps[1], device="cpu")
+    assert early.config == model.config
+
+
+@shipped
+def test_shipped_model_passes_the_probes():
+    from core.evaluate import PROBES, probe
+
+    model = load_model(device="cpu")
+    for prompt, wanted, top, min_p in PROBES:
+        result = probe(model, prompt, wanted, top)
+        assert result["hit"], result
+        assert min_p is None or result["hit"][1] >= min_p, result
