@@ -114,3 +114,21 @@ def test_empty_text_gets_a_friendly_prompt():
     for page in PAGES[1:6]:
         at = open_page(app(text=""), page)
         assert any("Type a sentence" in i.value for i in at.info), page
+
+
+def test_online_model_while_offline_keeps_the_current_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: like being offline
+    monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path))
+    at = open_page(app(), PAGES[0])
+    at.sidebar.selectbox(key="model").set_value("distilgpt2").run()
+    assert not at.exception
+    assert any("Could not load distilgpt2" in e.value and "offline" in e.value for e in at.sidebar.error)
+    assert at.sidebar.selectbox(key="model").value == "tinystories-1m"
+    assert {m.label: m.value for m in at.metric}["Model"] == "tinystories-1m"
+
+
+@pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "👨‍👩‍👧‍👦 é\u0301 \u202e مرحبا", "\x00\x07\u200b",
+                                  "<|endoftext|><|im_start|>", " ", "x" * 20_000])
+def test_pages_survive_hostile_text(text):
+    for page in PAGES:
+        open_page(app(text=text), page)

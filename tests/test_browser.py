@@ -39,7 +39,7 @@ PAGES = {  # url path → what must be drawn there
     "embeddings": ["plotly"],
     "positions": ["plotly"],
     "attention": ["plotly", "bertviz"],
-    "next-token": ["plotly"],
+    "next_token": ["plotly"],
     "training": ["plotly"],
 }
 LOCAL = ("localhost", "127.0.0.1", "[::1]")
@@ -161,3 +161,20 @@ def test_no_script_injection(server, browser):
         assert frame.locator('img[src="x"]').count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
     page.context.close()
+
+
+def test_five_simultaneous_pages_each_see_their_own_text(server, browser):
+    words = ["dragon", "rocket", "banana", "castle", "puppy"]
+    pages = []
+    for w in words:  # navigate all five before waiting on any: the server runs them at the same time
+        page = new_page(browser, [])
+        page.goto(f"{server}/tokenizer?text={urllib.parse.quote(f'The {w} jumped over the moon.')}",
+                  wait_until="commit")
+        pages.append(page)
+    for w, page in zip(words, pages):
+        settle(page)
+        assert page.locator("textarea").first.input_value() == f"The {w} jumped over the moon."
+        shown = page.locator('[data-testid="stMain"]').inner_text()
+        assert w in shown  # the gpt2 / cl100k spans keep these common words whole
+        assert not any(other in shown for other in words if other != w)
+        page.context.close()

@@ -11,6 +11,6 @@ def pages() -> list:
         st.Page("pages/embeddings.py", title="Embedding space", icon="🧭", url_path="embeddings"),
         st.Page("pages/positions.py", title="Positional encoding", icon="📍", url_path="positions"),
         st.Page("pages/attention.py", title="Attention", icon="👀", url_path="attention"),
-        st.Page("pages/next_token.py", title="Next token", icon="🎲", url_path="next-token"),
+        st.Page("pages/next_token.py", title="Next token", icon="🎲", url_path="next_token"),
         st.Page("pages/training.py", title="How it learned", icon="📈", url_path="training"),
     ]
