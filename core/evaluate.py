@@ -71,6 +71,11 @@ def write_card(folder: Path, metrics: dict) -> None:
         f"| {r['prompt']!r} | {', '.join(f'{t!r} {p:.3f}' for t, p in r['top'])} | "
         f"{'PASS' if r['hit'] else 'FAIL'} |" for r in metrics["probes"]
     )
+    prev_note = (
+        "" if metrics["previous_token_head"]["score"] >= 0.5 else
+        " **Below 0.5: no head of this model is mostly previous-token**; its heads spread their attention over "
+        "the recent tokens (see the Attention page's head labels)."
+    )
     text = f"""# {cfg['name']}: Glassbox's embedded TinyStories model
 
 A tiny GPT-2-style language model trained from scratch by this project (`core/train.py`) so that Glassbox works
@@ -92,7 +97,8 @@ context {cfg['n_ctx']} tokens, vocabulary {cfg['vocab_size']:,} (its own byte-le
 ## Training
 {recipe['steps']:,} steps of AdamW (β = 0.9, 0.95; weight decay {recipe['weight_decay']} on matrices), batch
 {recipe['batch_size']} × {cfg['n_ctx']} tokens, learning rate {recipe['lr']} with {recipe['warmup']} warmup steps and
-cosine decay to {recipe['min_lr']}, gradient clipping {recipe['grad_clip']}, dropout {cfg['dropout']}, windows with
+cosine decay to {recipe['min_lr']}, gradient clipping {recipe['grad_clip']}, dropout {cfg['dropout']} on the residual
+stream (none on attention weights), windows with
 stride {recipe['stride']}, seed {recipe['seed']}, fp32 (bf16 autocast measured slower on this CPU).
 **Tokens seen: {log['tokens_seen']:,}. Wall time: {log['wall_time_s'] / 60:.1f} minutes** on {log['threads']} CPU
 threads (torch {log['torch']}).
@@ -114,7 +120,7 @@ Snapshots (fp16) at steps {', '.join(map(str, log['snapshot_steps'][:-1]))} are 
 - Greedy continuation (40 tokens): "{metrics['greedy']}"
 - Most previous-token-like head: layer {metrics['previous_token_head']['layer']}, head
   {metrics['previous_token_head']['head']}, score {metrics['previous_token_head']['score']} (mean attention to the
-  previous token over three held-out stories).
+  previous token over three held-out stories).{prev_note}
 """
     (folder / "README.md").write_text(text)
 

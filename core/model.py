@@ -144,6 +144,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, sum(self.split), bias=cfg.bias)  # q, k, v stacked in one matmul
         self.out = nn.Linear(nh * hs, cfg.d_model, bias=cfg.bias)
 
+    # No dropout on the attention weights (only on the residual stream): dropping weights at random pushes a head
+    # to spread its attention, and a learner should see the sharp heads a model can form.
     def forward(
         self,
         x: torch.Tensor,
@@ -170,7 +172,6 @@ class Attention(nn.Module):
             rec(p + "hook_k", k.transpose(1, 2))  # (B, S, nkv, hs)
             rec(p + "hook_v", v.transpose(1, 2))  # (B, S, nkv, hs)
         explicit = rec is not None and (rec.wants(p + "hook_attn_scores") or rec.wants(p + "hook_pattern"))
-        dropout = cfg.dropout if self.training else 0.0
         if explicit:
             k_rep = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
             v_rep = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
@@ -180,14 +181,14 @@ class Attention(nn.Module):
             pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
             rec(p + "hook_attn_scores", scores)
             rec(p + "hook_pattern", pattern)
-            z = F.dropout(pattern, dropout, self.training) @ v_rep  # (B, nh, T, hs)
+            z = pattern @ v_rep  # (B, nh, T, hs)
         else:
             # The cache makes queries start at `start`: a causal mask aligned to the bottom right is needed.
             mask = None
             if start and T > 1:
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
             z = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=(start == 0 and T > 1), enable_gqa=nh != nkv
+                q, k, v, attn_mask=mask, is_causal=(start == 0 and T > 1), enable_gqa=nh != nkv
             )  # (B, nh, T, hs)
         z = z.transpose(1, 2)  # (B, T, nh, hs)
         _rec(rec, p + "hook_z", z)

@@ -38,7 +38,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 # Training recipes: the model preset plus the loop's settings. The shipped model is "tinystories-1m".
 RECIPES = {
     "tinystories-1m": dict(
-        files=["tinystories_a.txt", "tinystories_b.txt"], steps=2000, batch_size=16, lr=1e-3, min_lr=1e-4,
+        files=["tinystories_a.txt", "tinystories_b.txt"], steps=2400, batch_size=16, lr=3e-3, min_lr=3e-4,
         warmup=100, weight_decay=0.1, grad_clip=1.0, stride=128, eval_every=100, eval_batches=8, snapshots=8,
         val_every=20, seed=1337,
     ),

@@ -37,9 +37,10 @@ dims = st.radio("Projection", [2, 3], format_func=lambda d: f"{d}D", horizontal=
 hover = [visible(tok.display(i)) for i in range(n_vocab_rows)]
 highlight = {i: visible(tok.display(i)) for i in tr.token_ids if i < n_vocab_rows}
 st.plotly_chart(figures.scatter_tokens(coords.numpy(), hover, highlight, dims,
-                                       title=f"PCA of {n_vocab_rows:,} token embeddings (the lowest IDs: the most "
-                                       f"frequent merges) — axes explain {', '.join(f'{v:.1%}' for v in explained[:dims])}"
-                                       " of the variance"), width="stretch")
+                                       title=f"PCA of {n_vocab_rows:,} token embeddings"), width="stretch")
+st.caption(f"The first {n_vocab_rows:,} IDs: the 256 single bytes, then merged tokens in the order they were learned "
+           f"(roughly most frequent first). The axes explain {', '.join(f'{v:.1%}' for v in explained[:dims])} of "
+           "the variance.")
 missing = [t for t, i in zip(tr.tokens, tr.token_ids) if i >= n_vocab_rows]
 if missing:
     st.caption(f"Not in the projected set (rarer tokens): {', '.join(visible(t) for t in missing[:10])}")
