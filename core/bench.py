@@ -92,13 +92,13 @@ def main(argv: list[str] | None = None) -> dict:
         ids = torch.randint(0, vocab, (T,)).tolist()
         x = torch.tensor([ids])
 
-        def hf_fwd():
+        def hf_fwd(x=x):
             with torch.inference_mode():
                 hf(x, output_attentions=True, output_hidden_states=True)
 
         t = interleaved({
-            "ours_last": lambda: trace(ours, ids, record=DEFAULT_RECORD),
-            "ours_all": lambda: trace(ours, ids, record=DEFAULT_RECORD, logits="all"),
+            "ours_last": lambda ids=ids: trace(ours, ids, record=DEFAULT_RECORD),
+            "ours_all": lambda ids=ids: trace(ours, ids, record=DEFAULT_RECORD, logits="all"),
             "hf": hf_fwd,
         }, reps)
         flops = 2 * (n_nonembed + ours.config.d_model * vocab / T) * T  # last-position unembedding: one row set
