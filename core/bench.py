@@ -55,12 +55,6 @@ def matmul_peak(n: int = 1024, reps: int = 10) -> float:
     return 2 * n**3 / t
 
 
-def trace_bytes(tr) -> int:
-    tensors = list(tr.cache.values()) + [t for t in (tr.logits, tr.all_logits, tr.lens_ids, tr.lens_probs)
-                                          if t is not None]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer lengths and repetitions (a smoke run)")
@@ -123,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("generation 32 tokens:", out["generation"])
 
     full = trace(ours, torch.randint(0, vocab, (1024,)).tolist(), record=DEFAULT_RECORD, lens_top_k=1)
-    out["memory"]["gpt2_trace_T1024_MB"] = round(trace_bytes(full) / 1e6, 1)
+    out["memory"]["gpt2_trace_T1024_MB"] = round(full.nbytes / 1e6, 1)
     print(f"GPT-2 small trace at T=1024 holds {out['memory']['gpt2_trace_T1024_MB']} MB")
 
     if (MODELS_DIR / DEFAULT_MODEL / "config.json").exists():

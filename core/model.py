@@ -50,11 +50,12 @@ from core.config import ModelConfig
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
-# What the pages need when nothing else is asked for.
+# What the pages need when nothing else is asked for. Block i's resid_pre is block i-1's resid_post, so only the
+# first is kept.
 DEFAULT_RECORD = (
     "hook_embed",
     "hook_pos_embed",
-    "blocks.*.hook_resid_pre",
+    "blocks.0.hook_resid_pre",
     "blocks.*.attn.hook_pattern",
     "blocks.*.hook_resid_post",
 )

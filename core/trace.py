@@ -3,6 +3,10 @@
 A Trace holds token ids, their display strings and bytes, the recorded intermediates (detached, on CPU, batch
 dimension removed) and the logits that were asked for. It holds no reference to the model, so it can be cached
 and shared between browser sessions.
+
+Attention patterns grow as T²: for inputs longer than COMPACT_FROM tokens they are kept as float16 lower
+triangles (the masked upper triangle is all zeros), which cuts them to a quarter; `pattern(layer)` and
+`tr[name]` unpack them to float32 (absolute error below 5e-4). Shorter inputs keep every pattern exact.
 """
 
 from __future__ import annotations
@@ -14,6 +18,21 @@ import torch
 
 from core.config import ModelConfig
 from core.model import DEFAULT_RECORD, Recorder, Transformer
+
+COMPACT_FROM = 256  # tokens
+
+
+def pack_pattern(pattern: torch.Tensor) -> torch.Tensor:
+    """(heads, T, T) causal pattern → (heads, T(T+1)/2) float16 lower triangle."""
+    rows, cols = torch.tril_indices(pattern.shape[-2], pattern.shape[-1])
+    return pattern[:, rows, cols].half()
+
+
+def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:
+    rows, cols = torch.tril_indices(T, T)
+    out = torch.zeros(packed.shape[0], T, T)
+    out[:, rows, cols] = packed.float()
+    return out
 
 
 @dataclass
@@ -28,19 +47,29 @@ class Trace:
     lens_ids: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k): top-k after each block
     lens_probs: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k)
     n_truncated: int = 0  # tokens cut off because the input exceeded the context length
+    packed: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # compact patterns, see above
 
     def __getitem__(self, name: str) -> torch.Tensor:
+        if name in self.packed:
+            return unpack_pattern(self.packed[name], self.n_tokens)
         try:
             return self.cache[name]
         except KeyError:
-            raise KeyError(f"{name!r} was not recorded; recorded: {sorted(self.cache)}") from None
+            raise KeyError(f"{name!r} was not recorded; recorded: {self.names}") from None
 
     def __contains__(self, name: str) -> bool:
-        return name in self.cache
+        return name in self.cache or name in self.packed
 
     @property
     def names(self) -> list[str]:
-        return list(self.cache)
+        return list(self.cache) + list(self.packed)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of tensor data this trace holds."""
+        tensors = [*self.cache.values(), *self.packed.values()]
+        tensors += [t for t in (self.logits, self.all_logits, self.lens_ids, self.lens_probs) if t is not None]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     @property
     def n_tokens(self) -> int:
@@ -118,6 +147,10 @@ def trace(
             lens_probs = torch.stack([t.values for t in tops]).cpu()  # (n_layers, T, k)
             lens_ids = torch.stack([t.indices for t in tops]).cpu()  # (n_layers, T, k)
     cache = {name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}
+    packed = {}
+    if len(ids) > COMPACT_FROM:
+        for name in [n for n in cache if n.endswith("attn.hook_pattern")]:
+            packed[name] = pack_pattern(cache.pop(name))
     tok = model.tokenizer
     token_bytes = [tok.token_bytes(i) for i in ids] if tok is not None else [b""] * len(ids)
     tokens = [tok.display(i) for i in ids] if tok is not None else [str(i) for i in ids]
@@ -136,4 +169,5 @@ def trace(
         lens_ids=lens_ids,
         lens_probs=lens_probs,
         n_truncated=n_truncated,
+        packed=packed,
     )

@@ -56,8 +56,12 @@ st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
     st.caption("Long text on a big model: the grid shows the first 64 tokens.")
 grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
-st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, lambda lay, h: f"L{lay}H{h} {labels.label(lay, h)[:8]}"),
-                width="stretch", key="attn.grid")
+st.plotly_chart(figures.attention_grid(grid, cfg.n_heads), width="stretch", key="attn.grid")
+named = [f"L{lay}H{h} {labels.label(lay, h)}" for lay in range(cfg.n_layers) for h in range(cfg.n_heads)
+         if labels.label(lay, h) != "mixed"]
+st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
+           "tokens. " + ("Labelled heads: " + "; ".join(named) + "; all others mixed." if named
+                         else "No head scores ≥ 0.4 on any label here: all are mixed."))
 
 st.subheader("bertviz: head view and model view")
 if T > 80:

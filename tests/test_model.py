@@ -173,3 +173,19 @@ def test_cuda_matches_cpu():
     a, b = trace(cpu, list(range(1, 30)), record="*"), trace(gpu, list(range(1, 30)), record="*")
     assert all(t.device.type == "cpu" for t in b.cache.values())
     assert (a.logits - b.logits).abs().max() < 1e-3
+
+
+def test_long_inputs_keep_compact_patterns():
+    from core.trace import COMPACT_FROM
+
+    model = tiny("tinystories-1m")
+    ids = [(i * 13) % 2000 + 1 for i in range(COMPACT_FROM + 0)]  # 256 tokens: exact, then 256 + padding
+    exact = trace(model, ids, record="*")
+    assert exact.packed == {}
+    model = tiny("tinystories-1m", n_ctx=320)
+    long = trace(model, ids + ids[:40], record="*")
+    assert set(long.packed) == {f"blocks.{i}.attn.hook_pattern" for i in range(4)}
+    full = long.attn_scores(0).softmax(-1)
+    assert (long.pattern(0) - full).abs().max() < 5e-4
+    assert (long.pattern(0)[:, torch.ones(296, 296, dtype=torch.bool).triu(1)] == 0).all()
+    assert long.nbytes < exact.nbytes * 296**2 / 256**2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from pages.common.html import visible
 
@@ -41,24 +40,25 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "", c
 
 
 def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None) -> go.Figure:
-    """All layers × heads as small heatmaps (rows = layers)."""
-    n_layers = len(patterns)
-    titles = [labels_fn(lay, h) if labels_fn else f"L{lay} H{h}" for lay in range(n_layers) for h in range(n_heads)]
-    fig = make_subplots(rows=n_layers, cols=n_heads, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.04 if n_layers < 8 else 0.015)
+    """All layers × heads in ONE heatmap: row block = layer, column block = head, one grey gap between blocks
+    (one trace instead of layers × heads subplots keeps the page fast)."""
+    n_layers, T = len(patterns), patterns[0].shape[-1]
+    step = T + 1
+    z = np.full((n_layers * step - 1, n_heads * step - 1), np.nan)
+    future = np.triu(np.ones((T, T), dtype=bool), 1)
     for lay, pattern in enumerate(patterns):
         for h in range(n_heads):
-            z = pattern[h].astype(float).copy()
-            z[np.triu(np.ones_like(z, dtype=bool), 1)] = np.nan
-            fig.add_trace(
-                go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, showscale=False, hoverongaps=False,
-                           hovertemplate=f"L{lay} H{h}<br>query %{{y}} → key %{{x}}: %{{z:.3f}}<extra></extra>"),
-                row=lay + 1, col=h + 1,
-            )
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_annotations(font_size=10)
-    fig.update_layout(height=max(300, 150 * n_layers), margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor=MASKED)
+            block = pattern[h].astype(float).copy()
+            block[future] = np.nan
+            z[lay * step: lay * step + T, h * step: h * step + T] = block
+    fig = go.Figure(go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, hoverongaps=False,
+                               hovertemplate="weight %{z:.3f}<extra></extra>", colorbar=dict(title="weight")))
+    centers = [i * step + T / 2 for i in range(max(n_layers, n_heads))]
+    head_text = [f"H{h}" for h in range(n_heads)]
+    layer_text = [labels_fn(lay, None) if labels_fn else f"L{lay}" for lay in range(n_layers)]
+    fig.update_xaxes(tickvals=centers[:n_heads], ticktext=head_text, side="top", showgrid=False)
+    fig.update_yaxes(tickvals=centers[:n_layers], ticktext=layer_text, autorange="reversed", showgrid=False)
+    fig.update_layout(height=max(300, 130 * n_layers + 60), margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white")
     return fig
 
 
