@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
@@ -22,17 +23,22 @@ from core.model import DEFAULT_RECORD, Recorder, Transformer
 COMPACT_FROM = 256  # tokens
 
 
+@lru_cache(maxsize=4)
+def _tril_flat(T: int) -> torch.Tensor:
+    rows, cols = torch.tril_indices(T, T)
+    return rows * T + cols  # (T(T+1)/2,) positions of the lower triangle in a flattened (T, T)
+
+
 def pack_pattern(pattern: torch.Tensor) -> torch.Tensor:
     """(heads, T, T) causal pattern → (heads, T(T+1)/2) float16 lower triangle."""
-    rows, cols = torch.tril_indices(pattern.shape[-2], pattern.shape[-1])
-    return pattern[:, rows, cols].half()
+    H, T, _ = pattern.shape
+    return pattern.reshape(H, T * T).index_select(1, _tril_flat(T)).half()
 
 
 def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:
-    rows, cols = torch.tril_indices(T, T)
-    out = torch.zeros(packed.shape[0], T, T)
-    out[:, rows, cols] = packed.float()
-    return out
+    out = torch.zeros(packed.shape[0], T * T)
+    out.index_copy_(1, _tril_flat(T), packed.float())
+    return out.view(-1, T, T)
 
 
 @dataclass
