@@ -178,3 +178,22 @@ def test_five_simultaneous_pages_each_see_their_own_text(server, browser):
         assert w in shown  # the gpt2 / cl100k spans keep these common words whole
         assert not any(other in shown for other in words if other != w)
         page.context.close()
+
+
+def test_typed_html_is_not_injected(server, browser):
+    page = new_page(browser, [])
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{server}/tokenizer", wait_until="domcontentloaded")
+    settle(page)
+    box = page.locator("textarea").first
+    payload = '<img src=x onerror=alert(1)> </script><script>alert(2)</script> <b id=injected>x</b>'
+    box.fill(payload)
+    box.press("Control+Enter")  # Streamlit applies a text area on Ctrl+Enter
+    time.sleep(1)
+    settle(page)
+    assert "text=%3Cimg" in page.url and box.input_value() == payload  # applied, and shown as text…
+    assert not dialogs  # …and never run
+    for frame in page.frames:
+        assert frame.locator("#injected").count() == 0 and frame.locator('img[src="x"]').count() == 0
+    page.context.close()
