@@ -82,8 +82,8 @@ PRESETS: dict[str, ModelConfig] = {
     # 355M: GPT-2 medium
     "gpt2-medium": ModelConfig(d_model=1024, n_layers=24, n_heads=16, name="gpt2-medium"),
     # 1.1M: the embedded TinyStories model (2,048-token BPE, 4 layers x 4 heads, 256 context)
-    "tinystories-1m": ModelConfig(
-        vocab_size=2048, n_ctx=256, d_model=128, n_layers=4, n_heads=4, dropout=0.1, name="tinystories-1m"
+    "tiny-stories-1m": ModelConfig(
+        vocab_size=2048, n_ctx=256, d_model=128, n_layers=4, n_heads=4, dropout=0.1, name="tiny-stories-1m"
     ),
     # 0.1M: for tests and quick experiments with sinusoidal positions
     "tiny-sinusoidal": ModelConfig(

@@ -1,4 +1,4 @@
-"""Evaluate a trained model and write its model card: `python -m core.evaluate [--name tinystories-1m]`.
+"""Evaluate a trained model and write its model card: `python -m core.evaluate [--name tiny-stories-1m]`.
 
 Measures, on the model as shipped: validation loss and perplexity on the held-out stories, the next-token probes
 the project promises, a greedy continuation, and the most previous-token-like head. Run by core.train at the end
@@ -127,7 +127,7 @@ Snapshots (fp16) at steps {', '.join(map(str, log['snapshot_steps'][:-1]))} are 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--name", default="tinystories-1m")
+    ap.add_argument("--name", default="tiny-stories-1m")
     ap.add_argument("--corpus", type=Path, default=CORPUS)
     ap.add_argument("--no-card", action="store_true", help="print the figures only")
     args = ap.parse_args(argv)

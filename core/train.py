@@ -1,4 +1,4 @@
-"""Pretraining loop: `python -m core.train --preset tinystories-1m` reproduces the embedded default model.
+"""Pretraining loop: `python -m core.train --preset tiny-stories-1m` reproduces the embedded default model.
 
 Data: the TinyStories excerpts in ../shared/corpus (never committed). Stories are split on blank lines; every
 `--val-every`-th story is held out for validation, so no story is in both splits. A byte-level BPE (core.bpe) is
@@ -35,9 +35,9 @@ from core.weights import MODELS_DIR, save_dir
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 
-# Training recipes: the model preset plus the loop's settings. The shipped model is "tinystories-1m".
+# Training recipes: the model preset plus the loop's settings. The shipped model is "tiny-stories-1m".
 RECIPES = {
-    "tinystories-1m": dict(
+    "tiny-stories-1m": dict(
         files=["tinystories_a.txt", "tinystories_b.txt"], steps=2400, batch_size=16, lr=3e-3, min_lr=3e-4,
         warmup=100, weight_decay=0.1, grad_clip=1.0, stride=128, eval_every=100, eval_batches=8, snapshots=8,
         val_every=20, seed=1337,
@@ -187,7 +187,7 @@ def snapshot_steps(steps: int, n: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="tinystories-1m", choices=sorted(RECIPES))
+    ap.add_argument("--preset", default="tiny-stories-1m", choices=sorted(RECIPES))
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder with the TinyStories excerpts")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default assets/models/<preset>)")
     ap.add_argument("--steps", type=int, default=None, help="override the recipe's step count")

@@ -24,7 +24,7 @@ from core.model import Transformer
 from core.tokenizer import ASSETS, Tokenizer, from_rank_file, load_tokenizer
 
 MODELS_DIR = ASSETS / "models"
-DEFAULT_MODEL = "tinystories-1m"
+DEFAULT_MODEL = "tiny-stories-1m"
 
 # Hub models: short name → (repo, tokenizer). GPT-2's BPE is shipped in assets/, so only weights are downloaded.
 HUB_MODELS = {

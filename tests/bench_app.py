@@ -25,7 +25,7 @@ model = sys.argv[1]
 pages = json.loads(sys.argv[2])
 t0 = time.perf_counter()
 at = AppTest.from_file(sys.argv[3], default_timeout=300)
-if model != "tinystories-1m":
+if model != "tiny-stories-1m":
     at.query_params["model"] = model
 at.run()
 cold = time.perf_counter() - t0
@@ -50,7 +50,7 @@ def run(model: str, env: dict) -> dict:
 
 
 def main() -> None:
-    results = {"embedded": run("tinystories-1m", dict(os.environ))}
+    results = {"embedded": run("tiny-stories-1m", dict(os.environ))}
     print("embedded model:", json.dumps(results["embedded"], indent=1))
     import torch
     import transformers

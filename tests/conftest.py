@@ -15,6 +15,6 @@ def tiny(name: str, **changes) -> Transformer:
     return model.eval().requires_grad_(False)
 
 
-@pytest.fixture(params=["tiny-sinusoidal", "tiny-llama", "tinystories-1m"])
+@pytest.fixture(params=["tiny-sinusoidal", "tiny-llama", "tiny-stories-1m"])
 def any_model(request):
     return tiny(request.param, dropout=0.0)

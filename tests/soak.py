@@ -21,13 +21,13 @@ def rss_mb() -> float:
 
 
 def main(n: int = 500) -> None:
-    cache.traced("tinystories-1m", "cpu", "warm up")
+    cache.traced("tiny-stories-1m", "cpu", "warm up")
     gc.collect()
     before = rss_mb()
     marks = {}
     for i in range(n):
         text = f"Story number {i}: " + " ".join(f"word{(i * 7 + j) % 97}" for j in range(i % 60 + 5))
-        cache.traced("tinystories-1m", "cpu", text)
+        cache.traced("tiny-stories-1m", "cpu", text)
         if (i + 1) % 100 == 0:
             gc.collect()
             marks[i + 1] = round(rss_mb(), 1)

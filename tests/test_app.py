@@ -49,7 +49,7 @@ def test_examples_render_on_attention_and_next_token(text):
 def test_home_shows_the_loaded_model():
     at = open_page(app(), PAGES[0])
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Model"] == "tinystories-1m"
+    assert metrics["Model"] == "tiny-stories-1m"
     assert metrics["Layers"] == "4" and metrics["Heads per layer"] == "4"
 
 
@@ -103,7 +103,7 @@ def test_garbage_url_parameters_fall_back_with_notices():
     at.run()  # the link's notices appear on the first page shown
     shown = " ".join(w.value for w in at.warning)
     assert "temperature" in shown and "top_p" in shown and "model" in shown and "20,000" in shown
-    assert at.sidebar.selectbox(key="model").value == "tinystories-1m"
+    assert at.sidebar.selectbox(key="model").value == "tiny-stories-1m"
     at.switch_page("pages/attention.py").run()
     assert not at.exception
     assert at.slider(key="layer").value == 3 and at.slider(key="head").value == 0
@@ -123,8 +123,8 @@ def test_online_model_while_offline_keeps_the_current_model(tmp_path, monkeypatc
     at.sidebar.selectbox(key="model").set_value("distilgpt2").run()
     assert not at.exception
     assert any("Could not load distilgpt2" in e.value and "offline" in e.value for e in at.sidebar.error)
-    assert at.sidebar.selectbox(key="model").value == "tinystories-1m"
-    assert {m.label: m.value for m in at.metric}["Model"] == "tinystories-1m"
+    assert at.sidebar.selectbox(key="model").value == "tiny-stories-1m"
+    assert {m.label: m.value for m in at.metric}["Model"] == "tiny-stories-1m"
 
 
 @pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "👨‍👩‍👧‍👦 é\u0301 \u202e مرحبا", "\x00\x07\u200b",

@@ -29,7 +29,7 @@ BLOCK_NAMES_GPT2 = [
 
 
 def test_recorded_names_gpt2_family():
-    model = tiny("tinystories-1m", n_layers=1)
+    model = tiny("tiny-stories-1m", n_layers=1)
     assert trace(model, [1, 2, 3], record="*").names == [
         "hook_embed", "hook_pos_embed", *BLOCK_NAMES_GPT2, "ln_final.hook_normalized"
     ]
@@ -144,7 +144,7 @@ def test_sampling_distribution_filters():
 
 
 def test_threads_share_one_model():
-    model = tiny("tinystories-1m")
+    model = tiny("tiny-stories-1m")
     texts = [[(7 * i + j) % 2000 + 1 for j in range(5 + i)] for i in range(16)]
     sequential = [trace(model, t) for t in texts]
     results = [None] * len(texts)
@@ -178,11 +178,11 @@ def test_cuda_matches_cpu():
 def test_long_inputs_keep_compact_patterns():
     from core.trace import COMPACT_FROM
 
-    model = tiny("tinystories-1m")
+    model = tiny("tiny-stories-1m")
     ids = [(i * 13) % 2000 + 1 for i in range(COMPACT_FROM + 0)]  # 256 tokens: exact, then 256 + padding
     exact = trace(model, ids, record="*")
     assert exact.packed == {}
-    model = tiny("tinystories-1m", n_ctx=320)
+    model = tiny("tiny-stories-1m", n_ctx=320)
     long = trace(model, ids + ids[:40], record="*")
     assert set(long.packed) == {f"blocks.{i}.attn.hook_pattern" for i in range(4)}
     full = long.attn_scores(0).softmax(-1)

@@ -62,7 +62,7 @@ def test_windows_and_schedule():
 
 def tiny_trainer(positional="learned", steps=20):
     cfg = dataclasses.replace(PRESETS["tiny-sinusoidal"], positional=positional, n_ctx=32, dropout=0.1)
-    recipe = {**RECIPES["tinystories-1m"], "steps": steps, "batch_size": 8, "lr": 3e-3, "warmup": 2, "stride": 16}
+    recipe = {**RECIPES["tiny-stories-1m"], "steps": steps, "batch_size": 8, "lr": 3e-3, "warmup": 2, "stride": 16}
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 50, (2000,), generator=g) % 7 * 3  # a learnable pattern
     return Trainer(cfg, tokens, tokens[:500], recipe)
