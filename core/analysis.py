@@ -13,8 +13,6 @@ import torch
 from core.model import Transformer
 from core.trace import Trace, trace
 
-HEAD_KINDS = ("previous-token", "first-token", "duplicate-token", "induction")
-
 
 def previous_token_scores(tr: Trace) -> torch.Tensor:
     """(layers, heads): mean attention from each position i ≥ 1 to position i - 1."""

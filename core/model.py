@@ -102,6 +102,13 @@ def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
     return 1.0 / (cfg.rope_theta ** (torch.arange(0, hs, 2, dtype=torch.float32) / hs))  # (hs/2,)
 
 
+def rope_distance_profile(cfg: ModelConfig, max_distance: int) -> torch.Tensor:
+    """(max_distance,): q·k after RoPE for q = k = all ones, divided by hs, at each relative distance Δ:
+    the mean over pairs of cos(Δ·θ_j). It depends on Δ only, which is what makes RoPE relative."""
+    distance = torch.arange(max_distance, dtype=torch.float32)
+    return torch.cos(torch.outer(distance, rope_inv_freq(cfg))).mean(dim=1)
+
+
 class SinusoidalPositions(nn.Module):
     """Fixed, not learned: the table is a buffer, absent from the state dict."""
 

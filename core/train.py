@@ -30,7 +30,7 @@ from core.bpe import train_bpe
 from core.config import PRESETS, ModelConfig
 from core.model import Transformer
 from core.tokenizer import ENDOFTEXT, write_ranks
-from core.weights import MODELS_DIR, save_dir
+from core.weights import MODELS_DIR, save_dir, save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -47,10 +47,10 @@ RECIPES = {
 
 def read_stories(files: list[Path]) -> list[str]:
     stories = []
-    for i, path in enumerate(files):
+    for path in files:
         chunks = [s.strip() for s in path.read_text(encoding="utf-8").split("\n\n")]
-        if i == 1 and path.name == "tinystories_b.txt":
-            chunks = chunks[1:]  # this excerpt starts mid-story
+        if path.name == "tinystories_b.txt":
+            chunks = chunks[1:]  # this excerpt starts mid-story (see the corpus README)
         stories.extend(s for s in chunks if s)
     return stories
 
@@ -181,7 +181,7 @@ class Trainer:
         self.log = json.loads(state["log"])
 
 
-def snapshot_steps(steps: int, n: int) -> list[int]:
+def snapshot_schedule(steps: int, n: int) -> list[int]:
     return sorted({round(i * steps / (n - 1)) for i in range(n)})
 
 
@@ -235,13 +235,13 @@ def main(argv: list[str] | None = None) -> None:
         trainer.load_state(state)
         elapsed_before = trainer.log[-1]["elapsed_s"] if trainer.log else 0.0
         print(f"resumed at step {trainer.step_no}", flush=True)
-    snaps = snapshot_steps(recipe["steps"], recipe["snapshots"])
+    snaps = snapshot_schedule(recipe["steps"], recipe["snapshots"])
     start_time = time.time() - elapsed_before
     bar = tqdm(total=recipe["steps"], initial=trainer.step_no, unit="step", dynamic_ncols=True, mininterval=5)
     while True:
         s = trainer.step_no
         if s in snaps and s < recipe["steps"]:
-            save_dir_snapshot(trainer.model, out / "checkpoints" / f"step_{s:06d}.safetensors")
+            save_weights(trainer.model, out / "checkpoints" / f"step_{s:06d}.safetensors", half=True)
         if s % recipe["eval_every"] == 0 or s == recipe["steps"]:
             val = evaluate(trainer.model, val_tokens, cfg.n_ctx, recipe["batch_size"], recipe["eval_batches"])
             entry = {"step": s, "val_loss": round(val, 4), "tokens": trainer.tokens_seen,
@@ -274,12 +274,6 @@ def main(argv: list[str] | None = None) -> None:
 
         model_card.main(["--name", args.preset, "--corpus", str(args.corpus)])
 
-
-def save_dir_snapshot(model: Transformer, path: Path) -> None:
-    """fp16 weights of one moment of training (the app's 'how it learned' slider)."""
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, path)
 
 
 if __name__ == "__main__":

@@ -214,12 +214,16 @@ def load_dir(
     return _finish(model, device)
 
 
-def save_dir(model: Transformer, path: str | Path, tokenizer_spec: dict | None = None, half: bool = False) -> None:
-    """Write our own format: config.json, model.safetensors (fp16 when `half`), and the tokenizer's description."""
+def save_weights(model: Transformer, file: str | Path, half: bool = False) -> None:
+    """The model's state dict as safetensors (fp16 when `half`: the training snapshots)."""
+    save_file({k: (v.detach().half() if half else v.detach()).contiguous() for k, v in model.state_dict().items()}, file)
+
+
+def save_dir(model: Transformer, path: str | Path, tokenizer_spec: dict | None = None) -> None:
+    """Write our own format: config.json, model.safetensors (fp32), and the tokenizer's description."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if half else v).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, path / "model.safetensors")
+    save_weights(model, path / "model.safetensors")
     meta = {"format": "glassbox", "model": model.config.to_dict()}
     if tokenizer_spec:
         meta["tokenizer"] = tokenizer_spec

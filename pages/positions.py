@@ -2,11 +2,10 @@
 
 import random
 
-import numpy as np
 import streamlit as st
 import torch
 
-from core.model import rope_inv_freq, sinusoidal_table
+from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
 from pages.common import figures, state, texts
 from pages.common.html import visible
 
@@ -39,9 +38,8 @@ elif cfg.positional == "rope":
                                   title=f"Rotation speed of each of the {len(freqs)} dimension pairs (θ = "
                                   f"{cfg.rope_theta:g})", xtitle="dimension pair", ytitle="radians / position"),
                     width="stretch")
-    distance = np.arange(0, min(cfg.n_ctx, 512))
-    score = np.cos(np.outer(distance, freqs)).mean(axis=1)  # q = k = all-ones vector: mean of cos(Δ·θ_j)
-    st.plotly_chart(figures.lines(distance.tolist(), {"q·k (normalised)": score.tolist()},
+    score = rope_distance_profile(cfg, min(cfg.n_ctx, 512))
+    st.plotly_chart(figures.lines(list(range(len(score))), {"q·k (normalised)": score.tolist()},
                                   title="How q·k depends only on the distance between two tokens",
                                   xtitle="relative distance", ytitle="score"), width="stretch")
     st.caption("For identical q and k (all ones), the rotated dot product is the mean of cos(distance × θ_j): it "

@@ -189,3 +189,15 @@ def test_long_inputs_keep_compact_patterns():
     assert (long.pattern(0) - full).abs().max() < 5e-4
     assert (long.pattern(0)[:, torch.ones(296, 296, dtype=torch.bool).triu(1)] == 0).all()
     assert long.nbytes < exact.nbytes * 296**2 / 256**2
+
+
+def test_rope_profile_depends_on_distance_only():
+    from core.model import rope_distance_profile
+
+    model = tiny("tiny-llama")
+    q = torch.ones(1, 1, 64, model.config.head_dim)  # the same vector at every position
+    rotated = model.rotary(q, 0)[0, 0]  # (64, hs)
+    profile = rope_distance_profile(model.config, 20)
+    for m, n in [(5, 5), (10, 3), (40, 21)]:
+        dot = (rotated[m] @ rotated[n]) / model.config.head_dim
+        assert torch.isclose(dot, profile[abs(m - n)], atol=1e-5)

@@ -10,7 +10,7 @@ import torch
 from core.bpe import train_bpe
 from core.config import PRESETS
 from core.tokenizer import from_rank_file, write_ranks
-from core.train import RECIPES, Trainer, lr_at, snapshot_steps, split_stories, windows
+from core.train import RECIPES, Trainer, lr_at, snapshot_schedule, split_stories, windows
 from core.weights import DEFAULT_MODEL, MODELS_DIR, load_model, load_snapshot
 from core.weights import snapshot_steps as shipped_snapshots
 
@@ -55,7 +55,7 @@ def test_windows_and_schedule():
     assert lr_at(0, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
     assert lr_at(10, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-3)
     assert lr_at(100, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
-    assert snapshot_steps(2000, 8) == [0, 286, 571, 857, 1143, 1429, 1714, 2000]
+    assert snapshot_schedule(2000, 8) == [0, 286, 571, 857, 1143, 1429, 1714, 2000]
     train, val = split_stories([f"s{i}" for i in range(40)], 20)
     assert val == ["s19", "s39"] and not set(train) & set(val)
 

@@ -7,7 +7,6 @@ Cached objects are shared between sessions and threads: callers must treat them 
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
 from core import load_model, load_tokenizer, trace
 from core.analysis import head_labels, pca
@@ -65,6 +64,3 @@ def snapshot_trace(name: str, step: int, text: str):
 def log(name: str):
     return training_log(name)
 
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available()

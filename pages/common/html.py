@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 from functools import lru_cache
-from pathlib import Path
 
 from core.tokenizer import ASSETS
 
@@ -87,6 +86,3 @@ def bertviz_offline(view_html: str) -> str:
         + _vendor_js() + head + "<script>" + script_safe(body) + "</script></body></html>"
     )
 
-
-def asset_path(*parts: str) -> Path:
-    return ASSETS.joinpath(*parts)
