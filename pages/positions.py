@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
+from core.weights import DEFAULT_MODEL
 from pages.common import figures, state, texts
 from pages.common.html import visible
 
@@ -27,8 +28,10 @@ if cfg.positional == "learned":
     sim = (normed @ normed.T).numpy()
     st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
                                     ytitle="position", height=460), width="stretch")
-    st.caption("Nearby positions learned similar vectors (the bright band along the diagonal): nothing told the "
-               "model to do that — it found that neighbouring positions behave alike.")
+    seam = (" It also reflects how training cut the text into windows: this model saw 256-token windows starting "
+            "every 128 tokens, and its table shows a seam at position 128." if ctx.model_name == DEFAULT_MODEL else "")
+    st.caption("Nothing told the model how positions relate: any structure here was learned from the training text."
+               + seam)
     state.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
                        "positions.csv")
 elif cfg.positional == "rope":
