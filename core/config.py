@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 Positional = Literal["learned", "sinusoidal", "rope"]
 Norm = Literal["layernorm", "rmsnorm"]
-MLPKind = Literal["gelu", "swiglu"]
+MLPKind = Literal["gelu", "gelu_exact", "swiglu"]  # gelu: the tanh approximation GPT-2 uses
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,12 @@ class ModelConfig:
     tied_embeddings: bool = True  # unembedding = embedding matrix transposed
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
+    causal: bool = True  # False: every position attends to every other one (an encoder such as BERT)
+    post_norm: bool = False  # BERT: norm after each residual add and after the embeddings, no final norm
+    n_token_types: int = 0  # BERT: segment embeddings (sentence A / B)
+    lm_head: bool = True  # False: no unembedding, so no next-token logits (an encoder)
     dropout: float = 0.0  # used only when training
-    family: str = "gpt2"  # "gpt2" or "llama": how HF checkpoints name their weights
+    family: str = "gpt2"  # "gpt2", "llama" or "bert": how checkpoints name their weights
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -46,6 +50,8 @@ class ModelConfig:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.positional not in ("learned", "sinusoidal", "rope"):
             raise ValueError(f"unknown positional scheme {self.positional!r}")
+        if self.mlp not in ("gelu", "gelu_exact", "swiglu"):
+            raise ValueError(f"unknown MLP kind {self.mlp!r}")
         if self.positional == "rope" and self.head_dim % 2:
             raise ValueError("RoPE needs an even head dimension")
 
@@ -84,6 +90,11 @@ PRESETS: dict[str, ModelConfig] = {
     # 1.1M: the embedded TinyStories model (2,048-token BPE, 4 layers x 4 heads, 256 context)
     "tiny-stories-1m": ModelConfig(
         vocab_size=2048, n_ctx=256, d_model=128, n_layers=4, n_heads=4, dropout=0.1, name="tiny-stories-1m"
+    ),
+    # 0.1M: a tiny BERT-style encoder for tests (bidirectional, post-LN, token types, no LM head)
+    "tiny-bert": ModelConfig(
+        vocab_size=512, n_ctx=64, d_model=64, n_layers=2, n_heads=4, mlp="gelu_exact", causal=False, post_norm=True,
+        n_token_types=2, lm_head=False, norm_eps=1e-12, family="bert", name="tiny-bert",
     ),
     # 0.1M: for tests and quick experiments with sinusoidal positions
     "tiny-sinusoidal": ModelConfig(

@@ -1,7 +1,8 @@
 """The one instrumented transformer every page reads from.
 
 A single nn.Module covers GPT-2 (learned positions, LayerNorm, GELU), Llama (RoPE, RMSNorm, SwiGLU, grouped-query
-attention) and the original paper's sinusoidal positions. Module paths use TransformerLens names
+attention), BERT-style encoders (bidirectional attention, post-LayerNorm, token types, no LM head) and the original
+paper's sinusoidal positions. Module paths use TransformerLens names
 (`embed, pos_embed, blocks[i].{ln1, attn, ln2, mlp}, ln_final, unembed`), and every intermediate can be recorded
 under a dotted TransformerLens hook name.
 
@@ -17,6 +18,8 @@ heads, hs = head size, d = d_model, m = MLP width). Trace strips the batch dimen
 |-----------------------------------|------------------|---------------------------------------------------|
 | hook_embed                        | (B, T, d)        | token embedding rows                              |
 | hook_pos_embed                    | (B, T, d)        | learned or sinusoidal position vectors (not RoPE) |
+| hook_token_type_embed             | (B, T, d)        | BERT only: segment vectors (all sentence A here)  |
+| ln_embed.hook_normalized          | (B, T, d)        | BERT only: the embeddings' LayerNorm              |
 | blocks.{i}.hook_resid_pre         | (B, T, d)        | residual stream entering block i                  |
 | blocks.{i}.ln1.hook_normalized    | (B, T, d)        | first norm's output                               |
 | blocks.{i}.attn.hook_q            | (B, T, nh, hs)   | queries (after RoPE where used)                   |
@@ -26,14 +29,17 @@ heads, hs = head size, d = d_model, m = MLP width). Trace strips the batch dimen
 | blocks.{i}.attn.hook_pattern      | (B, nh, T, S)    | attention weights after softmax                   |
 | blocks.{i}.attn.hook_z            | (B, T, nh, hs)   | per-head weighted sum of values                   |
 | blocks.{i}.hook_attn_out          | (B, T, d)        | attention output after the output projection      |
-| blocks.{i}.hook_resid_mid         | (B, T, d)        | residual after attention                          |
+| blocks.{i}.hook_resid_mid         | (B, T, d)        | residual after attention (post-LN: after ln1)     |
 | blocks.{i}.ln2.hook_normalized    | (B, T, d)        | second norm's output                              |
 | blocks.{i}.mlp.hook_pre           | (B, T, m)        | MLP pre-activation (SwiGLU: the gate)             |
 | blocks.{i}.mlp.hook_pre_linear    | (B, T, m)        | SwiGLU only: the linear ("up") branch             |
 | blocks.{i}.mlp.hook_post          | (B, T, m)        | MLP activation                                    |
 | blocks.{i}.hook_mlp_out           | (B, T, d)        | MLP output                                        |
 | blocks.{i}.hook_resid_post        | (B, T, d)        | residual leaving block i                          |
-| ln_final.hook_normalized          | (B, T, d)        | final norm's output                               |
+| ln_final.hook_normalized          | (B, T, d)        | final norm's output (pre-LN models only)          |
+
+Pre-LN (GPT-2, Llama): x + attn(ln1(x)), then x + mlp(ln2(x)), then ln_final. Post-LN (BERT): ln1(x + attn(x)),
+then ln2(x + mlp(x)); ln1/ln2.hook_normalized then equal resid_mid/resid_post.
 """
 
 from __future__ import annotations
@@ -184,8 +190,9 @@ class Attention(nn.Module):
             k_rep = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
             v_rep = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
             scores = (q @ k_rep.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, S)
-            allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
-            scores = scores.masked_fill(~allowed, float("-inf"))
+            if cfg.causal:
+                allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
+                scores = scores.masked_fill(~allowed, float("-inf"))
             pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
             rec(p + "hook_attn_scores", scores)
             rec(p + "hook_pattern", pattern)
@@ -193,10 +200,10 @@ class Attention(nn.Module):
         else:
             # The cache makes queries start at `start`: a causal mask aligned to the bottom right is needed.
             mask = None
-            if start and T > 1:
+            if cfg.causal and start and T > 1:
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
             z = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=(start == 0 and T > 1), enable_gqa=nh != nkv
+                q, k, v, attn_mask=mask, is_causal=cfg.causal and start == 0 and T > 1, enable_gqa=nh != nkv
             )  # (B, nh, T, hs)
         z = z.transpose(1, 2)  # (B, T, nh, hs)
         _rec(rec, p + "hook_z", z)
@@ -221,7 +228,8 @@ class MLP(nn.Module):
             post = F.silu(pre) * pre_linear  # (B, T, m)
         else:
             pre = self.fc_in(x)  # (B, T, m)
-            post = F.gelu(pre, approximate="tanh")  # (B, T, m): GPT-2's "gelu_new"
+            # GPT-2's "gelu_new" is the tanh approximation; BERT uses the exact erf form.
+            post = F.gelu(pre, approximate="tanh" if self.kind == "gelu" else "none")  # (B, T, m)
         _rec(rec, p + "hook_pre", pre)
         _rec(rec, p + "hook_post", post)
         return self.fc_out(post)  # (B, T, d)
@@ -231,12 +239,14 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, index: int):
         super().__init__()
         self.prefix = p = f"blocks.{index}."
-        self.dropout = cfg.dropout
+        self.dropout, self.post_norm = cfg.dropout, cfg.post_norm
         self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
         self.attn = Attention(cfg, p + "attn.")
         self.mlp = MLP(cfg, p + "mlp.")
 
     def forward(self, x, rec, rotary, past):
+        if self.post_norm:
+            return self.forward_post_norm(x, rec, rotary, past)
         p = self.prefix
         _rec(rec, p + "hook_resid_pre", x)
         h = self.ln1(x)  # (B, T, d)
@@ -253,6 +263,22 @@ class Block(nn.Module):
         _rec(rec, p + "hook_resid_post", x)
         return x, present
 
+    def forward_post_norm(self, x, rec, rotary, past):
+        """BERT's order: the residual add comes first, the norm after it."""
+        p = self.prefix
+        _rec(rec, p + "hook_resid_pre", x)
+        attn_out, present = self.attn(x, rec, rotary, past)  # (B, T, d)
+        _rec(rec, p + "hook_attn_out", attn_out)
+        x = self.ln1(x + F.dropout(attn_out, self.dropout, self.training))  # (B, T, d)
+        _rec(rec, p + "ln1.hook_normalized", x)
+        _rec(rec, p + "hook_resid_mid", x)
+        mlp_out = self.mlp(x, rec)  # (B, T, d)
+        _rec(rec, p + "hook_mlp_out", mlp_out)
+        x = self.ln2(x + F.dropout(mlp_out, self.dropout, self.training))  # (B, T, d)
+        _rec(rec, p + "ln2.hook_normalized", x)
+        _rec(rec, p + "hook_resid_post", x)
+        return x, present
+
 
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -266,9 +292,12 @@ class Transformer(nn.Module):
             "rope": lambda: None,
         }[cfg.positional]()
         self.rotary = Rotary(cfg) if cfg.positional == "rope" else None
+        self.token_type_embed = nn.Embedding(cfg.n_token_types, cfg.d_model) if cfg.n_token_types else None
+        self.ln_embed = make_norm(cfg) if cfg.post_norm else None
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
-        self.ln_final = make_norm(cfg)
-        self.unembed = None if cfg.tied_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.ln_final = None if cfg.post_norm else make_norm(cfg)
+        untied = cfg.lm_head and not cfg.tied_embeddings
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False) if untied else None
         self.apply(self._init_weights)
         for name, param in self.named_parameters():  # GPT-2: scale residual projections by 1/sqrt(2 * n_layers)
             if name.endswith(("attn.out.weight", "mlp.fc_out.weight")):
@@ -289,12 +318,15 @@ class Transformer(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.embed.weight.numel()
-            if isinstance(self.pos_embed, nn.Embedding):
-                n -= self.pos_embed.weight.numel()
+            for table in (self.pos_embed, self.token_type_embed):
+                if isinstance(table, nn.Embedding):
+                    n -= table.weight.numel()
         return n
 
     def unembed_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Final-norm output → logits over the vocabulary."""
+        if not self.config.lm_head:
+            raise ValueError(f"{self.config.name} is an encoder with no language-model head: it has no next-token logits")
         weight = self.embed.weight if self.unembed is None else self.unembed.weight  # (V, d)
         return F.linear(x, weight)  # (..., V)
 
@@ -314,6 +346,8 @@ class Transformer(nn.Module):
         start = 0 if past is None else past[0][0].shape[2]
         if start + T > cfg.n_ctx:
             raise ValueError(f"{start + T} tokens exceed the context length {cfg.n_ctx}")
+        if logits != "none" and not cfg.lm_head:
+            raise ValueError(f"{cfg.name} is an encoder with no language-model head: ask for logits='none'")
         x = self.embed(idx)  # (B, T, d)
         _rec(rec, "hook_embed", x)
         if self.pos_embed is not None:
@@ -321,13 +355,21 @@ class Transformer(nn.Module):
             pos = pos.expand(B, T, cfg.d_model)  # (B, T, d)
             _rec(rec, "hook_pos_embed", pos)
             x = x + pos
+        if self.token_type_embed is not None:  # one sentence: every token is segment A (type 0)
+            types = self.token_type_embed(torch.zeros_like(idx))  # (B, T, d)
+            _rec(rec, "hook_token_type_embed", types)
+            x = x + types
+        if self.ln_embed is not None:
+            x = self.ln_embed(x)  # (B, T, d)
+            _rec(rec, "ln_embed.hook_normalized", x)
         x = F.dropout(x, cfg.dropout, self.training)
         presents: KVCache = []
         for i, block in enumerate(self.blocks):
             x, present = block(x, rec, self.rotary, None if past is None else past[i])
             presents.append(present)
-        x = self.ln_final(x)  # (B, T, d)
-        _rec(rec, "ln_final.hook_normalized", x)
+        if self.ln_final is not None:
+            x = self.ln_final(x)  # (B, T, d)
+            _rec(rec, "ln_final.hook_normalized", x)
         if logits == "none":
             return None, presents
         if logits == "last":

@@ -5,13 +5,19 @@ own byte-level BPE (a rank file written by core.bpe) goes through the same machi
 what a learner needs to see: each token's raw bytes and a display string that never fails on a partial UTF-8
 character, and a replay of the BPE merges that turn a piece of text into its tokens.
 
+Vocabularies that tiktoken cannot express exactly (SmolLM2's byte-level BPE lacks 21 of the 256 single bytes, which
+tiktoken requires; BERT's WordPiece is not BPE at all) go through the `tokenizers` library behind the same
+interface (`HFTokenizer`).
+
 User text is always encoded as ordinary text: a typed "<|endoftext|>" is just characters, never a special token.
+`encode_with_special` is the one exception, for text the app builds itself (a chat template).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +102,9 @@ class MergeStep:
 class Tokenizer:
     """A tiktoken Encoding plus the per-token views a learner needs."""
 
+    kind = "bpe"  # what the tokenizer page can replay: "bpe" (merges) or "wordpiece"
+    chat_template: str | None = None
+
     def __init__(self, name: str, ranks: dict[bytes, int], pattern: str, special_tokens: dict[str, int]):
         self.name = name
         self.ranks = ranks
@@ -123,8 +132,19 @@ class Tokenizer:
         """Text → ids. Special-token spellings typed by a user are encoded as ordinary text."""
         return self.encoding.encode(text, allowed_special=set(), disallowed_special=())
 
+    def encode_with_special(self, text: str) -> list[int]:
+        """Text the app writes itself (a chat template): special-token spellings become the special tokens."""
+        return self.encoding.encode(text, allowed_special="all")
+
+    def encode_fragment(self, text: str) -> list[int]:
+        """A word or phrase on its own, without the markers some tokenizers put around a whole input."""
+        return self.encode(text)
+
     def decode(self, ids: list[int]) -> str:
         return self.encoding.decode(ids, errors="replace")
+
+    def id_of(self, token: bytes) -> int:
+        return self.ranks[token]
 
     def token_bytes(self, token_id: int) -> bytes:
         return self._bytes_of[token_id]
@@ -186,3 +206,126 @@ def load_tokenizer(name: str = "gpt2") -> Tokenizer:
     if not path.exists():
         raise FileNotFoundError(f"missing rank file {filename} in assets/tokenizers/")
     return Tokenizer(key, read_ranks(path, sha256), pattern, special)
+
+
+def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    """A chat template (Jinja, as model files ship it) applied to messages, in Jinja's sandbox: the template comes
+    from a model file and must not reach Python internals."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt)
+
+
+def byte_alphabet() -> dict[int, str]:
+    """GPT-2's byte → printable character map: byte-level BPE vocabularies (tokenizer.json, GGUF) spell tokens in it."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+class HFTokenizer:
+    """A `tokenizers.Tokenizer` behind the same interface as `Tokenizer`.
+
+    kind "bpe": a byte-level BPE given as vocabulary + merges (merge_replay follows the merge list, which is the
+    `tokenizers` algorithm). kind "wordpiece": BERT's greedy longest-match-first subwords (no merges to replay).
+    """
+
+    def __init__(self, name: str, backend, kind: str, merges: list[tuple[str, str]] | None = None,
+                 chat_template: str | None = None):
+        self.name, self.backend, self.kind, self.chat_template = name, backend, kind, chat_template
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.backend.encode_special_tokens = True  # typed "[SEP]" or "<|im_end|>" stays ordinary text
+        vocab = backend.get_vocab(with_added_tokens=True)
+        self.special_tokens = {t.content: i for i, t in backend.get_added_tokens_decoder().items() if t.special}
+        self._n_vocab = max(vocab.values()) + 1
+        self._special_re = regex.compile("|".join(map(regex.escape, sorted(self.special_tokens, key=len, reverse=True))))
+        self._strings = {i: t for t, i in vocab.items()}
+        self._from_char = {c: b for b, c in byte_alphabet().items()} if kind == "bpe" else None
+        if kind == "bpe" and merges is None:  # read them back from the backend's own description
+            listed = json.loads(backend.to_str())["model"]["merges"]
+            merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in listed]
+        self.merges = merges or []
+        self._merge_rank = {}
+        if merges:
+            to_bytes = self._spelled_bytes
+            self._merge_rank = {(to_bytes(a), to_bytes(b)): r for r, (a, b) in enumerate(merges)}
+            self._ids = {to_bytes(t): i for t, i in vocab.items() if i not in self.special_tokens.values()}
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({self.name!r}, {self.kind}, n_vocab={self.n_vocab})"
+
+    def _spelled_bytes(self, token: str) -> bytes:
+        return bytes(self._from_char[c] for c in token)
+
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
+
+    @property
+    def eot_id(self) -> int | None:
+        return self.special_tokens.get(ENDOFTEXT)
+
+    def encode(self, text: str) -> list[int]:
+        """Text → ids (BERT's [CLS] … [SEP] included). Special-token spellings typed by a user are ordinary text."""
+        return self.backend.encode(text).ids
+
+    def encode_fragment(self, text: str) -> list[int]:
+        """A word or phrase on its own, without BERT's [CLS] … [SEP] around it."""
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_with_special(self, text: str) -> list[int]:
+        ids, at = [], 0
+        for m in self._special_re.finditer(text) if self.special_tokens else ():
+            ids += self.backend.encode(text[at : m.start()], add_special_tokens=False).ids
+            ids.append(self.special_tokens[m.group(0)])
+            at = m.end()
+        return ids + self.backend.encode(text[at:], add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=False)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        token = self._strings[token_id]
+        if self._from_char is not None and token_id not in self.special_tokens.values():
+            return self._spelled_bytes(token)
+        return token.encode()
+
+    def display(self, token_id: int) -> str:
+        return self.token_bytes(token_id).decode("utf-8", errors="backslashreplace")
+
+    def id_of(self, token: bytes) -> int:
+        return self._ids[token]
+
+    def pieces(self, text: str) -> list[str]:
+        """The pre-tokenizer's split (of the normalized text: BERT lowercases first)."""
+        normalized = self.backend.normalizer.normalize_str(text) if self.backend.normalizer else text
+        return [normalized[a:b] for _, (a, b) in self.backend.pre_tokenizer.pre_tokenize_str(normalized)]
+
+    def merge_replay(self, piece: str | bytes) -> list[MergeStep]:
+        """Replay BPE on one piece: from single bytes, repeatedly merge the adjacent pair that comes first in the
+        merge list. Bytes the vocabulary lacks are dropped, as `tokenizers` does."""
+        if not self._merge_rank:
+            raise ValueError(f"{self.name} is a {self.kind} tokenizer: it has no merges to replay")
+        data = piece.encode() if isinstance(piece, str) else piece
+        parts = [bytes([b]) for b in data if bytes([b]) in self._ids]
+        steps = [MergeStep(tuple(parts))]
+        while len(parts) > 1:
+            ranked = [(self._merge_rank.get((parts[i], parts[i + 1])), i) for i in range(len(parts) - 1)]
+            ranked = [(r, i) for r, i in ranked if r is not None]
+            if not ranked:
+                break
+            rank, i = min(ranked)
+            parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2 :]
+            steps.append(MergeStep(tuple(parts), rank, i))
+        return steps
+
+    def merge_replay_text(self, text: str) -> list[list[MergeStep]]:
+        return [self.merge_replay(p) for p in self.pieces(text)]

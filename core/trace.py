@@ -4,8 +4,8 @@ A Trace holds token ids, their display strings and bytes, the recorded intermedi
 dimension removed) and the logits that were asked for. It holds no reference to the model, so it can be cached
 and shared between browser sessions.
 
-Attention patterns grow as T²: for inputs longer than COMPACT_FROM tokens they are kept as float16 lower
-triangles (the masked upper triangle is all zeros), which cuts them to a quarter; `pattern(layer)` and
+Attention patterns grow as T²: for a causal model's inputs longer than COMPACT_FROM tokens they are kept as float16
+lower triangles (the masked upper triangle is all zeros), which cuts them to a quarter; `pattern(layer)` and
 `tr[name]` unpack them to float32 (absolute error below 5e-4). Shorter inputs keep every pattern exact.
 """
 
@@ -129,7 +129,10 @@ def trace(
     logits: "last" (default, (V,)), "all" (also keeps (T, V) in `all_logits`) or "none".
     lens_top_k: also keep the logit lens, the top-k tokens after every block at every position.
     Input longer than the context length keeps its first n_ctx tokens; `n_truncated` says how many were cut.
+    An encoder (no language-model head) records no logits and no lens, whatever is asked.
     """
+    if not model.config.lm_head:
+        logits, lens_top_k = "none", None
     ids = _ids_for(model, text_or_ids)
     if not ids:
         raise ValueError("nothing to trace: the input has no tokens")
@@ -154,7 +157,7 @@ def trace(
             lens_ids = torch.stack([t.indices for t in tops]).cpu()  # (n_layers, T, k)
     cache = {name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}
     packed = {}
-    if len(ids) > COMPACT_FROM:
+    if len(ids) > COMPACT_FROM and model.config.causal:  # an encoder's pattern has no zero triangle to drop
         for name in [n for n in cache if n.endswith("attn.hook_pattern")]:
             packed[name] = pack_pattern(cache.pop(name))
     tok = model.tokenizer

@@ -79,6 +79,45 @@ LLAMA_MAP = {
 LLAMA_TRANSPOSED = re.compile(r"^$")  # nothing: Llama uses nn.Linear like us
 LLAMA_IGNORED = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq|lm_head\.weight")
 
+# BertModel (no "bert." prefix: the checkpoint's prefix is stripped before mapping). Post-LN: BERT's
+# attention.output.LayerNorm comes after the attention add (our ln1), output.LayerNorm after the MLP add (ln2).
+BERT_MAP = {
+    "embed.weight": ["embeddings.word_embeddings.weight"],
+    "pos_embed.weight": ["embeddings.position_embeddings.weight"],
+    "token_type_embed.weight": ["embeddings.token_type_embeddings.weight"],
+    "ln_embed.weight": ["embeddings.LayerNorm.weight"],
+    "ln_embed.bias": ["embeddings.LayerNorm.bias"],
+    "blocks.{i}.attn.qkv.weight": [
+        "encoder.layer.{i}.attention.self.query.weight",
+        "encoder.layer.{i}.attention.self.key.weight",
+        "encoder.layer.{i}.attention.self.value.weight",
+    ],
+    "blocks.{i}.attn.qkv.bias": [
+        "encoder.layer.{i}.attention.self.query.bias",
+        "encoder.layer.{i}.attention.self.key.bias",
+        "encoder.layer.{i}.attention.self.value.bias",
+    ],
+    "blocks.{i}.attn.out.weight": ["encoder.layer.{i}.attention.output.dense.weight"],
+    "blocks.{i}.attn.out.bias": ["encoder.layer.{i}.attention.output.dense.bias"],
+    "blocks.{i}.ln1.weight": ["encoder.layer.{i}.attention.output.LayerNorm.weight"],
+    "blocks.{i}.ln1.bias": ["encoder.layer.{i}.attention.output.LayerNorm.bias"],
+    "blocks.{i}.mlp.fc_in.weight": ["encoder.layer.{i}.intermediate.dense.weight"],
+    "blocks.{i}.mlp.fc_in.bias": ["encoder.layer.{i}.intermediate.dense.bias"],
+    "blocks.{i}.mlp.fc_out.weight": ["encoder.layer.{i}.output.dense.weight"],
+    "blocks.{i}.mlp.fc_out.bias": ["encoder.layer.{i}.output.dense.bias"],
+    "blocks.{i}.ln2.weight": ["encoder.layer.{i}.output.LayerNorm.weight"],
+    "blocks.{i}.ln2.bias": ["encoder.layer.{i}.output.LayerNorm.bias"],
+}
+BERT_TRANSPOSED = LLAMA_TRANSPOSED
+# The position-id buffer, and the pooler (a tanh layer on [CLS] for BERT's next-sentence task; the pages never use it).
+BERT_IGNORED = re.compile(r"embeddings\.position_ids|pooler\.dense\.(weight|bias)")
+
+MAPPINGS = {
+    "gpt2": (GPT2_MAP, GPT2_TRANSPOSED, GPT2_IGNORED),
+    "llama": (LLAMA_MAP, LLAMA_TRANSPOSED, LLAMA_IGNORED),
+    "bert": (BERT_MAP, BERT_TRANSPOSED, BERT_IGNORED),
+}
+
 
 def assign(
     model: Transformer,
@@ -158,7 +197,19 @@ def config_from_hf(hf: dict) -> ModelConfig:
             tied_embeddings=hf.get("tie_word_embeddings", False), norm_eps=hf.get("rms_norm_eps", 1e-6),
             rope_theta=hf.get("rope_theta", 10000.0), family="llama", name=hf.get("_name_or_path") or "llama",
         )
-    raise ValueError(f"unsupported model_type {kind!r}: GPT-2 and Llama checkpoints are supported")
+    if kind == "bert":
+        if hf.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"unsupported BERT activation {hf.get('hidden_act')!r}")
+        if hf.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError("only BERT checkpoints with absolute position embeddings are supported")
+        return ModelConfig(
+            vocab_size=hf["vocab_size"], n_ctx=hf["max_position_embeddings"], d_model=hf["hidden_size"],
+            n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"], d_mlp=hf["intermediate_size"],
+            mlp="gelu_exact", causal=False, post_norm=True, n_token_types=hf.get("type_vocab_size", 2),
+            lm_head=False, norm_eps=hf.get("layer_norm_eps", 1e-12), family="bert",
+            name=hf.get("_name_or_path") or "bert",
+        )
+    raise ValueError(f"unsupported model_type {kind!r}: GPT-2, Llama and BERT checkpoints are supported")
 
 
 def _finish(model: Transformer, device: str | torch.device) -> Transformer:
@@ -181,7 +232,7 @@ def load_dir(
     tokenizer: Tokenizer | None = None,
     weights: Path | None = None,
 ) -> Transformer:
-    """A local model folder: our own format (config.json with "format": "glassbox") or an HF GPT-2/Llama one.
+    """A local model folder: our own format (config.json with "format": "glassbox") or an HF GPT-2/Llama/BERT one.
 
     `weights` picks another safetensors file of the same architecture (a training snapshot)."""
     path = Path(path)
@@ -204,10 +255,10 @@ def load_dir(
     else:
         cfg = config_from_hf(meta)
         model = Transformer(cfg)
-        checkpoint = {k.removeprefix("transformer."): v for k, v in read_checkpoint(path).items()}
-        table = (GPT2_MAP, GPT2_TRANSPOSED, GPT2_IGNORED) if cfg.family == "gpt2" else (LLAMA_MAP, LLAMA_TRANSPOSED, LLAMA_IGNORED)
+        prefix = {"gpt2": "transformer.", "bert": "bert."}.get(cfg.family, "")
+        checkpoint = {k.removeprefix(prefix): v for k, v in read_checkpoint(path).items()}
         with torch.no_grad():
-            assign(model, checkpoint, *table)
+            assign(model, checkpoint, *MAPPINGS[cfg.family])
         if tokenizer is None and (path / "tokenizer.tiktoken").exists():
             tokenizer = from_rank_file(path / "tokenizer.tiktoken", name=cfg.name)
     model.tokenizer = tokenizer
@@ -296,7 +347,8 @@ def shipped_models() -> list[str]:
 def load_model(
     name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
 ) -> Transformer:
-    """None → the embedded default model; a folder path → load it; "gpt2", "distilgpt2", "gpt2-medium" → the Hub.
+    """None → the embedded default model; a folder path → load it; "gpt2", "distilgpt2", "gpt2-medium" → the Hub;
+    "smollm2-135m", "minilm-l6" → the pip packages that ship them (core.packaged).
 
     The model comes back in eval mode with gradients off, on `device` ("auto": CUDA when present).
     """
@@ -310,8 +362,13 @@ def load_model(
         return load_dir(hub_download(repo, progress=progress), device, tokenizer=load_tokenizer(tok_name))
     if isinstance(name, str) and name in shipped_models():
         return load_dir(MODELS_DIR / name, device)
+    from core import packaged  # imports this module
+
+    if isinstance(name, str) and name in packaged.PACKAGED:
+        return packaged.load_packaged(name, device, progress)
     if Path(name).is_dir():
         return load_dir(name, device)
     raise ValueError(
-        f"unknown model {str(name)!r}: give a folder with config.json, or one of {[DEFAULT_MODEL, *HUB_MODELS]}"
+        f"unknown model {str(name)!r}: give a folder with config.json, or one of "
+        f"{[DEFAULT_MODEL, *HUB_MODELS, *packaged.PACKAGED]}"
     )

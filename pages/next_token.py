@@ -19,6 +19,9 @@ model = ctx.model
 cfg, tok = model.config, model.tokenizer
 
 st.title("🎲 Next token")
+if not cfg.lm_head:
+    st.info(texts.no_next_token(cfg), icon="ℹ️")
+    st.stop()
 st.markdown(texts.next_token(cfg))
 state.need_text(ctx)
 tr = ctx.trace(lens_top_k=1)

@@ -73,6 +73,8 @@ ts = ctx.trace(shuffled)
 c1, c2 = st.columns(2)
 for col, t, title in ((c1, tr, "Original order"), (c2, ts, "Shuffled tokens")):
     col.markdown(f"**{title}:** " + "".join(visible(x) for x in t.tokens)[:300])
+    if not cfg.lm_head:
+        continue
     top = t.probs.topk(5)
     col.plotly_chart(figures.bars([visible(model.tokenizer.display(i)) for i in top.indices.tolist()],
                                   top.values.tolist(), title="Next-token prediction"), width="stretch",
@@ -80,9 +82,9 @@ for col, t, title in ((c1, tr, "Original order"), (c2, ts, "Shuffled tokens")):
 layer = state.clamped_int("Layer", "layer", 0, cfg.n_layers - 1)
 head = state.clamped_int("Head", "head", 0, cfg.n_heads - 1)
 c1, c2 = st.columns(2)
-c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original"),
-                width="stretch", key="pos.attn.orig")
-c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled"),
-                width="stretch", key="pos.attn.shuf")
+c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original",
+                                          causal=cfg.causal), width="stretch", key="pos.attn.orig")
+c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
+                                          causal=cfg.causal), width="stretch", key="pos.attn.shuf")
 st.caption("Same tokens, different order: the prediction and the attention change because the position "
            "information differs — without it, a transformer would treat the text as a bag of words.")

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from core.tokenizer import render_chat
 from pages.common import cache, figures, state, texts
 from pages.common.html import token_spans, visible
 
@@ -14,7 +15,7 @@ st.title("✂️ Tokenizer")
 if tok is None:
     st.info("This model was loaded without a tokenizer, so there is no text to split.")
     st.stop()
-st.markdown(texts.tokenizer(model.config, tok.name))
+st.markdown(texts.tokenizer(model.config, tok.name, tok.kind))
 state.need_text(ctx)
 
 ids = tok.encode(ctx.text)
@@ -37,6 +38,22 @@ with st.expander("Token table: each token's ID and raw bytes", expanded=len(ids)
                "text shows the leftover bytes as \\xNN.")
 state.download_csv(rows, "tokens.csv")
 
+if tok.chat_template:
+    st.subheader("The chat template: what a chat model really reads")
+    chat = render_chat(tok.chat_template, [{"role": "user", "content": ctx.text[:2000]}])
+    chat_ids = tok.encode_with_special(chat)
+    special = set(tok.special_tokens.values())
+    st.html(token_spans([f"⟦{tok.display(i)}⟧" if i in special else tok.display(i) for i in chat_ids], chat_ids))
+    n_special = sum(i in special for i in chat_ids)
+    st.caption(f"Your text as the user's message in {tok.name}'s own chat template: {len(chat_ids)} tokens, "
+               f"{n_special} of them special tokens (in ⟦ ⟧, e.g. `<|im_start|>` = id "
+               f"{tok.special_tokens.get('<|im_start|>', '—')}). A chat model was fine-tuned on conversations in "
+               "exactly this format; the final `assistant` header is where its answer would begin. Typed in the "
+               "text box, the same spellings stay ordinary characters — only the template makes them special.")
+    with st.expander("The template (Jinja) and its output"):
+        st.code(tok.chat_template, language="jinja")
+        st.code(chat, language=None)
+
 st.subheader("Same text, four tokenizers")
 names = [("this model: " + tok.name, tok)] + [(n, cache.tokenizer(n)) for n in ("gpt2", "cl100k_base", "o200k_base")]
 compare = {"tokenizer": [], "vocabulary": [], "tokens": [], "characters per token": [], "first IDs": []}
@@ -55,7 +72,10 @@ for label, t in names[1:]:
 
 st.subheader("BPE step by step")
 pieces = [p for p in tok.pieces(ctx.text[:2000]) if len(p.encode("utf-8", "surrogatepass")) > 1]
-if not pieces:
+if tok.kind != "bpe":
+    st.info(f"{tok.name} is a WordPiece tokenizer: it has no merges to replay. It splits each word greedily into the "
+            "longest vocabulary pieces, left to right. The BPE you can train below shows the other approach.")
+elif not pieces:
     st.info("Type a longer word to watch its bytes merge.")
 else:
     default = max(pieces, key=len)
@@ -64,7 +84,7 @@ else:
     steps = tok.merge_replay(piece)
     k = st.slider("Merge step", 0, len(steps) - 1, len(steps) - 1, key="tok.step") if len(steps) > 1 else 0
     parts = steps[k].parts
-    st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.ranks[p] for p in parts]))
+    st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.id_of(p) for p in parts]))
     table = {
         "step": list(range(len(steps))),
         "merged (rank)": [str(s.rank) if s.rank is not None else "start: single bytes" for s in steps],

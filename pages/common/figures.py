@@ -39,13 +39,13 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "", c
     return fig
 
 
-def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None) -> go.Figure:
+def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None, causal: bool = True) -> go.Figure:
     """All layers × heads in ONE heatmap: row block = layer, column block = head, one grey gap between blocks
     (one trace instead of layers × heads subplots keeps the page fast)."""
     n_layers, T = len(patterns), patterns[0].shape[-1]
     step = T + 1
     z = np.full((n_layers * step - 1, n_heads * step - 1), np.nan)
-    future = np.triu(np.ones((T, T), dtype=bool), 1)
+    future = np.triu(np.ones((T, T), dtype=bool), 1) if causal else np.zeros((T, T), dtype=bool)
     for lay, pattern in enumerate(patterns):
         for h in range(n_heads):
             block = pattern[h].astype(float).copy()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
+from core import packaged
 from core.weights import DEFAULT_MODEL, HUB_MODELS, shipped_models
 from pages.common import cache
 
@@ -32,7 +33,8 @@ EXAMPLES = [
 
 
 def model_choices() -> list[str]:
-    return shipped_models() + list(HUB_MODELS)
+    """Shipped models, the Hub's GPT-2 family, and the pip-packaged ones that are installed."""
+    return shipped_models() + list(HUB_MODELS) + packaged.available()
 
 
 def model_label(name: str) -> str:
@@ -40,6 +42,8 @@ def model_label(name: str) -> str:
         return f"{name} (embedded, offline)"
     if name in HUB_MODELS:
         return f"{name} (Hugging Face Hub, downloads once)"
+    if name in packaged.PACKAGED:
+        return f"{name} (offline, pip package: {packaged.PACKAGED[name][2]})"
     return name
 
 

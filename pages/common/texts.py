@@ -5,13 +5,24 @@ from __future__ import annotations
 from core.config import ModelConfig
 
 
-def tokenizer(cfg: ModelConfig, tok_name: str) -> str:
+def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe") -> str:
+    if kind == "wordpiece":
+        return (
+            f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
+            f"an integer ID between 0 and {cfg.vocab_size - 1}. This BERT-style model uses **WordPiece** "
+            f"(`{tok_name}`): the text is lowercased and split at spaces and punctuation, then each word is cut "
+            "greedily into the longest pieces found in the vocabulary; a piece that continues a word starts with "
+            "`##`. Two special tokens frame every input: `[CLS]` at the start and `[SEP]` at the end. Unlike byte-"
+            "level BPE, a character the vocabulary lacks (many emoji) becomes `[UNK]`."
+        )
+    digits = (" Digits are always split one by one (`2024` → `2`,`0`,`2`,`4`), a choice SmolLM2's makers made "
+              "to help arithmetic." if cfg.family == "llama" and cfg.name.startswith("smollm") else "")
     return (
         f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by an "
         f"integer ID between 0 and {cfg.vocab_size - 1}. This model uses a byte-level **BPE** vocabulary "
         f"(`{tok_name}`): it starts from the 256 possible bytes and learned, from its training text, which adjacent "
         "pairs to merge into bigger tokens — frequent words become one token, rare ones split into pieces. "
-        "Spaces belong to the token after them, which is why ` the` and `the` are different tokens."
+        "Spaces belong to the token after them, which is why ` the` and `the` are different tokens." + digits
     )
 
 
@@ -49,6 +60,15 @@ def positions(cfg: ModelConfig) -> str:
 
 
 def attention(cfg: ModelConfig) -> str:
+    if not cfg.causal:
+        return (
+            f"In each of the {cfg.n_layers} layers, {cfg.n_heads} attention heads decide, for every token, how much "
+            "to look at every other token. A head turns each token into a query q, a key k and a value v; the "
+            f"weights are softmax(q·k / √{cfg.head_dim}) over the keys, and the output is the weighted sum of the "
+            "values. This is an **encoder** (BERT-style): nothing is masked, every token sees the words **before and "
+            "after** it, so the whole square is filled. That suits understanding a finished sentence — it cannot "
+            "generate text, because it would see the answer."
+        )
     gqa = (
         f" Its {cfg.n_heads} query heads share {cfg.kv_heads} key/value heads (grouped-query attention)."
         if cfg.kv_heads != cfg.n_heads
@@ -60,6 +80,17 @@ def attention(cfg: ModelConfig) -> str:
         f"softmax(q·k / √{cfg.head_dim}) over the keys, and the output is the weighted sum of the values. This is a "
         "decoder (GPT-style) model, so a token may only look at itself and tokens **before** it: the future is "
         "masked, which is why the upper triangle is empty." + gqa
+    )
+
+
+def no_next_token(cfg: ModelConfig) -> str:
+    return (
+        f"**{cfg.name} has no next token to show.** It is an *encoder* (BERT-style): its attention is bidirectional, "
+        "so while reading a word it also sees every word after it — a next-word guess would be cheating. It was "
+        "trained to fill in hidden words and (this one) to turn sentences into vectors for search, and the package "
+        "ships no language-model head at all: there is no unembedding matrix, so no logits and no softmax over a "
+        "vocabulary. Its tokens, embeddings, positions and attention are on the other pages; pick a decoder "
+        "(tiny-stories-1m, GPT-2, SmolLM2) in the sidebar to see next-token probabilities."
     )
 
 
