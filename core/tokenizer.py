@@ -19,7 +19,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import regex
@@ -253,14 +253,20 @@ class HFTokenizer:
             listed = json.loads(backend.to_str())["model"]["merges"]
             merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in listed]
         self.merges = merges or []
-        self._merge_rank = {}
-        if merges:
-            to_bytes = self._spelled_bytes
-            self._merge_rank = {(to_bytes(a), to_bytes(b)): r for r, (a, b) in enumerate(merges)}
-            self._ids = {to_bytes(t): i for t, i in vocab.items() if i not in self.special_tokens.values()}
 
     def __repr__(self) -> str:
         return f"HFTokenizer({self.name!r}, {self.kind}, n_vocab={self.n_vocab})"
+
+    # Byte views of the merges and the vocabulary, built on first use (0.7 s for SmolLM2; most pages never ask).
+    @cached_property
+    def _merge_rank(self) -> dict[tuple[bytes, bytes], int]:
+        to_bytes = self._spelled_bytes
+        return {(to_bytes(a), to_bytes(b)): r for r, (a, b) in enumerate(self.merges)}
+
+    @cached_property
+    def _ids(self) -> dict[bytes, int]:
+        special = set(self.special_tokens.values())
+        return {self._spelled_bytes(t): i for i, t in self._strings.items() if i not in special}
 
     def _spelled_bytes(self, token: str) -> bytes:
         return bytes(self._from_char[c] for c in token)

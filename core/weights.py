@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.config import ModelConfig
-from core.model import Transformer
+from core.model import Rotary, SinusoidalPositions, Transformer
 from core.tokenizer import ASSETS, Tokenizer, from_rank_file, load_tokenizer
 
 MODELS_DIR = ASSETS / "models"
@@ -126,9 +126,12 @@ def assign(
     transposed: re.Pattern,
     ignored: re.Pattern,
 ) -> None:
-    """Copy `checkpoint` into `model` through `mapping`; raise on any mismatch, unmapped or missing name."""
+    """Put `checkpoint` into `model` through `mapping`; raise on any mismatch, unmapped or missing name.
+
+    The model may be an `empty_model` (parameters on the meta device): the loaded tensors replace them."""
     used: set[str] = set()
     ours = model.state_dict()
+    loaded = {}
     for name, param in ours.items():
         template = re.sub(r"^blocks\.\d+\.", "blocks.{i}.", name)
         layer = re.match(r"^blocks\.(\d+)\.", name)
@@ -143,11 +146,24 @@ def assign(
         value = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
         if value.shape != param.shape:
             raise ValueError(f"shape mismatch for {name!r}: checkpoint {tuple(value.shape)} vs model {tuple(param.shape)}")
-        param.copy_(value.to(param.dtype))
+        loaded[name] = value.to(param.dtype).contiguous()
         used.update(sources)
     unmapped = [k for k in checkpoint if k not in used and not ignored.fullmatch(k)]
     if unmapped:
         raise KeyError(f"checkpoint keys with no place in the model: {unmapped[:8]}")
+    model.load_state_dict(loaded, assign=True)
+
+
+def empty_model(cfg: ModelConfig) -> Transformer:
+    """The architecture with its parameters on the meta device: no time spent on a random initialisation that the
+    checkpoint overwrites anyway (3 s for SmolLM2's 135M parameters). Computed buffers are built for real."""
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    if cfg.positional == "rope":
+        model.rotary = Rotary(cfg)
+    if cfg.positional == "sinusoidal":
+        model.pos_embed = SinusoidalPositions(cfg)
+    return model
 
 
 def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
@@ -241,9 +257,10 @@ def load_dir(
     meta = json.loads((path / "config.json").read_text())
     if meta.get("format") == "glassbox":
         cfg = ModelConfig.from_dict(meta["model"])
-        model = Transformer(cfg)
+        model = empty_model(cfg)
         state = read_safetensors(weights) if weights is not None else read_checkpoint(path)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        state = {k: v.float() for k, v in state.items()}  # training snapshots are fp16; the model computes in fp32
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
         if missing or unexpected:
             raise KeyError(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         spec = meta.get("tokenizer")
@@ -254,7 +271,7 @@ def load_dir(
             )
     else:
         cfg = config_from_hf(meta)
-        model = Transformer(cfg)
+        model = empty_model(cfg)
         prefix = {"gpt2": "transformer.", "bert": "bert."}.get(cfg.family, "")
         checkpoint = {k.removeprefix(prefix): v for k, v in read_checkpoint(path).items()}
         with torch.no_grad():
