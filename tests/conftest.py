@@ -1,12 +1,18 @@
 """Shared fixtures: tiny seeded models of each family (small for test speed), no network anywhere."""
 
 import dataclasses
+import os
+import tempfile
 
 import pytest
 import torch
 
 from core.config import PRESETS
 from core.model import Transformer
+
+# Model caches (the Hub download folder, SmolLM2's converted weights) go to one temporary folder per test session,
+# never into the user's own cache; a test that needs its own folder sets GLASSBOX_CACHE itself.
+os.environ.setdefault("GLASSBOX_CACHE", tempfile.mkdtemp(prefix="glassbox-test-cache-"))
 
 
 def tiny(name: str, **changes) -> Transformer:

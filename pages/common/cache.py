@@ -15,8 +15,9 @@ from core.weights import load_snapshot, training_log
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def model(name: str, device: str, _progress=None):
-    return load_model(name, device=device, progress=_progress)
+def model(name: str, device: str):
+    """Reads local files only when `core.weights.fetch` ran first (state.sidebar does, with a progress bar)."""
+    return load_model(name, device=device)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 from core import packaged
-from core.weights import DEFAULT_MODEL, HUB_MODELS, shipped_models
+from core.weights import DEFAULT_MODEL, HUB_MODELS, fetch, shipped_models
 from pages.common import cache
 
 MAX_TEXT_CHARS = 20_000
@@ -173,7 +173,8 @@ def _load_with_progress(name: str, device: str) -> bool:
         bar.progress(frac, text=message)
 
     try:
-        cache.model(name, device, _progress=progress)
+        fetch(name, progress)  # download / convert outside the cached loader, so the bar can be drawn
+        cache.model(name, device)
         return True
     except (ConnectionError, FileNotFoundError, ValueError, OSError) as err:
         st.sidebar.error(f"Could not load {name}: {err}")
