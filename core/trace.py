@@ -104,6 +104,22 @@ class Trace:
         return self[p + "hook_q"], self[p + "hook_k"], self[p + "hook_v"]
 
 
+def pattern_bytes(cfg: ModelConfig, n_tokens: int) -> int:
+    """Bytes the attention patterns of one trace take (see COMPACT_FROM)."""
+    heads = cfg.n_layers * cfg.n_heads
+    if cfg.causal and n_tokens > COMPACT_FROM:
+        return heads * n_tokens * (n_tokens + 1) // 2 * 2  # float16 lower triangles
+    return heads * n_tokens * n_tokens * 4
+
+
+def token_limit(cfg: ModelConfig, max_pattern_bytes: int = 160_000_000) -> int:
+    """The most tokens an interactive view should trace: the context length, or fewer when the attention
+    patterns would outgrow `max_pattern_bytes` (SmolLM2's 8,192-token context would need 18 GB of patterns)."""
+    sizes = sorted({cfg.n_ctx, *(n for n in (128, 256, 384, 512, 768, 1024, 1536, 2048) if n < cfg.n_ctx)},
+                   reverse=True)
+    return next((n for n in sizes if pattern_bytes(cfg, n) <= max_pattern_bytes), sizes[-1])
+
+
 def _ids_for(model: Transformer, text_or_ids: str | Iterable[int]) -> list[int]:
     if isinstance(text_or_ids, str):
         if model.tokenizer is None:
@@ -122,13 +138,15 @@ def trace(
     record: str | Iterable[str] = DEFAULT_RECORD,
     logits: str = "last",
     lens_top_k: int | None = None,
+    max_tokens: int | None = None,
 ) -> Trace:
     """Run `model` on a text (or token ids) and record the named intermediates.
 
     record: exact names or fnmatch patterns ("*" for everything), see core.model's table.
     logits: "last" (default, (V,)), "all" (also keeps (T, V) in `all_logits`) or "none".
     lens_top_k: also keep the logit lens, the top-k tokens after every block at every position.
-    Input longer than the context length keeps its first n_ctx tokens; `n_truncated` says how many were cut.
+    Input longer than the context length (or `max_tokens`) keeps its first tokens; `n_truncated` says how many were
+    cut.
     An encoder (no language-model head) records no logits and no lens, whatever is asked.
     """
     if not model.config.lm_head:
@@ -136,9 +154,9 @@ def trace(
     ids = _ids_for(model, text_or_ids)
     if not ids:
         raise ValueError("nothing to trace: the input has no tokens")
-    n_ctx = model.config.n_ctx
-    n_truncated = max(0, len(ids) - n_ctx)
-    ids = ids[:n_ctx]
+    limit = model.config.n_ctx if max_tokens is None else min(max_tokens, model.config.n_ctx)
+    n_truncated = max(0, len(ids) - limit)
+    ids = ids[:limit]
     patterns = (record,) if isinstance(record, str) else tuple(record)
     wanted = Recorder(patterns)
     rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()))

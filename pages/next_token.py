@@ -11,6 +11,7 @@ import torch
 
 from core import sampling_distribution
 from core.analysis import entropy
+from core.trace import token_limit
 from pages.common import figures, state, texts
 from pages.common.html import token_spans, visible
 
@@ -106,8 +107,8 @@ def add_child(token_id: int) -> None:
 
 generated = path_ids(tree["current"])
 prefix = tr.token_ids + generated
-if len(prefix) >= cfg.n_ctx:
-    st.info("The context is full: rewind to a shorter branch.")
+if len(prefix) >= token_limit(cfg):
+    st.info("The context is full (as far as this page traces it): rewind to a shorter branch.")
 else:
     step_tr = ctx.trace(prefix) if generated else tr
     step_cols = sampling_distribution(step_tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)

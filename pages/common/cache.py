@@ -11,6 +11,7 @@ import streamlit as st
 from core import load_model, load_tokenizer, trace
 from core.analysis import head_labels, pca
 from core.bpe import train_bpe
+from core.trace import token_limit
 from core.weights import load_snapshot, training_log
 
 
@@ -22,10 +23,12 @@ def model(name: str, device: str):
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def traced(name: str, device: str, text: str, record=None, logits: str = "last", lens_top_k: int | None = None):
-    options = {"logits": logits, "lens_top_k": lens_top_k}
+    """At most `token_limit` tokens: a huge paste on a big model must not record gigabytes of attention."""
+    loaded = model(name, device)
+    options = {"logits": logits, "lens_top_k": lens_top_k, "max_tokens": token_limit(loaded.config)}
     if record is not None:
         options["record"] = record
-    return trace(model(name, device), text, **options)
+    return trace(loaded, text, **options)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -16,6 +16,7 @@ import streamlit as st
 import torch
 
 from core import packaged
+from core.trace import token_limit
 from core.weights import DEFAULT_MODEL, HUB_MODELS, fetch, shipped_models
 from pages.common import cache
 
@@ -215,8 +216,13 @@ def sidebar() -> Context:
         model = ctx.model
         if model.tokenizer is not None:
             n = len(model.tokenizer.encode(ctx.text))
+            limit = token_limit(model.config)
             st.caption(f"{n} tokens · context length {model.config.n_ctx}")
-            if n > model.config.n_ctx:
+            if n > limit < model.config.n_ctx:
+                st.warning(f"Only the first {limit} of {n} tokens are analysed: this model reads up to "
+                           f"{model.config.n_ctx}, but recording all its attention weights for more would take too "
+                           "much memory here.", icon="✂️")
+            elif n > model.config.n_ctx:
                 st.warning(f"Only the first {model.config.n_ctx} of {n} tokens are shown: that is all this model "
                            "can read at once.", icon="✂️")
     return ctx
