@@ -201,3 +201,19 @@ def test_rope_profile_depends_on_distance_only():
     for m, n in [(5, 5), (10, 3), (40, 21)]:
         dot = (rotated[m] @ rotated[n]) / model.config.head_dim
         assert torch.isclose(dot, profile[abs(m - n)], atol=1e-5)
+
+
+def test_token_limit_bounds_the_recorded_patterns():
+    import dataclasses
+
+    from core.config import PRESETS
+    from core.trace import pattern_bytes, token_limit
+
+    assert token_limit(PRESETS["gpt2"]) == 1024 and token_limit(PRESETS["tiny-stories-1m"]) == 256
+    smollm_shape = dataclasses.replace(PRESETS["tiny-llama"], n_ctx=8192, n_layers=30, n_heads=9, n_kv_heads=3,
+                                       d_model=576)
+    limit = token_limit(smollm_shape)
+    assert 256 <= limit < 8192 and pattern_bytes(smollm_shape, limit) <= 160_000_000
+    model = tiny("tiny-stories-1m", dropout=0.0)
+    tr = trace(model, list(range(100)), max_tokens=40)
+    assert tr.n_tokens == 40 and tr.n_truncated == 60
