@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -99,6 +100,21 @@ class MergeStep:
     at: int | None = None
 
 
+def replay_merges(parts: list[bytes], pair_rank: Callable[[bytes, bytes], int | None]) -> list[MergeStep]:
+    """BPE from the given parts: repeatedly join the adjacent pair with the lowest rank (leftmost on a tie) until no
+    pair has one. Every state is kept, so a learner can step through it."""
+    steps = [MergeStep(tuple(parts))]
+    while len(parts) > 1:
+        ranked = [(pair_rank(parts[i], parts[i + 1]), i) for i in range(len(parts) - 1)]
+        ranked = [(r, i) for r, i in ranked if r is not None]
+        if not ranked:
+            break
+        rank, i = min(ranked)
+        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2 :]
+        steps.append(MergeStep(tuple(parts), rank, i))
+    return steps
+
+
 class Tokenizer:
     """A tiktoken Encoding plus the per-token views a learner needs.
 
@@ -175,16 +191,8 @@ class Tokenizer:
         This is tiktoken's own algorithm, so the last step's parts are exactly the tokens `encode` gives.
         """
         data = piece.encode() if isinstance(piece, str) else piece
-        parts = [bytes([b]) for b in data]
-        steps = [MergeStep(tuple(parts))]
-        while len(parts) > 1:
-            ranked = [(self.rank(parts[i] + parts[i + 1]), i) for i in range(len(parts) - 1)]
-            ranked = [(r, i) for r, i in ranked if r is not None]
-            if not ranked:
-                break
-            rank, i = min(ranked)
-            parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2 :]
-            steps.append(MergeStep(tuple(parts), rank, i))
+        steps = replay_merges([bytes([b]) for b in data], lambda a, b: self.rank(a + b))
+        parts = steps[-1].parts
         if len(parts) > 1 and self.rank(data) is not None:  # tiktoken takes a piece that is itself a token whole
             steps.append(MergeStep((data,), self.rank(data), 0))
         return steps
@@ -333,17 +341,8 @@ class HFTokenizer:
         if not self._merge_rank:
             raise ValueError(f"{self.name} is a {self.kind} tokenizer: it has no merges to replay")
         data = piece.encode() if isinstance(piece, str) else piece
-        parts = [bytes([b]) for b in data if bytes([b]) in self._ids]
-        steps = [MergeStep(tuple(parts))]
-        while len(parts) > 1:
-            ranked = [(self._merge_rank.get((parts[i], parts[i + 1])), i) for i in range(len(parts) - 1)]
-            ranked = [(r, i) for r, i in ranked if r is not None]
-            if not ranked:
-                break
-            rank, i = min(ranked)
-            parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2 :]
-            steps.append(MergeStep(tuple(parts), rank, i))
-        return steps
+        return replay_merges([bytes([b]) for b in data if bytes([b]) in self._ids],
+                             lambda a, b: self._merge_rank.get((a, b)))
 
     def merge_replay_text(self, text: str) -> list[list[MergeStep]]:
         return [self.merge_replay(p) for p in self.pieces(text)]
