@@ -144,9 +144,13 @@ class Rotary(nn.Module):
 
 
 def table(rows: int, dim: int) -> nn.Embedding:
-    """An embedding table left uninitialised: `Transformer._init_weights` or a checkpoint fills it. (nn.Embedding's
-    own normal_ init would be wasted work, and on the meta device it costs seconds of imports.)"""
-    return nn.Embedding(rows, dim, _weight=torch.empty(rows, dim))
+    """nn.Embedding, minus its own init on the meta device (core.weights.empty_model), where normal_ costs seconds
+    of one-time imports. Elsewhere the default N(0, 1) draw stays, though _init_weights overwrites it: it keeps the
+    random stream, and so `core.train`'s results, as they were."""
+    embedding = nn.Embedding(rows, dim, _weight=torch.empty(rows, dim))
+    if embedding.weight.device.type != "meta":
+        nn.init.normal_(embedding.weight)
+    return embedding
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
