@@ -197,3 +197,23 @@ def test_typed_html_is_not_injected(server, browser):
     for frame in page.frames:
         assert frame.locator("#injected").count() == 0 and frame.locator('img[src="x"]').count() == 0
     page.context.close()
+
+
+def test_csv_download_is_built_on_click(server, browser):
+    """The CSV is made only when the button is clicked (a callable), and holds the numbers of the page's chart."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{server}/attention?text={urllib.parse.quote('Lily and Tom went to the park.')}",
+              wait_until="domcontentloaded")
+    settle(page)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("Download the numbers (CSV)").first.click()
+    assert download.value.suggested_filename == "attention.csv"
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "query,key,query_pos,key_pos,weight"
+    n = int(len(lines[1:]) ** 0.5)
+    assert n * n == len(lines) - 1 and n >= 5  # one row per (query, key) pair
+    weights = [float(line.rsplit(",", 1)[1]) for line in lines[1:]]
+    for q in range(n):  # each query's weights sum to 1
+        assert abs(sum(weights[q * n:(q + 1) * n]) - 1) < 1e-3
+    context.close()
