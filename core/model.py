@@ -199,12 +199,16 @@ class Attention(nn.Module):
         if explicit:
             k_rep = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
             v_rep = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
-            scores = (q @ k_rep.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, S)
+            # Scaling q (T·hs numbers) instead of the scores (T·S) saves a pass over the biggest tensor here.
+            scores = (q * (1.0 / math.sqrt(hs))) @ k_rep.transpose(-2, -1)  # (B, nh, T, S)
             if cfg.causal:
-                allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
-                scores = scores.masked_fill(~allowed, float("-inf"))
-            pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
-            rec(p + "hook_attn_scores", scores)
+                future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(diagonal=start + 1)  # (T, S)
+                scores.masked_fill_(future, float("-inf"))
+            if rec.wants(p + "hook_attn_scores") or scores.requires_grad:
+                rec(p + "hook_attn_scores", scores)
+                pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
+            else:  # nobody keeps the scores: softmax in place, no second T·S buffer
+                pattern = torch.softmax(scores, dim=-1, out=scores)  # (B, nh, T, S)
             rec(p + "hook_pattern", pattern)
             z = pattern @ v_rep  # (B, nh, T, hs)
         else:
