@@ -24,12 +24,12 @@ family = {"gpt2": "GPT-2 style decoder", "llama": "Llama style decoder",
           "bert": "BERT style encoder (bidirectional, no next-token head)"}.get(cfg.family, cfg.family)
 mlp = {"gelu": "GELU", "gelu_exact": "GELU", "swiglu": "SwiGLU"}[cfg.mlp]
 pos = {"learned": "learned positions", "rope": "rotary positions (RoPE)", "sinusoidal": "sinusoidal positions"}
-cols = st.columns(5)
+cols = st.columns([2.2, 1, 1, 1.3, 1.3])  # model names are long
 cols[0].metric("Model", cfg.name)
 cols[1].metric("Layers", cfg.n_layers)
 cols[2].metric("Heads per layer", cfg.n_heads)
 cols[3].metric("Parameters", f"{model.num_params() / 1e6:.2f} M")
-cols[4].metric("Context length", f"{cfg.n_ctx} tokens")
+cols[4].metric("Context (tokens)", f"{cfg.n_ctx:,}")
 st.caption(
     f"{family} · {pos[cfg.positional]} · {cfg.norm}{' (post-norm)' if cfg.post_norm else ''} · {mlp} MLP · d_model {cfg.d_model} · "
     f"vocabulary {cfg.vocab_size:,} tokens · device {ctx.device}"
