@@ -147,3 +147,30 @@ def test_truncated_safetensors_is_refused(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not a valid safetensors"):
         load_model(tmp_path, device="cpu")
+
+
+def test_own_safetensors_reader_matches_the_library_and_refuses_bad_offsets(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from core.weights import read_safetensors
+
+    tensors = {"f32": torch.randn(3, 4), "f16": torch.randn(5).half(), "bf16": torch.randn(2, 2).bfloat16(),
+               "empty": torch.empty(0, 3), "i64": torch.arange(7), "scalar": torch.tensor(3.0)}
+    save_file(tensors, tmp_path / "a.safetensors", metadata={"format": "pt"})
+    ours, ref = read_safetensors(tmp_path / "a.safetensors"), load_file(tmp_path / "a.safetensors")
+    assert ours.keys() == ref.keys()
+    for k in ref:
+        assert ours[k].dtype == ref[k].dtype and torch.equal(ours[k], ref[k])
+    data = (tmp_path / "a.safetensors").read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    header["f32"]["data_offsets"][1] += 10**6  # points past the end of the file
+    bad = json.dumps(header).encode()
+    (tmp_path / "b.safetensors").write_bytes(len(bad).to_bytes(8, "little") + bad + data[8 + n :])
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        read_safetensors(tmp_path / "b.safetensors")
+    (tmp_path / "c.safetensors").write_bytes((10**12).to_bytes(8, "little") + data[8:])  # absurd header length
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        read_safetensors(tmp_path / "c.safetensors")
