@@ -86,10 +86,10 @@ def attention(cfg: ModelConfig) -> str:
 def no_next_token(cfg: ModelConfig) -> str:
     return (
         f"**{cfg.name} has no next token to show.** It is an *encoder* (BERT-style): its attention is bidirectional, "
-        "so while reading a word it also sees every word after it — a next-word guess would be cheating. It was "
-        "trained to fill in hidden words and (this one) to turn sentences into vectors for search, and the package "
-        "ships no language-model head at all: there is no unembedding matrix, so no logits and no softmax over a "
-        "vocabulary. Its tokens, embeddings, positions and attention are on the other pages; pick a decoder "
+        "so while reading a word it also sees every word after it — a next-word guess would be cheating. Encoders "
+        "like BERT are pre-trained to fill in hidden words instead; this one (MiniLM, distilled from such a model) "
+        "was then trained to turn sentences into vectors for search, and it ships with no language-model head at "
+        "all: there is no unembedding matrix, so no logits and no softmax over a vocabulary. Its tokens, embeddings, positions and attention are on the other pages; pick a decoder "
         "(tiny-stories-1m, GPT-2, SmolLM2) in the sidebar to see next-token probabilities."
     )
 
