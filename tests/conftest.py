@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -11,8 +12,18 @@ from core.config import PRESETS
 from core.model import Transformer
 
 # Model caches (the Hub download folder, SmolLM2's converted weights) go to one temporary folder per test session,
-# never into the user's own cache; a test that needs its own folder sets GLASSBOX_CACHE itself.
-os.environ.setdefault("GLASSBOX_CACHE", tempfile.mkdtemp(prefix="glassbox-test-cache-"))
+# never into the user's own cache, and are removed at the end (SmolLM2's is 540 MB); a test that needs its own
+# folder sets GLASSBOX_CACHE itself.
+SESSION_CACHE = None if "GLASSBOX_CACHE" in os.environ else tempfile.mkdtemp(prefix="glassbox-test-cache-")
+if SESSION_CACHE:
+    os.environ["GLASSBOX_CACHE"] = SESSION_CACHE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_session_cache():
+    yield
+    if SESSION_CACHE:
+        shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 def tiny(name: str, **changes) -> Transformer:
