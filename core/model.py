@@ -334,9 +334,9 @@ class Transformer(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.embed.weight.numel()
-            for table in (self.pos_embed, self.token_type_embed):
-                if isinstance(table, nn.Embedding):
-                    n -= table.weight.numel()
+            for embedding in (self.pos_embed, self.token_type_embed):
+                if isinstance(embedding, nn.Embedding):
+                    n -= embedding.weight.numel()
         return n
 
     def unembed_logits(self, x: torch.Tensor) -> torch.Tensor:

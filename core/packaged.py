@@ -54,11 +54,10 @@ GGUF_LLAMA_MAP = {
     "unembed.weight": ["output.weight"],
 }
 GGUF_TRANSPOSED = re.compile("^$")  # read as numpy, GGUF tensors are (out, in) like nn.Linear
-GGUF_IGNORED = re.compile(r"rope_freqs\.weight")  # Llama 3.1 frequency factors: refused by gguf_config
+GGUF_IGNORED = re.compile("^$")  # nothing: load_gguf refuses files with RoPE frequency factors up front
 
 # The pre-tokenizer SmolLM2 was trained with (llama.cpp's "smollm"): every digit on its own, then GPT-2's split.
 SMOLLM_DIGITS = r"\p{N}"
-
 
 _converting = threading.Lock()
 

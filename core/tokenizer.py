@@ -265,6 +265,7 @@ class HFTokenizer:
         self.backend.encode_special_tokens = True  # typed "[SEP]" or "<|im_end|>" stays ordinary text
         vocab = backend.get_vocab(with_added_tokens=True)
         self.special_tokens = {t.content: i for i, t in backend.get_added_tokens_decoder().items() if t.special}
+        self._special_ids = frozenset(self.special_tokens.values())
         self._n_vocab = max(vocab.values()) + 1
         self._special_re = regex.compile("|".join(map(regex.escape, sorted(self.special_tokens, key=len, reverse=True))))
         self._strings = {i: t for t, i in vocab.items()}
@@ -285,8 +286,7 @@ class HFTokenizer:
 
     @cached_property
     def _ids(self) -> dict[bytes, int]:
-        special = set(self.special_tokens.values())
-        return {self._spelled_bytes(t): i for i, t in self._strings.items() if i not in special}
+        return {self._spelled_bytes(t): i for i, t in self._strings.items() if i not in self._special_ids}
 
     def _spelled_bytes(self, token: str) -> bytes:
         return bytes(self._from_char[c] for c in token)
@@ -320,7 +320,7 @@ class HFTokenizer:
 
     def token_bytes(self, token_id: int) -> bytes:
         token = self._strings[token_id]
-        if self._from_char is not None and token_id not in self.special_tokens.values():
+        if self._from_char is not None and token_id not in self._special_ids:
             return self._spelled_bytes(token)
         return token.encode()
 

@@ -41,7 +41,8 @@ st.plotly_chart(figures.scatter_tokens(coords.numpy(), hover, highlight, dims,
 order = ("special and unused slots, single characters, then whole words and ##pieces" if tok.kind == "wordpiece"
          else "special tokens and single bytes, then merged tokens in the order they were learned (roughly most "
          "frequent first)")
-st.caption(f"The first {n_vocab_rows:,} IDs: {order}. The axes explain {', '.join(f'{v:.1%}' for v in explained[:dims])} of "
+st.caption(f"The first {n_vocab_rows:,} IDs: {order}. The axes explain "
+           f"{', '.join(f'{v:.1%}' for v in explained[:dims])} of "
            "the variance.")
 missing = [t for t, i in zip(tr.tokens, tr.token_ids) if i >= n_vocab_rows]
 if missing:

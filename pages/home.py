@@ -31,7 +31,8 @@ cols[2].metric("Heads per layer", cfg.n_heads)
 cols[3].metric("Parameters", f"{model.num_params() / 1e6:.2f} M")
 cols[4].metric("Context (tokens)", f"{cfg.n_ctx:,}")
 st.caption(
-    f"{family} · {pos[cfg.positional]} · {cfg.norm}{' (post-norm)' if cfg.post_norm else ''} · {mlp} MLP · d_model {cfg.d_model} · "
+    f"{family} · {pos[cfg.positional]} · {cfg.norm}{' (post-norm)' if cfg.post_norm else ''} · {mlp} MLP · "
+    f"d_model {cfg.d_model} · "
     f"vocabulary {cfg.vocab_size:,} tokens · device {ctx.device}"
 )
 if model.tokenizer is not None and ctx.text:

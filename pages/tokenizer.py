@@ -15,7 +15,8 @@ st.title("✂️ Tokenizer")
 if tok is None:
     st.info("This model was loaded without a tokenizer, so there is no text to split.")
     st.stop()
-st.markdown(texts.tokenizer(model.config, tok.name, tok.kind))
+st.markdown(texts.tokenizer(model.config, tok.name, tok.kind,
+                            digits_one_by_one=len(tok.pieces("2024")) == 4))  # the pre-tokenizer rule
 state.need_text(ctx)
 
 ids = tok.encode(ctx.text)

@@ -69,6 +69,7 @@ def test_tokenizer_page_shows_gpt2_ids_for_hello_world():
     compare = next(df for df in (d.value for d in at.dataframe) if "first IDs" in df.columns)
     row = compare[compare["tokenizer"] == "gpt2"].iloc[0]
     assert row["first IDs"] == "15496, 995" and row["tokens"] == 2
+    assert not any("split one by one" in m.value for m in at.markdown)  # the embedded model's split keeps digits
     tokens = at.dataframe[0].value  # the model's own token table
     assert list(tokens["position"]) == list(range(len(tokens)))
 
@@ -195,6 +196,7 @@ def test_packaged_models_survive_hostile_text(model, module, text):
 def test_smollm2_chat_template_and_paris():
     at = open_page(app(model="smollm2-135m", text="The capital of France is"), "pages/tokenizer.py")
     assert any(s.value.startswith("The chat template") for s in at.subheader)
+    assert any("split one by one" in m.value for m in at.markdown)  # SmolLM2's pre-tokenizer isolates digits
     at.switch_page("pages/next_token.py").run()
     assert not at.exception
     top = charts(at)[0]["data"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.config import ModelConfig
 
 
-def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe") -> str:
+def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_one: bool = False) -> str:
     if kind == "wordpiece":
         return (
             f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
@@ -15,8 +15,8 @@ def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe") -> str:
             "`##`. Two special tokens frame every input: `[CLS]` at the start and `[SEP]` at the end. Unlike byte-"
             "level BPE, a character the vocabulary lacks (many emoji) becomes `[UNK]`."
         )
-    digits = (" Digits are always split one by one (`2024` → `2`,`0`,`2`,`4`), a choice SmolLM2's makers made "
-              "to help arithmetic." if cfg.family == "llama" and cfg.name.startswith("smollm") else "")
+    digits = (" Digits are always split one by one (`2024` → `2`,`0`,`2`,`4`), a choice some model makers make to "
+              "help arithmetic." if digits_one_by_one else "")
     return (
         f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by an "
         f"integer ID between 0 and {cfg.vocab_size - 1}. This model uses a byte-level **BPE** vocabulary "
@@ -87,9 +87,9 @@ def no_next_token(cfg: ModelConfig) -> str:
     return (
         f"**{cfg.name} has no next token to show.** It is an *encoder* (BERT-style): its attention is bidirectional, "
         "so while reading a word it also sees every word after it — a next-word guess would be cheating. Encoders "
-        "like BERT are pre-trained to fill in hidden words instead; this one (MiniLM, distilled from such a model) "
-        "was then trained to turn sentences into vectors for search, and it ships with no language-model head at "
-        "all: there is no unembedding matrix, so no logits and no softmax over a vocabulary. Its tokens, embeddings, positions and attention are on the other pages; pick a decoder "
+        "are trained to fill in hidden words instead (BERT) or to turn sentences into vectors for search (MiniLM), "
+        "and this one has no language-model head: no unembedding matrix, so no logits and no softmax over a "
+        "vocabulary. Its tokens, embeddings, positions and attention are on the other pages; pick a decoder "
         "(tiny-stories-1m, GPT-2, SmolLM2) in the sidebar to see next-token probabilities."
     )
 
