@@ -9,7 +9,8 @@ under a dotted TransformerLens hook name.
 Recording belongs to ONE forward call: the caller passes a `Recorder`, the model writes into it and keeps nothing.
 A cached model can therefore serve many browser sessions on many threads at once. With no recorder (or one that
 does not ask for attention internals) attention takes the fast `F.scaled_dot_product_attention` path; when the
-scores or the pattern are wanted it takes the explicit softmax(q·kᵀ/√d + mask)·v path. Both give the same output.
+scores or the pattern are wanted it takes the explicit softmax(q·kᵀ/√d + mask)·v path (for a causal model,
+ATTN_BLOCK query rows at a time, which skips the masked half of the scores). Both give the same output.
 
 Recorded names (B = batch, T = query positions, S = key positions incl. cached ones, nh = heads, nkv = key/value
 heads, hs = head size, d = d_model, m = MLP width). Trace strips the batch dimension.
@@ -47,6 +48,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 
 import torch
 import torch.nn as nn
@@ -55,6 +57,7 @@ import torch.nn.functional as F
 from core.config import ModelConfig
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+ATTN_BLOCK = 128  # query rows per block of the explicit causal attention (Attention.causal_blocks)
 
 # What the pages need when nothing else is asked for. Block i's resid_pre is block i-1's resid_post, so only the
 # first is kept.
@@ -68,11 +71,18 @@ DEFAULT_RECORD = (
 
 
 class Recorder:
-    """Collects the tensors one forward call was asked to record (by exact name or fnmatch pattern)."""
+    """Collects the tensors one forward call was asked to record (by exact name or fnmatch pattern).
 
-    def __init__(self, names: str | Iterable[str] = DEFAULT_RECORD):
+    compact_patterns: keep a causal model's attention patterns as float16 lower triangles in `packed`
+    ((B, nh, T(T+1)/2), rows one after another, see `tril_index`) instead of (B, nh, T, T) float32 in `store`;
+    they are packed block by block as attention computes them, so no full pattern is ever held.
+    """
+
+    def __init__(self, names: str | Iterable[str] = DEFAULT_RECORD, compact_patterns: bool = False):
         self.patterns = (names,) if isinstance(names, str) else tuple(names)
         self.store: dict[str, torch.Tensor] = {}
+        self.packed: dict[str, torch.Tensor] = {}
+        self.compact_patterns = compact_patterns
         self._decided: dict[str, bool] = {}
 
     def wants(self, name: str) -> bool:
@@ -85,6 +95,45 @@ class Recorder:
     def __call__(self, name: str, tensor: torch.Tensor) -> None:
         if self.wants(name):
             self.store[name] = tensor.detach()
+
+    def pattern_rows(self, name: str, row: int, block: torch.Tensor, n_rows: int) -> None:
+        """Query rows row .. row + n of a causal pattern with n_rows rows: block (B, nh, n, row + n), keys
+        0 .. row + n - 1 (the later keys are masked, so zero)."""
+        if not self.wants(name):
+            return
+        B, nh, n, S = block.shape
+        if self.compact_patterns:
+            out = self.packed.get(name)
+            if out is None:
+                out = self.packed[name] = block.new_empty(B, nh, tril_size(n_rows), dtype=torch.float16)
+            lower = block.reshape(B, nh, n * S).index_select(2, tril_index(row, n, block.device))
+            out[:, :, tril_size(row) : tril_size(row + n)].copy_(lower)
+        elif n == n_rows:
+            self.store[name] = block.detach()
+        else:
+            out = self.store.get(name)
+            if out is None:
+                out = self.store[name] = block.new_zeros(B, nh, n_rows, n_rows)
+            out[:, :, row : row + n, :S] = block
+
+
+def tril_size(n: int) -> int:
+    """Entries in the lower triangle (diagonal included) of an n × n matrix."""
+    return n * (n + 1) // 2
+
+
+@lru_cache(maxsize=256)
+def tril_index(row: int, n: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """Flat positions, in an (n, row + n) block of query rows row .. row + n, of the entries on or below the
+    causal diagonal, row by row: (tril_size(row + n) - tril_size(row),). tril_index(0, T) is the whole triangle."""
+    rows, cols = torch.tril_indices(n, row + n, offset=row, device=device)
+    return rows * (row + n) + cols
+
+
+@lru_cache(maxsize=256)
+def future_mask(row: int, n_keys: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """(n_keys - row, n_keys) True where query row + i would see a later key (j > row + i)."""
+    return torch.ones(n_keys - row, n_keys, dtype=torch.bool, device=device).triu(diagonal=row + 1)
 
 
 def _rec(rec: Recorder | None, name: str, tensor: torch.Tensor) -> None:
@@ -200,17 +249,24 @@ class Attention(nn.Module):
             k_rep = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
             v_rep = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
             # Scaling q (T·hs numbers) instead of the scores (T·S) saves a pass over the biggest tensor here.
-            scores = (q * (1.0 / math.sqrt(hs))) @ k_rep.transpose(-2, -1)  # (B, nh, T, S)
-            if cfg.causal:
-                future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(diagonal=start + 1)  # (T, S)
-                scores.masked_fill_(future, float("-inf"))
-            if rec.wants(p + "hook_attn_scores") or scores.requires_grad:
-                rec(p + "hook_attn_scores", scores)
-                pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
-            else:  # nobody keeps the scores: softmax in place, no second T·S buffer
-                pattern = torch.softmax(scores, dim=-1, out=scores)  # (B, nh, T, S)
-            rec(p + "hook_pattern", pattern)
-            z = pattern @ v_rep  # (B, nh, T, hs)
+            q = q * (1.0 / math.sqrt(hs))
+            keep_scores = rec.wants(p + "hook_attn_scores") or (torch.is_grad_enabled() and q.requires_grad)
+            if cfg.causal and start == 0 and not keep_scores:
+                z = self.causal_blocks(q, k_rep, v_rep, rec)
+            else:
+                scores = q @ k_rep.transpose(-2, -1)  # (B, nh, T, S)
+                if cfg.causal:
+                    scores.masked_fill_(future_mask(start, S, x.device), float("-inf"))
+                if keep_scores:
+                    rec(p + "hook_attn_scores", scores)
+                    pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
+                else:  # nobody keeps the scores: softmax in place, no second T·S buffer
+                    pattern = torch.softmax(scores, dim=-1, out=scores)  # (B, nh, T, S)
+                if cfg.causal and start == 0:
+                    rec.pattern_rows(p + "hook_pattern", 0, pattern, T)
+                else:
+                    rec(p + "hook_pattern", pattern)
+                z = pattern @ v_rep  # (B, nh, T, hs)
         else:
             # The cache makes queries start at `start`: a causal mask aligned to the bottom right is needed.
             mask = None
@@ -222,6 +278,25 @@ class Attention(nn.Module):
         z = z.transpose(1, 2)  # (B, T, nh, hs)
         _rec(rec, p + "hook_z", z)
         return self.out(z.reshape(B, T, nh * hs)), (k, v)  # (B, T, d)
+
+    def causal_blocks(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rec: Recorder) -> torch.Tensor:
+        """softmax(q·kᵀ + causal mask)·v, ATTN_BLOCK query rows at a time (q already scaled; all (B, nh, T, hs)).
+
+        Rows a .. b see keys 0 .. b - 1 only, so the scores right of the block are never computed (about half of
+        T×T for long inputs) and each block's scores stay small enough to stay in the CPU's cache. The result is
+        the same as the one-matrix path, row for row; the pattern goes to the recorder block by block.
+        """
+        T = q.shape[2]
+        name = self.prefix + "hook_pattern"
+        out = []
+        for a in range(0, T, ATTN_BLOCK):
+            b = min(T, a + ATTN_BLOCK)
+            scores = q[:, :, a:b] @ k[:, :, :b].transpose(-2, -1)  # (B, nh, b - a, b)
+            scores.masked_fill_(future_mask(a, b, q.device), float("-inf"))
+            pattern = torch.softmax(scores, dim=-1, out=scores)  # in place: the scores are not kept
+            rec.pattern_rows(name, a, pattern, T)
+            out.append(pattern @ v[:, :, :b])  # (B, nh, b - a, hs)
+        return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (B, nh, T, hs)
 
 
 class MLP(nn.Module):

@@ -13,31 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import torch
 
 from core.config import ModelConfig
-from core.model import DEFAULT_RECORD, Recorder, Transformer
+from core.model import DEFAULT_RECORD, Recorder, Transformer, tril_index
 
 COMPACT_FROM = 256  # tokens
 
 
-@lru_cache(maxsize=4)
-def _tril_flat(T: int) -> torch.Tensor:
-    rows, cols = torch.tril_indices(T, T)
-    return rows * T + cols  # (T(T+1)/2,) positions of the lower triangle in a flattened (T, T)
-
-
-def pack_pattern(pattern: torch.Tensor) -> torch.Tensor:
-    """(heads, T, T) causal pattern → (heads, T(T+1)/2) float16 lower triangle."""
-    H, T, _ = pattern.shape
-    return pattern.reshape(H, T * T).index_select(1, _tril_flat(T)).half()
-
-
 def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:
+    """(heads, T(T+1)/2) float16 lower triangles (core.model.Recorder's compact patterns) → (heads, T, T)."""
     out = torch.zeros(packed.shape[0], T * T)
-    out.index_copy_(1, _tril_flat(T), packed.float())
+    out.index_copy_(1, tril_index(0, T), packed.float())
     return out.view(-1, T, T)
 
 
@@ -159,7 +147,8 @@ def trace(
     ids = ids[:limit]
     patterns = (record,) if isinstance(record, str) else tuple(record)
     wanted = Recorder(patterns)
-    rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()))
+    compact = len(ids) > COMPACT_FROM and model.config.causal  # an encoder's pattern has no zero triangle to drop
+    rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact)
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     with torch.inference_mode():
         out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"))
@@ -174,10 +163,7 @@ def trace(
             lens_probs = torch.stack([t.values for t in tops]).cpu()  # (n_layers, T, k)
             lens_ids = torch.stack([t.indices for t in tops]).cpu()  # (n_layers, T, k)
     cache = {name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}
-    packed = {}
-    if len(ids) > COMPACT_FROM and model.config.causal:  # an encoder's pattern has no zero triangle to drop
-        for name in [n for n in cache if n.endswith("attn.hook_pattern")]:
-            packed[name] = pack_pattern(cache.pop(name))
+    packed = {name: t[0].cpu() for name, t in rec.packed.items()}
     tok = model.tokenizer
     token_bytes = [tok.token_bytes(i) for i in ids] if tok is not None else [b""] * len(ids)
     tokens = [tok.display(i) for i in ids] if tok is not None else [str(i) for i in ids]

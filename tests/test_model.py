@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core import Recorder, generate, sampling_distribution, trace
+from core.trace import unpack_pattern
 from tests.conftest import tiny
 
 BLOCK_NAMES_GPT2 = [
@@ -189,6 +190,32 @@ def test_long_inputs_keep_compact_patterns():
     assert (long.pattern(0) - full).abs().max() < 5e-4
     assert (long.pattern(0)[:, torch.ones(296, 296, dtype=torch.bool).triu(1)] == 0).all()
     assert long.nbytes < exact.nbytes * 296**2 / 256**2
+
+
+def test_block_attention_equals_one_matrix():
+    """Past ATTN_BLOCK tokens the pattern is computed block by block (Attention.causal_blocks); recording the
+    scores forces the one-matrix path, so the two can be compared on the same input."""
+    from core.model import ATTN_BLOCK
+
+    model = tiny("tiny-stories-1m", n_ctx=2 * ATTN_BLOCK + 60)
+    T = model.config.n_ctx - 3  # the last block is a partial one
+    ids = torch.randint(1, 2000, (1, T), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        fast, _ = model(ids, logits="all")
+        blocks, one = Recorder(["blocks.*.attn.hook_pattern"]), Recorder(["blocks.*.attn.*"])
+        by_blocks, _ = model(ids, rec=blocks, logits="all")
+        by_one, _ = model(ids, rec=one, logits="all")
+        packed = Recorder(["blocks.*.attn.hook_pattern"], compact_patterns=True)
+        model(ids, rec=packed, logits="none")
+    assert (by_blocks - by_one).abs().max() <= 1e-5 and (by_blocks - fast).abs().max() <= 1e-5
+    for i in range(model.config.n_layers):
+        name = f"blocks.{i}.attn.hook_pattern"
+        a, b = blocks.store[name], one.store[name]
+        assert a.shape == b.shape == (1, model.config.n_heads, T, T)
+        assert (a - b).abs().max() <= 1e-6
+        assert (a[0][:, torch.ones(T, T, dtype=torch.bool).triu(1)] == 0).all()
+        assert packed.packed[name].dtype == torch.float16 and name not in packed.store
+        assert (unpack_pattern(packed.packed[name][0], T) - b[0]).abs().max() < 5e-4
 
 
 def test_rope_profile_depends_on_distance_only():
