@@ -122,7 +122,7 @@ def tril_size(n: int) -> int:
     return n * (n + 1) // 2
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)  # ≤ 1 MB each at T = 1024; rebuilding the 8 blocks of T = 1024 costs tens of ms per layer
 def tril_index(row: int, n: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
     """Flat positions, in an (n, row + n) block of query rows row .. row + n, of the entries on or below the
     causal diagonal, row by row: (tril_size(row + n) - tril_size(row),). tril_index(0, T) is the whole triangle."""
@@ -130,7 +130,7 @@ def tril_index(row: int, n: int, device: torch.device = torch.device("cpu")) -> 
     return rows * (row + n) + cols
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)
 def future_mask(row: int, n_keys: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
     """(n_keys - row, n_keys) True where query row + i would see a later key (j > row + i)."""
     return torch.ones(n_keys - row, n_keys, dtype=torch.bool, device=device).triu(diagonal=row + 1)
