@@ -283,8 +283,9 @@ class Attention(nn.Module):
         """softmax(q·kᵀ + causal mask)·v, ATTN_BLOCK query rows at a time (q already scaled; all (B, nh, T, hs)).
 
         Rows a .. b see keys 0 .. b - 1 only, so the scores right of the block are never computed (about half of
-        T×T for long inputs) and each block's scores stay small enough to stay in the CPU's cache. The result is
-        the same as the one-matrix path, row for row; the pattern goes to the recorder block by block.
+        T×T for long inputs), and a block's scores (a few MB) are masked, softmaxed, recorded and multiplied by v
+        while still in the CPU's cache. The result is the one-matrix path's, row for row; the pattern goes to the
+        recorder block by block.
         """
         T = q.shape[2]
         name = self.prefix + "hook_pattern"
