@@ -192,14 +192,15 @@ def test_long_inputs_keep_compact_patterns():
     assert long.nbytes < exact.nbytes * 296**2 / 256**2
 
 
-def test_block_attention_equals_one_matrix():
+@pytest.mark.parametrize("preset", ["tiny-stories-1m", "tiny-llama"])  # learned positions; RoPE with shared kv heads
+def test_block_attention_equals_one_matrix(preset):
     """Past ATTN_BLOCK tokens the pattern is computed block by block (Attention.causal_blocks); recording the
-    scores forces the one-matrix path, so the two can be compared on the same input."""
+    scores forces the one-matrix path, so the two can be compared on the same input (a batch of two)."""
     from core.model import ATTN_BLOCK
 
-    model = tiny("tiny-stories-1m", n_ctx=2 * ATTN_BLOCK + 60)
+    model = tiny(preset, n_ctx=2 * ATTN_BLOCK + 60)
     T = model.config.n_ctx - 3  # the last block is a partial one
-    ids = torch.randint(1, 2000, (1, T), generator=torch.Generator().manual_seed(3))
+    ids = torch.randint(1, model.config.vocab_size, (2, T), generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         fast, _ = model(ids, logits="all")
         blocks, one = Recorder(["blocks.*.attn.hook_pattern"]), Recorder(["blocks.*.attn.*"])
@@ -211,11 +212,12 @@ def test_block_attention_equals_one_matrix():
     for i in range(model.config.n_layers):
         name = f"blocks.{i}.attn.hook_pattern"
         a, b = blocks.store[name], one.store[name]
-        assert a.shape == b.shape == (1, model.config.n_heads, T, T)
+        assert a.shape == b.shape == (2, model.config.n_heads, T, T)
         assert (a - b).abs().max() <= 1e-6
-        assert (a[0][:, torch.ones(T, T, dtype=torch.bool).triu(1)] == 0).all()
+        assert (a[:, :, torch.ones(T, T, dtype=torch.bool).triu(1)] == 0).all()
         assert packed.packed[name].dtype == torch.float16 and name not in packed.store
-        assert (unpack_pattern(packed.packed[name][0], T) - b[0]).abs().max() < 5e-4
+        for row in range(2):
+            assert (unpack_pattern(packed.packed[name][row], T) - b[row]).abs().max() < 5e-4
 
 
 def test_rope_profile_depends_on_distance_only():
