@@ -76,6 +76,16 @@ def write_card(folder: Path, metrics: dict) -> None:
         " **Below 0.5: no head of this model is mostly previous-token**; its heads spread their attention over "
         "the recent tokens (see the Attention page's head labels)."
     )
+    extras = []
+    if recipe.get("short_steps"):
+        extras.append(f"The first {recipe['short_steps']:,} steps train on {recipe['short_ctx']}-token windows (as many "
+                      f"tokens per step, from random starts), the rest on the full {cfg['n_ctx']}.")
+    if recipe.get("pos_init_scale"):
+        extras.append(f"The learned position table starts as cos/sin waves ({recipe['pos_init_scale']:g} × "
+                      "[cos ωi, sin ωi], ω evenly spread from π/64 to π: `core.train.init_positions`), not noise.")
+    if recipe.get("pos_lr_mult", 1) != 1:
+        extras.append(f"The position table learns at {recipe['pos_lr_mult']:g}× the learning rate, without weight decay.")
+    extra = (" ".join(extras) + "\n") if extras else ""
     text = f"""# {cfg['name']}: Glassbox's embedded TinyStories model
 
 A tiny GPT-2-style language model trained from scratch by this project (`core/train.py`) so that Glassbox works
@@ -100,7 +110,7 @@ context {cfg['n_ctx']} tokens, vocabulary {cfg['vocab_size']:,} (its own byte-le
 cosine decay to {recipe['min_lr']}, gradient clipping {recipe['grad_clip']}, dropout {cfg['dropout']} on the residual
 stream (none on attention weights), windows with
 stride {recipe['stride']}, seed {recipe['seed']}, fp32 (bf16 autocast measured slower on this CPU).
-**Tokens seen: {log['tokens_seen']:,}. Wall time: {log['wall_time_s'] / 60:.1f} minutes** on {log['threads']} CPU
+{extra}**Tokens seen: {log['tokens_seen']:,}. Wall time: {log['wall_time_s'] / 60:.1f} minutes** on {log['threads']} CPU
 threads (torch {log['torch']}).
 
 Reproduce: `{log['command']}`
