@@ -201,3 +201,24 @@ def test_smollm2_chat_template_and_paris():
     assert not at.exception
     top = charts(at)[0]["data"][0]
     assert "·Paris" in list(top["y"])[:5] and top["x"][0] > 0.5, (top["y"][:5], top["x"][:5])
+
+
+def test_training_page_explains_the_curriculum_and_names_the_previous_token_head():
+    import re
+
+    from core.analysis import previous_token_scores
+    from core.trace import trace
+    from core.weights import load_model, training_log
+
+    at = open_page(app(), "pages/training.py")
+    captions = " ".join(c.value for c in at.caption)
+    recipe = training_log()["recipe"]
+    if recipe.get("short_steps"):
+        assert f"first {recipe['short_steps']:,} steps it trained on short {recipe['short_ctx']}-token" in captions
+    found = re.search(r"most previous-token head is L(\d+) H(\d+) \((\d\.\d\d)", captions)
+    assert found, captions
+    scores = previous_token_scores(trace(load_model(device="cpu"), at.text_area[0].value, record=("blocks.*.attn.hook_pattern",),
+                                         logits="none"))
+    layer, head = divmod(int(scores.argmax()), scores.shape[1])
+    assert (int(found[1]), int(found[2])) == (layer, head)
+    assert float(found[3]) == pytest.approx(float(scores.max()), abs=0.006)
