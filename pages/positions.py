@@ -6,8 +6,8 @@ import streamlit as st
 import torch
 
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
-from core.weights import DEFAULT_MODEL
-from pages.common import figures, state, texts
+from core.weights import DEFAULT_MODEL, snapshot_steps
+from pages.common import cache, figures, state, texts
 from pages.common.html import visible
 
 ctx = state.context()
@@ -28,10 +28,20 @@ if cfg.positional == "learned":
     sim = (normed @ normed.T).numpy()
     st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
                                     ytitle="position", height=460), width="stretch")
-    seam = (" It also reflects how training cut the text into windows: this model saw 256-token windows starting "
-            "every 128 tokens, and its table shows a seam at position 128." if ctx.model_name == DEFAULT_MODEL else "")
-    st.caption("Nothing told the model how positions relate: any structure here was learned from the training text."
-               + seam)
+    log = cache.log(ctx.model_name) if ctx.model_name == DEFAULT_MODEL else None
+    init_scale = log["recipe"].get("pos_init_scale") if log else None
+    if init_scale and snapshot_steps(ctx.model_name):
+        start = cache.snapshot(ctx.model_name, 0).pos_embed.weight.detach().float().cpu()[:n_show]
+        growth = float(table.norm(dim=-1).mean() / start.norm(dim=-1).mean())
+        st.caption("This table did not start as random noise: training started it as cos/sin waves in which each "
+                   "position is the previous one turned by the same rotation (`core.train.init_positions`), then "
+                   f"changed it like any other weight — its rows are now {growth:.1f}× as long as at step 0. The "
+                   "stripes parallel to the diagonal of the similarity map are what is left of that rotation: a "
+                   "position resembles its neighbours in the same way everywhere, which is what lets one attention "
+                   "head find the token just before at any position (see the Attention page's previous-token head).")
+    else:
+        st.caption("Nothing told the model how positions relate: any structure here was learned from the training "
+                   "text.")
     state.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
                        "positions.csv")
 elif cfg.positional == "rope":

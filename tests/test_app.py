@@ -222,3 +222,19 @@ def test_training_page_explains_the_curriculum_and_names_the_previous_token_head
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
     assert (int(found[1]), int(found[2])) == (layer, head)
     assert float(found[3]) == pytest.approx(float(scores.max()), abs=0.006)
+
+
+def test_positions_page_says_how_the_embedded_table_started():
+    import re
+
+    from core.weights import DEFAULT_MODEL, load_model, load_snapshot, training_log
+
+    at = open_page(app(), "pages/positions.py")
+    captions = " ".join(c.value for c in at.caption)
+    if not training_log()["recipe"].get("pos_init_scale"):
+        assert "Nothing told the model how positions relate" in captions
+        return
+    found = re.search(r"rows are now (\d+\.\d)× as long as at step 0", captions)
+    assert found, captions
+    final, start = load_model(device="cpu").pos_embed.weight, load_snapshot(DEFAULT_MODEL, 0, device="cpu").pos_embed.weight
+    assert float(found[1]) == pytest.approx(float(final.norm(dim=-1).mean() / start.norm(dim=-1).mean()), abs=0.06)
