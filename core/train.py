@@ -111,7 +111,7 @@ def init_positions(model: Transformer, scale: float) -> None:
 def make_optimizer(model: Transformer, lr: float, weight_decay: float, pos_lr_mult: float = 1.0) -> torch.optim.AdamW:
     """Weight decay on matrices only. With pos_lr_mult ≠ 1 a learned position table gets its own group: that many
     times the learning rate and no weight decay (each row only learns from its own position, so it moves slowly)."""
-    pos = model.pos_embed.weight if pos_lr_mult != 1 and isinstance(model.pos_embed, torch.nn.Embedding) else None
+    pos = model.pos_embed.weight if pos_lr_mult != 1 and model.config.positional == "learned" else None
     rest = [p for p in model.parameters() if p is not pos]
     groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
