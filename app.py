@@ -2,17 +2,16 @@
 
 import streamlit as st
 
-from pages.common import nav, state
+from pages.common import nav, sidebar, url
 
 st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide")
 
 
 page = st.navigation(nav.pages())
-st.session_state["ctx"] = state.sidebar()
-state.show_notices()
-st.session_state["_frame"] = True  # tells the page that this frame ran (see state.context)
+st.session_state["ctx"] = sidebar.sidebar()
+url.show_notices()
+st.session_state["_frame"] = True  # tells the page that this frame ran (see sidebar.context)
 try:
     page.run()
 finally:
     st.session_state.pop("_frame", None)
-    state.write_url()

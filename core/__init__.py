@@ -1,23 +1,24 @@
 """Glassbox's engine: one instrumented transformer, offline tokenizers, weight loading, tracing and generation.
 
     from core import load_model, load_tokenizer, trace, generate
-    model = load_model()                 # the embedded default model
-    tr = trace(model, "Hello world")     # tr.tokens, tr.logits, tr.pattern(layer), tr["blocks.0.hook_resid_post"]
+    model = load_model()                 # the embedded default model (core.registry lists the others)
+    tr = trace(model, "Hello world")     # tr.tokens, tr.logits, tr.pattern(layer), tr.resid_post(0)
 
 Pure torch/numpy/tiktoken: never imports streamlit or plotly, so it works from a notebook.
 """
 
 from core.config import PRESETS, ModelConfig
-from core.generate import Generation, generate, sampling_distribution
+from core.generate import Generation, GenerationTree, generate, sample_token, sampling_distribution
 from core.model import DEFAULT_RECORD, Recorder, Transformer
+from core.registry import load_model
 from core.tokenizer import Tokenizer, load_tokenizer
 from core.trace import Trace, trace
-from core.weights import load_model
 
 __all__ = [
     "DEFAULT_RECORD",
     "PRESETS",
     "Generation",
+    "GenerationTree",
     "ModelConfig",
     "Recorder",
     "Tokenizer",
@@ -26,6 +27,7 @@ __all__ = [
     "generate",
     "load_model",
     "load_tokenizer",
+    "sample_token",
     "sampling_distribution",
     "trace",
 ]

@@ -1,11 +1,15 @@
-"""Measurements on recorded traces and on weights: head labels, PCA, cosine neighbours, contextual similarity.
+"""Measurements on recorded traces and on weights: head labels, attention for one query, embedding and position
+tables, PCA, cosine neighbours, contextual similarity.
 
 These read what the model computed (a Trace, or its weight tables) and summarise it; none re-implements the
-forward pass. Pages and the model card call them, so the numbers on screen and in the card are the same.
+forward pass. Pages and the model card call them, so the numbers on screen and in the card are the same. Pages
+never read a weight or a recorded name themselves: what they draw comes from here or from Trace helpers, as
+fresh arrays and small dataclasses.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,14 +62,18 @@ def repeated_random_ids(model: Transformer, length: int = 24, seed: int = 0) -> 
     return first + first
 
 
+def best_head(scores: torch.Tensor) -> tuple[int, int, float]:
+    """(layer, head, score) of the highest entry of a (layers, heads) score table."""
+    flat = int(scores.argmax())
+    return flat // scores.shape[1], flat % scores.shape[1], float(scores.max())
+
+
 @dataclass
 class HeadLabels:
     scores: dict[str, torch.Tensor]  # kind → (layers, heads)
 
     def best(self, kind: str) -> tuple[int, int, float]:
-        s = self.scores[kind]
-        flat = int(s.argmax())
-        return flat // s.shape[1], flat % s.shape[1], float(s.max())
+        return best_head(self.scores[kind])
 
     def label(self, layer: int, head: int, threshold: float = 0.4) -> str:
         kind, score = max(((k, float(v[layer, head])) for k, v in self.scores.items()), key=lambda kv: kv[1])
@@ -112,7 +120,7 @@ def cosine_neighbours(
 
 def residual_stream(tr: Trace, position: int) -> torch.Tensor:
     """(n_layers + 1, d): the token's vector entering block 0, then after each block."""
-    rows = [tr["blocks.0.hook_resid_pre"][position]]
+    rows = [tr.resid_pre(0)[position]]
     rows += [tr.resid_post(layer)[position] for layer in range(tr.config.n_layers)]
     return torch.stack(rows)
 
@@ -126,3 +134,78 @@ def entropy(probs: torch.Tensor) -> float:
     """Shannon entropy in nats; e^entropy is the 'effective number of choices'."""
     p = probs[probs > 0]
     return float(-(p * p.log()).sum())
+
+
+@dataclass
+class QueryMath:
+    """One query token of one head, step by step: q·k for every key, ÷√hs, the mask, the softmax, and the weighted
+    sum of the values — recomputed from the model's own q, k, v and set beside what the model recorded."""
+
+    q: torch.Tensor  # (hs,)
+    dots: torch.Tensor  # (T,) q·k for each key
+    scaled: torch.Tensor  # (T,) ÷ √hs
+    visible: torch.Tensor  # (T,) bool: keys this query may see
+    weights: torch.Tensor  # (T,) softmax over the visible keys
+    model_weights: torch.Tensor  # (T,) the model's own pattern row
+    z: torch.Tensor  # (hs,) Σ weight · v
+    z_error: float  # max |z − the model's z|
+    score_error: float  # max |scaled − the model's scores| over visible keys
+
+
+def query_math(tr: Trace, layer: int, head: int, query: int) -> QueryMath:
+    """`tr` must hold `attention_record(layer)`."""
+    q_all, k_all, v_all = tr.qkv(layer)
+    kv = tr.config.kv_head(head)
+    q, k, v = q_all[query, head], k_all[:, kv], v_all[:, kv]  # (hs,), (T, hs), (T, hs)
+    dots = k @ q  # (T,)
+    scaled = dots / math.sqrt(tr.config.head_dim)
+    visible = ~tr.hidden()[query]
+    weights = scaled.masked_fill(~visible, float("-inf")).softmax(-1)
+    z = weights @ v
+    recorded = tr.attn_scores(layer)[head, query]
+    return QueryMath(
+        q=q, dots=dots, scaled=scaled, visible=visible, weights=weights, model_weights=tr.pattern(layer)[head, query],
+        z=z, z_error=float((z - tr.z(layer)[query, head]).abs().max()),
+        score_error=float(torch.where(visible, scaled - recorded, 0).abs().max()),
+    )
+
+
+def embedding_table(model: Transformer, n_rows: int | None = None) -> torch.Tensor:
+    """(n_rows, d) a copy of the first rows of the token-embedding table (all of them by default)."""
+    return model.embed.weight[:n_rows].detach().float().cpu().clone()
+
+
+def embedding_pca(model: Transformer, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n_rows embedding rows on their top-3 principal components, and the variance each explains."""
+    return pca(model.embed.weight[:n_rows].detach().float().cpu(), 3)
+
+
+def token_neighbours(model: Transformer, token_id: int, k: int = 10) -> list[tuple[int, float]]:
+    """The k tokens whose embedding rows are closest by cosine to this token's row (itself left out)."""
+    table = model.embed.weight.detach()
+    return cosine_neighbours(table, table[token_id], k=k, exclude={token_id})
+
+
+def analogy(model: Transformer, a: int, b: int, c: int, k: int = 8) -> list[tuple[int, float]]:
+    """a − b + c in the embedding table, and the k rows nearest to it (a, b and c left out)."""
+    table = model.embed.weight.detach()
+    return cosine_neighbours(table, table[a] - table[b] + table[c], k=k, exclude={a, b, c})
+
+
+def position_table(model: Transformer, n_rows: int) -> torch.Tensor | None:
+    """(n_rows, d) a copy of the first rows of a learned position table (None for RoPE or fixed sinusoids)."""
+    if model.config.positional != "learned":
+        return None
+    return model.pos_embed.weight[:n_rows].detach().float().cpu().clone()
+
+
+def cosine_matrix(rows: torch.Tensor) -> torch.Tensor:
+    """(n, n) cosine similarity between every pair of rows."""
+    normed = torch.nn.functional.normalize(rows.float(), dim=-1)
+    return normed @ normed.T
+
+
+def mean_norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean row length of `a` over mean row length of `b` (how much training grew a table)."""
+    return float(a.norm(dim=-1).mean() / b.norm(dim=-1).mean())
+

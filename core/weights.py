@@ -1,4 +1,6 @@
-"""Loading weights into the core's Transformer: our own format, HF GPT-2 and Llama checkpoints, the Hub.
+"""Checkpoint formats and I/O: our own format, HF GPT-2, Llama and BERT checkpoints, safetensors, Hub downloads.
+
+Which models exist and how each is fetched is core.registry's business; this module only reads and writes files.
 
 One function (`assign`) copies a checkpoint into the model through an explicit name-mapping table, with a list of
 names that the HF checkpoint stores transposed, and raises on any shape mismatch, any parameter left without a
@@ -21,17 +23,8 @@ from safetensors.torch import save_file
 
 from core.config import ModelConfig
 from core.model import Rotary, SinusoidalPositions, Transformer
-from core.tokenizer import ASSETS, Tokenizer, from_rank_file, load_tokenizer
+from core.tokenizer import Tokenizer, from_rank_file
 
-MODELS_DIR = ASSETS / "models"
-DEFAULT_MODEL = "tiny-stories-1m"
-
-# Hub models: short name → (repo, tokenizer). GPT-2's BPE is shipped in assets/, so only weights are downloaded.
-HUB_MODELS = {
-    "gpt2": ("openai-community/gpt2", "gpt2"),
-    "distilgpt2": ("distilbert/distilgpt2", "gpt2"),
-    "gpt2-medium": ("openai-community/gpt2-medium", "gpt2"),
-}
 HUB_FILES = ("config.json", "model.safetensors")
 
 Progress = Callable[[float, str], None]
@@ -334,29 +327,6 @@ def save_dir(model: Transformer, path: str | Path, tokenizer_spec: dict | None =
     (path / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def training_log(name: str = DEFAULT_MODEL) -> dict | None:
-    path = MODELS_DIR / name / "training_log.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def snapshot_steps(name: str = DEFAULT_MODEL) -> list[int]:
-    """Training steps the app can show: the fp16 snapshots in checkpoints/, then the final model's step."""
-    folder = MODELS_DIR / name / "checkpoints"
-    steps = sorted(int(p.stem.removeprefix("step_")) for p in folder.glob("step_*.safetensors"))
-    log = training_log(name)
-    return steps + [log["recipe"]["steps"]] if log and steps else steps
-
-
-def load_snapshot(name: str, step: int, device: str | torch.device = "auto") -> Transformer:
-    """The shipped model as it was at training step `step` (fp16 snapshot computed in fp32; the last is the model)."""
-    steps = snapshot_steps(name)
-    if step not in steps:
-        raise ValueError(f"{name} has no snapshot at step {step}; it has {steps}")
-    if step == steps[-1]:
-        return load_dir(MODELS_DIR / name, device)
-    return load_dir(MODELS_DIR / name, device, weights=MODELS_DIR / name / "checkpoints" / f"step_{step:06d}.safetensors")
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("GLASSBOX_CACHE", Path.home() / ".cache" / "glassbox"))
 
@@ -390,50 +360,3 @@ def hub_download(repo: str, files: tuple[str, ...] = HUB_FILES, progress: Progre
             ) from err
         shutil.move(part, target / filename)
     return target
-
-
-def shipped_models() -> list[str]:
-    """Names of the model folders in assets/models/."""
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").exists()) if MODELS_DIR.exists() else []
-
-
-def fetch(name: str, progress: Progress | None = None) -> None:
-    """Do the slow one-time part of getting a named model — the Hub download, SmolLM2's GGUF conversion — so that
-    `load_model` then only reads local files. The app calls this outside its model cache, where it may draw a
-    progress bar (Streamlit cannot replay elements drawn inside a cached function)."""
-    from core import packaged  # imports this module
-
-    if name in HUB_MODELS:
-        hub_download(HUB_MODELS[name][0], progress=progress)
-    elif name in packaged.PACKAGED:
-        packaged.prepare(name, progress)
-
-
-def load_model(
-    name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
-) -> Transformer:
-    """None → the embedded default model; a folder path → load it; "gpt2", "distilgpt2", "gpt2-medium" → the Hub;
-    "smollm2-135m", "minilm-l6" → the pip packages that ship them (core.packaged).
-
-    The model comes back in eval mode with gradients off, on `device` ("auto": CUDA when present).
-    """
-    if name is None:
-        path = MODELS_DIR / DEFAULT_MODEL
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"the embedded default model is missing: expected {path} (see README: core.train)")
-        return load_dir(path, device)
-    if isinstance(name, str) and name in HUB_MODELS:
-        repo, tok_name = HUB_MODELS[name]
-        return load_dir(hub_download(repo, progress=progress), device, tokenizer=load_tokenizer(tok_name))
-    if isinstance(name, str) and name in shipped_models():
-        return load_dir(MODELS_DIR / name, device)
-    from core import packaged  # imports this module
-
-    if isinstance(name, str) and name in packaged.PACKAGED:
-        return packaged.load_packaged(name, device, progress)
-    if Path(name).is_dir():
-        return load_dir(name, device)
-    raise ValueError(
-        f"unknown model {str(name)!r}: give a folder with config.json, or one of "
-        f"{[DEFAULT_MODEL, *HUB_MODELS, *packaged.PACKAGED]}"
-    )

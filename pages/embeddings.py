@@ -3,20 +3,19 @@
 import pandas as pd
 import streamlit as st
 
-from core.analysis import cosine_neighbours, layerwise_cosine
-from pages.common import cache, figures, state, texts
+from core.analysis import analogy, layerwise_cosine, token_neighbours
+from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
-ctx = state.context()
+ctx = sidebar.context()
 model = ctx.model
 cfg, tok = model.config, model.tokenizer
 
 st.title("🧭 Embedding space")
 st.markdown(texts.embeddings(cfg))
-state.need_text(ctx)
+widgets.need_text(ctx.text)
 tr = ctx.trace()
-emb = tr["hook_embed"].numpy()  # (T, d): the rows the model looked up
-table = model.embed.weight.detach().float().cpu()
+emb = tr.embed().numpy()  # (T, d): the rows the model looked up
 
 st.subheader("The embedding row each token picks")
 shown = min(emb.shape[1], 256)
@@ -24,7 +23,7 @@ st.plotly_chart(figures.heatmap(emb[:, :shown], x=list(range(shown)), y=figures.
                                 title=f"Token embeddings (first {shown} of {cfg.d_model} dimensions)",
                                 xtitle="dimension", ytitle="token", height=max(260, 24 * len(tr.tokens) + 120)),
                 width="stretch")
-state.download_csv({"token": tr.tokens, "id": tr.token_ids, **{f"d{j}": emb[:, j] for j in range(emb.shape[1])}},
+widgets.download_csv({"token": tr.tokens, "id": tr.token_ids, **{f"d{j}": emb[:, j] for j in range(emb.shape[1])}},
                    "embeddings.csv")
 
 if tok is None:
@@ -33,7 +32,7 @@ if tok is None:
 st.subheader("The whole vocabulary, projected")
 n_vocab_rows = min(cfg.vocab_size, 3000)
 coords, explained = cache.embedding_pca(ctx.model_name, ctx.device, n_vocab_rows)
-dims = st.radio("Projection", [2, 3], format_func=lambda d: f"{d}D", horizontal=True, key="emb.dims")
+dims = widgets.choice("radio", "Projection", "emb.dims", [2, 3], format_func=lambda d: f"{d}D", horizontal=True)
 hover = [visible(tok.display(i)) for i in range(n_vocab_rows)]
 highlight = {i: visible(tok.display(i)) for i in tr.token_ids if i < n_vocab_rows}
 st.plotly_chart(figures.scatter_tokens(coords.numpy(), hover, highlight, dims,
@@ -52,15 +51,16 @@ st.caption("PCA keeps the directions along which the vectors vary most; two dime
 
 st.subheader("Nearest neighbours (cosine similarity)")
 choices = list(dict.fromkeys(tr.token_ids))
-chosen = st.selectbox("Token", choices, format_func=lambda i: f"{visible(tok.display(i))}  (id {i})", key="emb.token")
-near = cosine_neighbours(table, table[chosen], k=10, exclude={chosen})
+chosen = widgets.choice("selectbox", "Token", "emb.token", choices,
+                        format_func=lambda i: f"{visible(tok.display(i))}  (id {i})")
+near = token_neighbours(model, chosen, k=10)
 st.dataframe(pd.DataFrame({"token": [visible(tok.display(i)) for i, _ in near], "id": [i for i, _ in near],
                            "cosine": [round(s, 4) for _, s in near]}), hide_index=True)
 
 st.subheader("Vector arithmetic: a − b + c")
 c1, c2, c3 = st.columns(3)
-words = [c1.text_input("a", " girl", key="emb.a"), c2.text_input("b", " boy", key="emb.b"),
-         c3.text_input("c", " he", key="emb.c")]
+words = [widgets.text("text_input", name, f"emb.{name}", default, 100, where=col)
+         for name, default, col in (("a", " girl", c1), ("b", " boy", c2), ("c", " he", c3))]
 enc = [tok.encode_fragment(w) for w in words]
 if any(len(e) != 1 for e in enc):
     bad = [w for w, e in zip(words, enc) if len(e) != 1]
@@ -68,7 +68,7 @@ if any(len(e) != 1 for e in enc):
             "Tip: most words start with a space (' king').")
 else:
     a, b, c = (e[0] for e in enc)
-    near = cosine_neighbours(table, table[a] - table[b] + table[c], k=8, exclude={a, b, c})
+    near = analogy(model, a, b, c, k=8)
     st.dataframe(pd.DataFrame({"token": [visible(tok.display(i)) for i, _ in near],
                                "cosine": [round(s, 4) for _, s in near]}), hide_index=True)
     st.caption("Famous for word2vec; in a small model's input embeddings the analogy often does not hold — "
@@ -76,9 +76,9 @@ else:
 
 st.subheader("The same word in two contexts")
 c1, c2 = st.columns(2)
-sent_a = c1.text_input("Sentence A", "I went to the bank to deposit money.", key="emb.sa")
-sent_b = c2.text_input("Sentence B", "I sat on the bank of the river.", key="emb.sb")
-word = st.text_input("Word to follow", " bank", key="emb.word")
+sent_a = widgets.text("text_input", "Sentence A", "emb.sa", "I went to the bank to deposit money.", 2000, where=c1)
+sent_b = widgets.text("text_input", "Sentence B", "emb.sb", "I sat on the bank of the river.", 2000, where=c2)
+word = widgets.text("text_input", "Word to follow", "emb.word", " bank", 100)
 word_ids = tok.encode_fragment(word)
 if not (sent_a and sent_b and word_ids):
     st.info("Type two sentences and a word that occurs in both.")

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages.common import state
+from pages.common import sidebar
 
-ctx = state.context()
+ctx = sidebar.context()
 model = ctx.model
 cfg = model.config
 

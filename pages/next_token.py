@@ -9,22 +9,22 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core import sampling_distribution
+from core import GenerationTree, registry, sample_token, sampling_distribution
 from core.analysis import entropy
 from core.trace import token_limit
-from pages.common import figures, state, texts
+from pages.common import figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
-ctx = state.context()
+ctx = sidebar.context()
 model = ctx.model
 cfg, tok = model.config, model.tokenizer
 
 st.title("🎲 Next token")
 if not cfg.lm_head:
-    st.info(texts.no_next_token(cfg), icon="ℹ️")
+    st.info(texts.no_next_token(cfg, [e.name for e in registry.entries() if not e.encoder]), icon="ℹ️")
     st.stop()
 st.markdown(texts.next_token(cfg))
-state.need_text(ctx)
+widgets.need_text(ctx.text)
 tr = ctx.trace(lens_top_k=1)
 name = (lambda i: visible(tok.display(i))) if tok else str
 
@@ -38,16 +38,16 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Sum of all probabilities", f"{float(probs.sum()):.6f}")
 c2.metric("Entropy", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
-state.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
+widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
                     "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
 
 st.subheader("Temperature, top-k, top-p")
 c1, c2, c3, c4 = st.columns(4)
-temperature = c1.slider("Temperature", 0.0, 2.0, key="temperature", step=0.05,
-                        help="0 means greedy: always the most likely token")
-top_k = c2.number_input("Top-k (0 = off)", 0, min(1000, cfg.vocab_size), key="top_k", step=1)
-top_p = c3.slider("Top-p (1 = off)", 0.0, 1.0, key="top_p", step=0.01)
-seed = c4.number_input("Seed", 0, 2**31 - 1, key="seed", step=1)
+temperature = widgets.slider("Temperature", "temperature", 0.0, 2.0, 1.0, where=c1, step=0.05,
+                             help="0 means greedy: always the most likely token")
+top_k = widgets.number("Top-k (0 = off)", "top_k", 0, min(1000, cfg.vocab_size), 0, where=c2)
+top_p = widgets.slider("Top-p (1 = off)", "top_p", 0.0, 1.0, 1.0, where=c3, step=0.01)
+seed = widgets.number("Seed", "seed", 0, 2**31 - 1, 0, where=c4)
 cols = sampling_distribution(tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)
 order = cols.scaled.argsort(descending=True)[:20]
 st.dataframe(pd.DataFrame({
@@ -68,7 +68,7 @@ kept = int((cols.probs > 0).sum())
 st.caption(f"With these settings {kept} token{'s' if kept != 1 else ''} can be drawn.")
 
 st.subheader("Sampling simulator")
-n_draws = st.select_slider("Draws", [10, 100, 1000, 10000], value=1000, key="nt.draws")
+n_draws = widgets.choice("select_slider", "Draws", "nt.draws", [10, 100, 1000, 10000], default=1000)
 generator = torch.Generator().manual_seed(int(seed))
 draws = torch.multinomial(cols.probs, n_draws, replacement=True, generator=generator)
 counts = torch.bincount(draws, minlength=cfg.vocab_size)
@@ -84,28 +84,21 @@ st.caption("Each draw picks a token with its probability; with more draws the hi
 st.subheader("Generate step by step")
 if tok is None:
     st.stop()
-tree_key = f"nt.tree::{ctx.model_name}::{ctx.text}"
-tree = st.session_state.setdefault(tree_key, {"nodes": [{"parent": None, "token": None}], "current": 0})
+trees = st.session_state.setdefault("nt.trees", {})  # one tree per model and text, the latest 8
+tree = trees.setdefault(f"{ctx.model_name}::{ctx.text}", GenerationTree())
+while len(trees) > 8:
+    trees.pop(next(iter(trees)))
 
 
-def path_ids(node: int) -> list[int]:
-    out = []
-    while tree["nodes"][node]["parent"] is not None:
-        out.append(tree["nodes"][node]["token"])
-        node = tree["nodes"][node]["parent"]
-    return out[::-1]
+def step_to(token_id: int) -> None:
+    try:
+        tree.add(token_id)
+    except ValueError:
+        st.session_state["nt.full"] = True
+    st.rerun()
 
 
-def add_child(token_id: int) -> None:
-    for i, n in enumerate(tree["nodes"]):
-        if n["parent"] == tree["current"] and n["token"] == token_id:
-            tree["current"] = i
-            return
-    tree["nodes"].append({"parent": tree["current"], "token": token_id})
-    tree["current"] = len(tree["nodes"]) - 1
-
-
-generated = path_ids(tree["current"])
+generated = tree.path()
 prefix = tr.token_ids + generated
 if len(prefix) >= token_limit(cfg):
     st.info("The context is full (as far as this page traces it): rewind to a shorter branch.")
@@ -115,25 +108,22 @@ else:
     st.html(token_spans([tok.display(i) for i in prefix], show_ids=False, mark_from=tr.n_tokens))
     c1, c2 = st.columns([1, 3])
     if c1.button("Sample the next token", key="nt.sample", type="primary"):
-        g = torch.Generator().manual_seed(int(seed) + len(tree["nodes"]))
-        add_child(int(torch.multinomial(step_cols.probs, 1, generator=g)) if temperature > 0
-                  else int(step_cols.probs.argmax()))
-        st.rerun()
+        step_to(sample_token(step_cols, torch.Generator().manual_seed(int(seed) + len(tree)), greedy=temperature <= 0))
     alternatives = step_cols.probs.topk(min(5, int((step_cols.probs > 0).sum()))).indices.tolist()
     picks = c2.columns(len(alternatives))
     for col, alt in zip(picks, alternatives):
         if col.button(f"{name(alt)}  {float(step_cols.probs[alt]):.0%}", key=f"nt.alt.{alt}"):
-            add_child(alt)
-            st.rerun()
-branches = list(range(len(tree["nodes"])))
-node = st.selectbox("Branches (rewind to any point)", branches, index=tree["current"], key=f"nt.node.{len(branches)}",
-                    format_func=lambda i: "(your text)" if i == 0 else
-                    "… " + "".join(tok.display(t) for t in path_ids(i))[-60:])
-if node != tree["current"]:
-    tree["current"] = node
+            step_to(alt)
+if st.session_state.pop("nt.full", False):
+    st.info(f"The tree is full ({tree.max_nodes} tokens): rewind to a branch you made, or change the text to start "
+            "a new tree.")
+node = st.selectbox("Branches (rewind to any point)", list(range(len(tree))), index=tree.current,
+                    key=f"nt.node.{len(tree)}", format_func=lambda i: "(your text)" if i == 0 else
+                    "… " + "".join(tok.display(t) for t in tree.path(i))[-60:])
+if node != tree.current:
+    tree.current = node
     st.rerun()
-st.caption(f"The tree holds {len(tree['nodes']) - 1} generated tokens in "
-           f"{sum(1 for i in branches if not any(n['parent'] == i for n in tree['nodes'])) } branch ends.")
+st.caption(f"The tree holds {len(tree) - 1} generated tokens in {len(tree.leaves())} branch ends.")
 
 st.subheader("Logit lens: the top token after every layer")
 lens = tr.lens_ids[:, :, 0]  # (layers, T)

@@ -3,14 +3,13 @@
 import random
 
 import streamlit as st
-import torch
 
+from core.analysis import cosine_matrix, mean_norm_ratio, position_table
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
-from core.weights import DEFAULT_MODEL, snapshot_steps
-from pages.common import cache, figures, state, texts
+from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
-ctx = state.context()
+ctx = sidebar.context()
 model = ctx.model
 cfg = model.config
 
@@ -19,22 +18,20 @@ st.markdown(texts.positions(cfg))
 
 n_show = min(cfg.n_ctx, 256)
 if cfg.positional == "learned":
-    table = model.pos_embed.weight.detach().float().cpu()[:n_show]  # (n, d)
+    table = position_table(model, n_show)  # (n, d)
     st.subheader("This model's learned position table")
     st.plotly_chart(figures.heatmap(table.numpy(), title=f"Positions 0–{n_show - 1} × {cfg.d_model} dimensions "
                                     "(learned weights)", xtitle="dimension", ytitle="position", height=460),
                     width="stretch")
-    normed = torch.nn.functional.normalize(table, dim=-1)
-    sim = (normed @ normed.T).numpy()
+    sim = cosine_matrix(table).numpy()
     st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
                                     ytitle="position", height=460), width="stretch")
-    log = cache.log(ctx.model_name) if ctx.model_name == DEFAULT_MODEL else None
-    init_scale = log["recipe"].get("pos_init_scale") if log else None
-    if init_scale and snapshot_steps(ctx.model_name):
-        start = cache.snapshot(ctx.model_name, 0).pos_embed.weight.detach().float().cpu()[:n_show]
-        growth = float(table.norm(dim=-1).mean() / start.norm(dim=-1).mean())
+    history = ctx.entry.history
+    if history is not None and cache.log(ctx.model_name).recipe.pos_init_scale:
+        start = position_table(cache.snapshot(ctx.model_name, history.steps[0]), n_show)
+        growth = mean_norm_ratio(table, start)
         st.caption("This table did not start as random noise: training started it as cos/sin waves in which each "
-                   "position is the previous one turned by the same rotation (`core.train.init_positions`), then "
+                   "position is the previous one turned by the same rotation (`core.training.init_positions`), then "
                    f"changed it like any other weight — its rows are now {growth:.1f}× as long as at step 0. The "
                    "stripes parallel to the diagonal of the similarity map are what is left of that rotation: a "
                    "position resembles its neighbours in the same way everywhere, which is what lets one attention "
@@ -42,7 +39,7 @@ if cfg.positional == "learned":
     else:
         st.caption("Nothing told the model how positions relate: any structure here was learned from the training "
                    "text.")
-    state.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
+    widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
                        "positions.csv")
 elif cfg.positional == "rope":
     freqs = rope_inv_freq(cfg).numpy()
@@ -57,7 +54,7 @@ elif cfg.positional == "rope":
                                   xtitle="relative distance", ytitle="score"), width="stretch")
     st.caption("For identical q and k (all ones), the rotated dot product is the mean of cos(distance × θ_j): it "
                "depends on the distance only, and fast pairs wash out with distance.")
-    state.download_csv({"pair": list(range(len(freqs))), "radians_per_position": freqs}, "rope_frequencies.csv")
+    widgets.download_csv({"pair": list(range(len(freqs))), "radians_per_position": freqs}, "rope_frequencies.csv")
 
 st.subheader("The original paper's sinusoidal encoding" + (" (this model's scheme)" if cfg.positional == "sinusoidal"
                                                          else " — for comparison, not this model's"))
@@ -67,16 +64,16 @@ paper = sinusoidal_table(n_show, cfg.d_model).numpy()
 st.plotly_chart(figures.heatmap(paper, title=f"Sinusoidal table, {n_show} positions × {cfg.d_model} dimensions",
                                 xtitle="dimension", ytitle="position", height=420), width="stretch")
 if cfg.positional == "sinusoidal":
-    state.download_csv({"position": list(range(n_show)), **{f"d{j}": paper[:, j] for j in range(cfg.d_model)}},
+    widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": paper[:, j] for j in range(cfg.d_model)}},
                        "positions.csv")
 
 st.subheader("Word-order experiment")
-state.need_text(ctx)
+widgets.need_text(ctx.text)
 if model.tokenizer is None:
     st.stop()
 tr = ctx.trace()
 ids = tr.token_ids
-seed = st.number_input("Shuffle seed", 0, 10_000, 0, key="pos.seed")
+seed = widgets.number("Shuffle seed", "pos.seed", 0, 10_000, 0)
 shuffled = list(ids)
 random.Random(seed).shuffle(shuffled)
 ts = ctx.trace(shuffled)
@@ -89,12 +86,11 @@ for col, t, title in ((c1, tr, "Original order"), (c2, ts, "Shuffled tokens")):
     col.plotly_chart(figures.bars([visible(model.tokenizer.display(i)) for i in top.indices.tolist()],
                                   top.values.tolist(), title="Next-token prediction"), width="stretch",
                      key=f"pos.bars.{title}")
-layer = state.clamped_int("Layer", "layer", 0, cfg.n_layers - 1)
-head = state.clamped_int("Head", "head", 0, cfg.n_heads - 1)
+layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads, columns=False)
 c1, c2 = st.columns(2)
 c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original",
-                                          causal=cfg.causal), width="stretch", key="pos.attn.orig")
+                                          hidden=tr.hidden().numpy()), width="stretch", key="pos.attn.orig")
 c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
-                                          causal=cfg.causal), width="stretch", key="pos.attn.shuf")
+                                          hidden=ts.hidden().numpy()), width="stretch", key="pos.attn.shuf")
 st.caption("Same tokens, different order: the prediction and the attention change because the position "
            "information differs — without it, a transformer would treat the text as a bag of words.")

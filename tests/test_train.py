@@ -9,10 +9,9 @@ import torch
 
 from core.bpe import train_bpe
 from core.config import PRESETS
+from core.registry import DEFAULT_MODEL, MODELS_DIR, get, load_model
 from core.tokenizer import from_rank_file, write_ranks
-from core.train import RECIPES, Trainer, init_positions, lr_at, snapshot_schedule, split_stories, windows
-from core.weights import DEFAULT_MODEL, MODELS_DIR, load_model, load_snapshot
-from core.weights import snapshot_steps as shipped_snapshots
+from core.training import RECIPES, Trainer, init_positions, lr_at, snapshot_schedule, split_stories, windows
 
 TEXT = (
     "Once upon a time, there was a little girl named Lily. She loved to play in the park with her friend Tom. "
@@ -62,8 +61,8 @@ def test_windows_and_schedule():
 
 def tiny_trainer(positional="learned", steps=20):
     cfg = dataclasses.replace(PRESETS["tiny-sinusoidal"], positional=positional, n_ctx=32, dropout=0.1)
-    recipe = {**RECIPES["tiny-stories-1m"], "steps": steps, "batch_size": 8, "lr": 3e-3, "warmup": 2, "stride": 16,
-              "short_ctx": 8, "short_steps": 4}  # the curriculum's short windows for the first 4 steps
+    recipe = dataclasses.replace(RECIPES["tiny-stories-1m"], steps=steps, batch_size=8, lr=3e-3, warmup=2, stride=16,
+                                 short_ctx=8, short_steps=4)  # the curriculum's short windows for the first 4 steps
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 50, (2000,), generator=g) % 7 * 3  # a learnable pattern
     return Trainer(cfg, tokens, tokens[:500], recipe)
@@ -103,13 +102,13 @@ def test_curriculum_windows_and_position_learning_rate():
     pos_group = [g for g in trainer.optimizer.param_groups if any(p is pos for p in g["params"])]
     assert len(pos_group) == 1 and pos_group[0]["weight_decay"] == 0.0 and len(pos_group[0]["params"]) == 1
     base = trainer.optimizer.param_groups[0]["lr"]
-    assert pos_group[0]["lr"] == pytest.approx(base * RECIPES["tiny-stories-1m"]["pos_lr_mult"])
-    plain = Trainer(trainer.cfg, trainer.train_tokens, trainer.val_tokens, {**trainer.recipe, "pos_lr_mult": 1.0})
+    assert pos_group[0]["lr"] == pytest.approx(base * RECIPES["tiny-stories-1m"].pos_lr_mult)
+    plain = Trainer(trainer.cfg, trainer.train_tokens, trainer.val_tokens, dataclasses.replace(trainer.recipe, pos_lr_mult=1.0))
     assert len(plain.optimizer.param_groups) == 2  # without the multiplier the table is an ordinary matrix
 
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / DEFAULT_MODEL / "config.json").exists(),
-                             reason="the embedded model is not in assets/ (run python -m core.train)")
+                             reason="the embedded model is not in assets/ (run python -m tools.train)")
 
 
 @shipped
@@ -118,15 +117,16 @@ def test_shipped_model_loads_with_its_tokenizer():
     assert model.config == PRESETS[DEFAULT_MODEL]
     assert model.tokenizer.n_vocab == model.config.vocab_size
     assert model.tokenizer.decode(model.tokenizer.encode("Once upon a time")) == "Once upon a time"
-    steps = shipped_snapshots()
+    history = get(DEFAULT_MODEL).history
+    steps = history.steps
     assert 6 <= len(steps) <= 10 and steps[0] == 0
-    early = load_snapshot(DEFAULT_MODEL, steps[1], device="cpu")
+    early = history.load(steps[1], device="cpu")
     assert early.config == model.config
 
 
 @shipped
 def test_shipped_model_passes_the_probes():
-    from core.evaluate import PROBES, probe
+    from tools.model_card import PROBES, probe
 
     model = load_model(device="cpu")
     for prompt, wanted, top, min_p in PROBES:
@@ -138,14 +138,34 @@ def test_shipped_model_passes_the_probes():
 def test_position_table_starts_as_waves_that_shift_by_one_rotation():
     trainer = tiny_trainer(steps=0)
     table = trainer.model.pos_embed.weight.detach()
-    scale = RECIPES["tiny-stories-1m"]["pos_init_scale"]
+    scale = RECIPES["tiny-stories-1m"].pos_init_scale
     assert torch.allclose(table[0], torch.cat([torch.ones(table.shape[1] // 2), torch.zeros(table.shape[1] // 2)]) * scale)
     gram = table @ table.T  # p_i · p_j depends only on i - j: one "step back" for every position
     for offset in (1, 2, 5):
         diag = gram.diagonal(-offset)
         assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-5)
     assert gram.diagonal(-1)[0] < gram[0, 0] - 1e-3  # neighbours are told apart
-    plain = Trainer(trainer.cfg, trainer.train_tokens, trainer.val_tokens, {**trainer.recipe, "pos_init_scale": 0})
+    plain = Trainer(trainer.cfg, trainer.train_tokens, trainer.val_tokens, dataclasses.replace(trainer.recipe, pos_init_scale=0.0))
     assert plain.model.pos_embed.weight.std() < 0.05  # not asked for: the usual small random table
     init_positions(plain.model, scale)
     assert torch.equal(plain.model.pos_embed.weight, table)
+
+
+@shipped
+def test_training_log_is_typed_and_validated():
+    import json
+
+    from core.training import Recipe, TrainingLog
+
+    raw = json.loads((MODELS_DIR / DEFAULT_MODEL / "training_log.json").read_text())
+    log = TrainingLog.from_dict(raw)
+    assert log.recipe == RECIPES[DEFAULT_MODEL] and log.config == PRESETS[DEFAULT_MODEL]
+    assert TrainingLog.from_dict(log.to_dict()) == log  # what tools.train writes reads back the same
+    steps, losses = log.curve("val_loss")
+    assert steps[0] == 0 and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="unknown Recipe fields"):
+        Recipe.from_dict({**RECIPES[DEFAULT_MODEL].to_dict(), "lr_typo": 1.0})
+    with pytest.raises(ValueError, match="steps must be int"):
+        Recipe.from_dict({**RECIPES[DEFAULT_MODEL].to_dict(), "steps": "2400"})
+    with pytest.raises(ValueError, match="not a training log"):
+        TrainingLog.from_dict({k: v for k, v in raw.items() if k != "recipe"})

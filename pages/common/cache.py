@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import load_model, load_tokenizer, trace
-from core.analysis import head_labels, pca
+from core import load_tokenizer, registry, trace
+from core.analysis import embedding_pca as project_embeddings
+from core.analysis import head_labels
 from core.bpe import train_bpe
 from core.trace import token_limit
-from core.weights import load_snapshot, training_log
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def model(name: str, device: str):
-    """Reads local files only when `core.weights.fetch` ran first (state.sidebar does, with a progress bar)."""
-    return load_model(name, device=device)
+    """Reads local files only when the registry entry's `fetch` ran first (sidebar.sidebar does, with a progress
+    bar)."""
+    return registry.load_model(name, device=device)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -39,9 +40,7 @@ def labels(name: str, device: str, text: str):
 @st.cache_resource(max_entries=4, show_spinner="Projecting the embedding table…")
 def embedding_pca(name: str, device: str, n_tokens: int):
     """PCA of the first n_tokens rows of the token-embedding table (low ids = earliest merges = most frequent)."""
-    table = model(name, device).embed.weight[:n_tokens].detach().float().cpu()
-    coords, explained = pca(table, 3)
-    return coords, explained
+    return project_embeddings(model(name, device), n_tokens)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -56,7 +55,7 @@ def bpe(text: str, n_merges: int):
 
 @st.cache_resource(max_entries=12, show_spinner="Loading a training snapshot…")
 def snapshot(name: str, step: int):
-    return load_snapshot(name, step, device="cpu")
+    return registry.get(name).history.load(step, device="cpu")
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -64,7 +63,8 @@ def snapshot_trace(name: str, step: int, text: str):
     return trace(snapshot(name, step), text)
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def log(name: str):
-    return training_log(name)
+    """The typed training log (a frozen dataclass: shared, and nobody can change it)."""
+    return registry.get(name).history.log
 

@@ -15,15 +15,16 @@ def labels(tokens: list[str]) -> list[str]:
     return [f"{i}:{visible(t)[:14]}" for i, t in enumerate(tokens)]
 
 
-def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "", causal: bool = True) -> go.Figure:
-    """rows = query tokens, columns = key tokens; masked (future) cells drawn grey with 'masked' on hover."""
+def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
+                      hidden: np.ndarray | None = None) -> go.Figure:
+    """rows = query tokens, columns = key tokens; cells the model's mask hides (`hidden`, True = masked) are drawn
+    grey with 'masked' on hover."""
     T = pattern.shape[0]
     z = pattern.astype(float).copy()
     text = np.vectorize(lambda v: f"{v:.3f}")(z)
-    if causal:
-        future = np.triu(np.ones((T, T), dtype=bool), 1)
-        z[future] = np.nan
-        text[future] = "masked (future)"
+    if hidden is not None:
+        z[hidden] = np.nan
+        text[hidden] = "masked (future)"
     ax = labels(tokens)
     fig = go.Figure(
         go.Heatmap(
@@ -39,13 +40,14 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "", c
     return fig
 
 
-def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None, causal: bool = True) -> go.Figure:
+def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None,
+                   hidden: np.ndarray | None = None) -> go.Figure:
     """All layers × heads in ONE heatmap: row block = layer, column block = head, one grey gap between blocks
     (one trace instead of layers × heads subplots keeps the page fast)."""
     n_layers, T = len(patterns), patterns[0].shape[-1]
     step = T + 1
     z = np.full((n_layers * step - 1, n_heads * step - 1), np.nan)
-    future = np.triu(np.ones((T, T), dtype=bool), 1) if causal else np.zeros((T, T), dtype=bool)
+    future = np.zeros((T, T), dtype=bool) if hidden is None else hidden
     for lay, pattern in enumerate(patterns):
         for h in range(n_heads):
             block = pattern[h].astype(float).copy()

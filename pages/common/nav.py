@@ -1,16 +1,37 @@
-"""The page list, in one place: app.py navigates with it, and a page run on its own uses it to switch Streamlit
-into st.navigation mode (see state.context)."""
+"""The page list, in one place: app.py navigates with it, tests and benchmarks read it, and a page run on its own
+uses it to switch Streamlit into st.navigation mode (see sidebar.context). A new page is a file in pages/ and one
+line here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 import streamlit as st
 
 
+@dataclass(frozen=True)
+class PageSpec:
+    path: str  # the script, relative to the repository root
+    title: str
+    icon: str
+    url_path: str  # "" for the home page
+
+    @property
+    def default(self) -> bool:
+        return self.url_path == ""
+
+
+PAGES = [
+    PageSpec("pages/home.py", "Home", "🏠", ""),
+    PageSpec("pages/tokenizer.py", "Tokenizer", "✂️", "tokenizer"),
+    PageSpec("pages/embeddings.py", "Embedding space", "🧭", "embeddings"),
+    PageSpec("pages/positions.py", "Positional encoding", "📍", "positions"),
+    PageSpec("pages/attention.py", "Attention", "👀", "attention"),
+    PageSpec("pages/next_token.py", "Next token", "🎲", "next_token"),
+    PageSpec("pages/training.py", "How it learned", "📈", "training"),
+]
+
+
 def pages() -> list:
-    return [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("pages/tokenizer.py", title="Tokenizer", icon="✂️", url_path="tokenizer"),
-        st.Page("pages/embeddings.py", title="Embedding space", icon="🧭", url_path="embeddings"),
-        st.Page("pages/positions.py", title="Positional encoding", icon="📍", url_path="positions"),
-        st.Page("pages/attention.py", title="Attention", icon="👀", url_path="attention"),
-        st.Page("pages/next_token.py", title="Next token", icon="🎲", url_path="next_token"),
-        st.Page("pages/training.py", title="How it learned", icon="📈", url_path="training"),
-    ]
+    return [st.Page(p.path, title=p.title, icon=p.icon, default=True) if p.default
+            else st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in PAGES]

@@ -83,14 +83,14 @@ def attention(cfg: ModelConfig) -> str:
     )
 
 
-def no_next_token(cfg: ModelConfig) -> str:
+def no_next_token(cfg: ModelConfig, decoders: list[str]) -> str:
     return (
         f"**{cfg.name} has no next token to show.** It is an *encoder* (BERT-style): its attention is bidirectional, "
         "so while reading a word it also sees every word after it — a next-word guess would be cheating. Encoders "
         "are trained to fill in hidden words instead (BERT) or to turn sentences into vectors for search (MiniLM), "
         "and this one has no language-model head: no unembedding matrix, so no logits and no softmax over a "
         "vocabulary. Its tokens, embeddings, positions and attention are on the other pages; pick a decoder "
-        "(tiny-stories-1m, GPT-2, SmolLM2) in the sidebar to see next-token probabilities."
+        f"({', '.join(decoders)}) in the sidebar to see next-token probabilities."
     )
 
 

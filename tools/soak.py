@@ -1,5 +1,5 @@
 """Memory soak (not a pytest test): 500 successive different texts through the app's cached tracing, with RSS
-before and after. Run: python tests/soak.py [N]. The trace cache is capped (pages/common/cache.py), so RSS must
+before and after. Run: python -m tools.soak [N]. The trace cache is capped (pages/common/cache.py), so RSS must
 level off instead of growing with N."""
 
 import gc

@@ -1,4 +1,4 @@
-"""Benchmark the core against HF transformers and the FLOP floor: `python -m core.bench [--quick] [--json F]`.
+"""Benchmark the core against HF transformers and the FLOP floor: `python -m tools.bench [--quick] [--json F]`.
 
 All timings are medians of interleaved repetitions after a warm-up, in one process, and reported as ratios
 against a reference measured in the same run (absolute times drift on shared machines):
@@ -27,7 +27,7 @@ import torch
 
 from core import generate, load_model, trace
 from core.model import DEFAULT_RECORD
-from core.weights import DEFAULT_MODEL, MODELS_DIR
+from core.registry import DEFAULT_MODEL, MODELS_DIR
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -1,5 +1,5 @@
 """Load times, memory and a recorded forward for the pip-packaged models (not a pytest test):
-python tests/bench_packaged.py [--json F]
+python -m tools.bench_packaged [--json F]
 
 Each figure comes from a fresh Python process, so imports count and RSS is the process's own:
 - first load: an empty cache folder (SmolLM2: GGUF read, dequantized, converted and cached as safetensors);
@@ -58,23 +58,25 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from core import packaged
+    from core import registry
+    from core.packaged import INSTALL_HINT
 
     print(f"cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
     results = {}
-    for name in packaged.available():
+    packaged = [e.name for e in registry.entries(available_only=False) if e.source == "packaged"]
+    for name in [n for n in packaged if registry.get(n).available]:
         with tempfile.TemporaryDirectory() as cache:
             first, cached = child(name, cache), child(name, cache)
         results[name] = {"first_load_s": first["load_s"], "cached_load_s": cached["load_s"],
                          "rss_mb": cached["rss_mb"], "recorded_forward_T64_ms": cached["recorded_ms"],
                          "unrecorded_forward_T64_ms": cached["unrecorded_ms"]}
-    missing = sorted(set(packaged.PACKAGED) - set(results))
+    missing = sorted(set(packaged) - set(results))
     print(f"{'model':<14}{'first load':>12}{'cached load':>13}{'RSS MB':>9}{'recorded T=64':>15}{'fast path':>11}")
     for name, r in results.items():
         print(f"{name:<14}{r['first_load_s']:>11.2f}s{r['cached_load_s']:>12.2f}s{r['rss_mb']:>9.0f}"
               f"{r['recorded_forward_T64_ms']:>13.1f}ms{r['unrecorded_forward_T64_ms']:>9.1f}ms")
     if missing:
-        print("not installed:", ", ".join(missing), f"({packaged.INSTALL_HINT})")
+        print("not installed:", ", ".join(missing), f"({INSTALL_HINT})")
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print("wrote", args.json)
 

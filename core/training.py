@@ -1,52 +1,150 @@
-"""Pretraining loop: `python -m core.train --preset tiny-stories-1m` reproduces the embedded default model.
+"""Training, as a library: typed recipes and logs, data windows, the loss, the optimiser and a resumable Trainer.
+
+`python -m tools.train` runs it to reproduce the embedded model; pages and notebooks may use it too. A recipe
+(`Recipe`) and a training log (`TrainingLog`) are frozen dataclasses, validated when read from JSON like
+`ModelConfig.from_dict`.
 
 Data: the TinyStories excerpts in ../shared/corpus (never committed). Stories are split on blank lines; every
-`--val-every`-th story is held out for validation, so no story is in both splits. A byte-level BPE (core.bpe) is
-learned on the training split; stories are joined with the end-of-text token; input/target pairs come from a
-sliding window of the context length with a configurable stride (targets are inputs shifted by one token).
+`val_every`-th story is held out for validation, so no story is in both splits. Stories are joined with the
+end-of-text token; input/target pairs come from a sliding window of the context length with a configurable stride
+(targets are inputs shifted by one token).
 
 Optimisation: AdamW (weight decay on matrices only), linear warmup then cosine decay, gradient clipping, periodic
-validation loss, fp16 snapshots spread from step 0 to the end (the app shows how the model learned), and a resume
-file holding model, optimizer and RNG states so an interrupted run continues exactly where it stopped.
-
-Recipe options that exist for the shipped model's attention (each measured, see init_positions): a short-window
-curriculum (`short_ctx` tokens for the first `short_steps` steps), a learned position table that starts as waves
-(`pos_init_scale`) and learns `pos_lr_mult` times faster without weight decay.
+validation loss. Recipe options that exist for the shipped model's attention (each measured, see init_positions):
+a short-window curriculum (`short_ctx` tokens for the first `short_steps` steps), a learned position table that
+starts as waves (`pos_init_scale`) and learns `pos_lr_mult` times faster without weight decay.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import hashlib
 import json
 import math
-import shlex
-import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from core.bpe import train_bpe
-from core.config import PRESETS, ModelConfig
+from core.config import ModelConfig
 from core.model import Transformer
-from core.tokenizer import ENDOFTEXT, write_ranks
-from core.weights import MODELS_DIR, save_dir, save_weights
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
-# Training recipes: the model preset plus the loop's settings. The shipped model is "tiny-stories-1m".
-RECIPES = {
-    "tiny-stories-1m": dict(
-        files=["tinystories_a.txt", "tinystories_b.txt"], steps=2400, batch_size=16, lr=6e-3, min_lr=3e-4,
+
+def _checked(cls, d: dict[str, Any]):
+    """cls(**d) after refusing unknown fields and values of the wrong type (ints count as floats)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    none = type(None)
+    hints = {"int": int, "float": (int, float), "str": str, "bool": bool, "int | None": (int, none),
+             "float | None": (int, float, none)}
+    for name, value in d.items():
+        kind = hints.get(str(fields[name].type))
+        if kind and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            raise ValueError(f"{cls.__name__}.{name} must be {fields[name].type}, not {value!r}")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training loop's settings; the model's shape is its ModelConfig preset."""
+
+    files: tuple[str, ...]  # corpus files, read from CORPUS
+    steps: int
+    batch_size: int
+    lr: float
+    min_lr: float
+    warmup: int
+    weight_decay: float
+    grad_clip: float
+    stride: int
+    eval_every: int
+    eval_batches: int
+    snapshots: int
+    val_every: int
+    seed: int
+    short_ctx: int = 0  # curriculum: window length of the first short_steps steps (0: off)
+    short_steps: int = 0
+    pos_lr_mult: float = 1.0  # learning-rate multiplier of a learned position table
+    pos_init_scale: float = 0.0  # > 0: the learned position table starts as waves of this size (init_positions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "files": list(self.files)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        files = d.get("files")
+        if not isinstance(files, (list, tuple)) or not all(isinstance(f, str) for f in files):
+            raise ValueError(f"Recipe.files must be a list of file names, not {files!r}")
+        return _checked(cls, {**d, "files": tuple(files)})
+
+
+# The shipped model is "tiny-stories-1m" (its ModelConfig is PRESETS["tiny-stories-1m"]).
+RECIPES: dict[str, Recipe] = {
+    "tiny-stories-1m": Recipe(
+        files=("tinystories_a.txt", "tinystories_b.txt"), steps=2400, batch_size=16, lr=6e-3, min_lr=3e-4,
         warmup=100, weight_decay=0.1, grad_clip=1.0, stride=128, eval_every=100, eval_batches=8, snapshots=8,
         val_every=20, seed=1337, short_ctx=64, short_steps=800, pos_lr_mult=10.0, pos_init_scale=0.06,
     ),
 }
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the training log: a training step's loss, or a validation measurement."""
+
+    step: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    tokens: int | None = None  # tokens seen so far (validation lines)
+    elapsed_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LogEntry:
+        return _checked(cls, d)
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """training_log.json: how a shipped model was trained, step by step."""
+
+    preset: str
+    command: str
+    recipe: Recipe
+    config: ModelConfig
+    train_tokens: int
+    val_tokens: int
+    tokens_seen: int
+    wall_time_s: float
+    threads: int
+    torch: str
+    snapshot_steps: tuple[int, ...]
+    log: tuple[LogEntry, ...]
+
+    def curve(self, kind: str) -> tuple[list[int], list[float]]:
+        """Steps and values of "train_loss" or "val_loss"."""
+        points = [(e.step, getattr(e, kind)) for e in self.log if getattr(e, kind) is not None]
+        return [s for s, _ in points], [v for _, v in points]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        log = [{k: v for k, v in dataclasses.asdict(e).items() if v is not None} for e in self.log]
+        return {**d, "recipe": self.recipe.to_dict(), "config": self.config.to_dict(),
+                "snapshot_steps": list(self.snapshot_steps), "log": log}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingLog:
+        try:
+            parsed = {**d, "recipe": Recipe.from_dict(d["recipe"]), "config": ModelConfig.from_dict(d["config"]),
+                      "snapshot_steps": tuple(int(s) for s in d["snapshot_steps"]),
+                      "log": tuple(LogEntry.from_dict(e) for e in d["log"])}
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a training log: {err!r}") from err
+        return _checked(cls, parsed)
 
 
 def read_stories(files: list[Path]) -> list[str]:
@@ -147,17 +245,17 @@ def evaluate(model: Transformer, tokens: torch.Tensor, n_ctx: int, batch_size: i
 class Trainer:
     """Holds everything a resumable run needs; `step()` does one optimisation step."""
 
-    def __init__(self, cfg: ModelConfig, train_tokens: torch.Tensor, val_tokens: torch.Tensor, recipe: dict):
+    def __init__(self, cfg: ModelConfig, train_tokens: torch.Tensor, val_tokens: torch.Tensor, recipe: Recipe):
         self.cfg, self.recipe = cfg, recipe
         self.train_tokens, self.val_tokens = train_tokens, val_tokens
-        torch.manual_seed(recipe["seed"])
+        torch.manual_seed(recipe.seed)
         self.model = Transformer(cfg)
-        if recipe.get("pos_init_scale") and cfg.positional == "learned":
-            init_positions(self.model, recipe["pos_init_scale"])
+        if recipe.pos_init_scale and cfg.positional == "learned":
+            init_positions(self.model, recipe.pos_init_scale)
         self.model.train()
-        self.optimizer = make_optimizer(self.model, recipe["lr"], recipe["weight_decay"], recipe.get("pos_lr_mult", 1.0))
-        self.generator = torch.Generator().manual_seed(recipe["seed"])
-        self.starts = windows(train_tokens, cfg.n_ctx, recipe["stride"])
+        self.optimizer = make_optimizer(self.model, recipe.lr, recipe.weight_decay, recipe.pos_lr_mult)
+        self.generator = torch.Generator().manual_seed(recipe.seed)
+        self.starts = windows(train_tokens, cfg.n_ctx, recipe.stride)
         self.order = torch.empty(0, dtype=torch.long)
         self.cursor = 0
         self.step_no = 0
@@ -166,7 +264,7 @@ class Trainer:
         self.dtype = torch.float32
 
     def next_starts(self) -> torch.Tensor:
-        bs = self.recipe["batch_size"]
+        bs = self.recipe.batch_size
         if self.cursor + bs > len(self.order):  # a new epoch: reshuffle the windows
             self.order = self.starts[torch.randperm(len(self.starts), generator=self.generator)]
             self.cursor = 0
@@ -177,23 +275,23 @@ class Trainer:
     def short_batch(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Curriculum: early steps train on short windows (as many tokens per step, from random starts), which
         lowers the final loss here and lets positions and local attention settle before the full context."""
-        n = self.recipe["batch_size"] * self.cfg.n_ctx // length
+        n = self.recipe.batch_size * self.cfg.n_ctx // length
         starts = torch.randint(0, len(self.train_tokens) - length - 1, (n,), generator=self.generator)
         return batch(self.train_tokens, starts, length)
 
     def step(self) -> float:
         r = self.recipe
-        lr = lr_at(self.step_no, r["lr"], r["min_lr"], r["warmup"], r["steps"])
+        lr = lr_at(self.step_no, r.lr, r.min_lr, r.warmup, r.steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
-        if self.step_no < r.get("short_steps", 0):
-            x, y = self.short_batch(r["short_ctx"])
+        if self.step_no < r.short_steps:
+            x, y = self.short_batch(r.short_ctx)
         else:
             x, y = batch(self.train_tokens, self.next_starts(), self.cfg.n_ctx)
         loss = loss_on(self.model, x, y, self.dtype)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), r["grad_clip"])
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
         self.optimizer.step()
         self.step_no += 1
         self.tokens_seen += y.numel()
@@ -219,98 +317,3 @@ class Trainer:
 
 def snapshot_schedule(steps: int, n: int) -> list[int]:
     return sorted({round(i * steps / (n - 1)) for i in range(n)})
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="tiny-stories-1m", choices=sorted(RECIPES))
-    ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder with the TinyStories excerpts")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default assets/models/<preset>)")
-    ap.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast on CPU (slower here)")
-    ap.add_argument("--resume", action="store_true", help="continue from <out>/train_state.pt")
-    args = ap.parse_args(argv)
-    command = "python -m core.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    recipe = dict(RECIPES[args.preset])
-    if args.steps:
-        recipe["steps"] = args.steps
-    cfg: ModelConfig = PRESETS[args.preset]
-    out = args.out or MODELS_DIR / args.preset
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "checkpoints").mkdir(exist_ok=True)
-
-    files = [args.corpus / f for f in recipe["files"]]
-    missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        sys.exit(f"corpus files not found: {missing}")
-    train_stories, val_stories = split_stories(read_stories(files), recipe["val_every"])
-    t0 = time.time()
-    bpe = train_bpe("\n\n".join(train_stories), cfg.vocab_size - 257)
-    tokenizer = bpe.tokenizer(cfg.name, {ENDOFTEXT: cfg.vocab_size - 1})
-    assert tokenizer.n_vocab == cfg.vocab_size, (tokenizer.n_vocab, cfg.vocab_size)
-    write_ranks(bpe.ranks, out / "tokenizer.tiktoken")
-    rank_sha = hashlib.sha256((out / "tokenizer.tiktoken").read_bytes()).hexdigest()
-    spec = {"file": "tokenizer.tiktoken", "pattern": "r50k", "special_tokens": {ENDOFTEXT: cfg.vocab_size - 1},
-            "sha256": rank_sha}
-    train_tokens = encode_stories(tokenizer, train_stories)
-    val_tokens = encode_stories(tokenizer, val_stories)
-    print(f"stories: {len(train_stories)} train / {len(val_stories)} val; tokens: {len(train_tokens):,} train / "
-          f"{len(val_tokens):,} val; BPE {len(bpe.merges)} merges in {time.time() - t0:.1f}s; "
-          f"threads {torch.get_num_threads()}", flush=True)
-
-    trainer = Trainer(cfg, train_tokens, val_tokens, recipe)
-    trainer.dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    state_path = out / "train_state.pt"
-    elapsed_before = 0.0
-    if args.resume and state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        trainer.load_state(state)
-        elapsed_before = trainer.log[-1]["elapsed_s"] if trainer.log else 0.0
-        print(f"resumed at step {trainer.step_no}", flush=True)
-    snaps = snapshot_schedule(recipe["steps"], recipe["snapshots"])
-    start_time = time.time() - elapsed_before
-    bar = tqdm(total=recipe["steps"], initial=trainer.step_no, unit="step", dynamic_ncols=True, mininterval=5)
-    while True:
-        s = trainer.step_no
-        if s in snaps and s < recipe["steps"]:
-            save_weights(trainer.model, out / "checkpoints" / f"step_{s:06d}.safetensors", half=True)
-        if s % recipe["eval_every"] == 0 or s == recipe["steps"]:
-            val = evaluate(trainer.model, val_tokens, cfg.n_ctx, recipe["batch_size"], recipe["eval_batches"])
-            entry = {"step": s, "val_loss": round(val, 4), "tokens": trainer.tokens_seen,
-                     "elapsed_s": round(time.time() - start_time, 1)}
-            trainer.log.append(entry)
-            bar.write(json.dumps(entry))
-            torch.save(trainer.state(), state_path)
-        if s >= recipe["steps"]:
-            break
-        loss = trainer.step()
-        trainer.log.append({"step": trainer.step_no, "train_loss": round(loss, 4)})
-        elapsed = time.time() - start_time
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{trainer.tokens_seen / max(elapsed, 1e-9):,.0f}")
-        bar.update(1)
-    bar.close()
-    wall = time.time() - start_time
-
-    trainer.model.eval()
-    save_dir(trainer.model, out, spec)
-    (out / "training_log.json").write_text(json.dumps({
-        "preset": args.preset, "command": command, "recipe": recipe, "config": dataclasses.asdict(cfg),
-        "train_tokens": len(train_tokens), "val_tokens": len(val_tokens), "tokens_seen": trainer.tokens_seen,
-        "wall_time_s": round(wall, 1), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "snapshot_steps": snaps, "log": trainer.log,
-    }, indent=1) + "\n")
-    state_path.unlink(missing_ok=True)
-    print(f"done: {recipe['steps']} steps, {trainer.tokens_seen:,} tokens in {wall / 60:.1f} min → {out}", flush=True)
-    if out.resolve() == (MODELS_DIR / args.preset).resolve():
-        from core import evaluate as model_card  # measures the shipped model and writes its card
-
-        model_card.main(["--name", args.preset, "--corpus", str(args.corpus)])
-
-
-
-if __name__ == "__main__":
-    main()

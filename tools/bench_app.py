@@ -1,4 +1,4 @@
-"""App latency and memory figures (not a pytest test): python tests/bench_app.py
+"""App latency and memory figures (not a pytest test): python -m tools.bench_app
 
 Each measurement runs in a fresh Python process (so imports and model loading count):
 - cold start: the home page's first AppTest run, model load included;
@@ -15,8 +15,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/tokenizer.py", "pages/embeddings.py", "pages/positions.py", "pages/attention.py",
-         "pages/next_token.py", "pages/training.py"]
+sys.path.insert(0, str(ROOT))
+from pages.common.nav import PAGES as SPECS  # noqa: E402
+
+PAGES = [p.path for p in SPECS]
 
 CHILD = r"""
 import json, resource, statistics, sys, time

@@ -1,0 +1,165 @@
+"""The model registry: every model the app can offer, in one table — how it is fetched, how it is loaded, and what
+it has.
+
+Three sources meet here: models this project trained and ships in assets/models/ (found by their folders), models
+that pip packages ship (core.packaged), and the GPT-2 family from the Hugging Face Hub. Adding a model is one line
+in `ENTRIES` (or, for a shipped one, one folder in assets/models/). Callers ask an entry what the model has — a
+training history, an encoder — and never compare a model's name with a constant.
+
+    from core.registry import load_model, get
+    model = load_model("smollm2-135m")
+    get("tiny-stories-1m").history.steps   # the training snapshots the app can show
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from core import packaged
+from core.model import Transformer
+from core.tokenizer import ASSETS, load_tokenizer
+from core.training import TrainingLog
+from core.weights import Progress, hub_download, load_dir
+
+MODELS_DIR = ASSETS / "models"
+DEFAULT_MODEL = "tiny-stories-1m"
+
+Loader = Callable[[str | torch.device, Progress | None], Transformer]
+
+
+class History:
+    """A shipped model's training: its typed log and the fp16 snapshots in checkpoints/ (the last step is the model
+    itself)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @cached_property
+    def log(self) -> TrainingLog:
+        return TrainingLog.from_dict(json.loads((self.folder / "training_log.json").read_text()))
+
+    @property
+    def steps(self) -> list[int]:
+        steps = sorted(int(p.stem.removeprefix("step_")) for p in (self.folder / "checkpoints").glob("step_*.safetensors"))
+        return steps + [self.log.recipe.steps] if steps else []
+
+    def load(self, step: int, device: str | torch.device = "auto") -> Transformer:
+        """The model as it was at training step `step` (fp16 snapshot computed in fp32)."""
+        if step not in self.steps:
+            raise ValueError(f"{self.folder.name} has no snapshot at step {step}; it has {self.steps}")
+        if step == self.steps[-1]:
+            return load_dir(self.folder, device)
+        return load_dir(self.folder, device, weights=self.folder / "checkpoints" / f"step_{step:06d}.safetensors")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # what the app's URL and `load_model` call it
+    about: str  # what it is, in a few words
+    source: str  # "shipped" (assets/), "packaged" (a pip package, offline) or "hub" (downloaded once)
+    loader: Loader
+    prepare: Callable[[Progress | None], object] | None = None  # the slow one-time part: download, conversion
+    encoder: bool = False  # bidirectional, no next-token head
+    module: str | None = None  # the pip package that must be installed
+
+    @property
+    def label(self) -> str:
+        where = {"shipped": "offline", "packaged": "offline, pip package", "hub": "Hugging Face Hub, downloads once"}
+        return f"{self.name} ({self.about}; {where[self.source]})"
+
+    @property
+    def available(self) -> bool:
+        return self.module is None or importlib.util.find_spec(self.module) is not None
+
+    @property
+    def history(self) -> History | None:
+        folder = MODELS_DIR / self.name
+        shipped = self.source == "shipped" and (folder / "training_log.json").exists()
+        return History(folder) if shipped and History(folder).steps else None
+
+    def fetch(self, progress: Progress | None = None) -> None:
+        """Do the slow one-time part (the Hub download, SmolLM2's conversion) so that `load` only reads local files:
+        the app calls this outside its model cache, where it may draw a progress bar."""
+        if self.prepare is not None:
+            self.prepare(progress)
+
+    def load(self, device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
+        """In eval mode with gradients off, on `device` ("auto": CUDA when present)."""
+        return self.loader(device, progress)
+
+
+def _shipped(folder: Path) -> ModelEntry:
+    about = "embedded" if folder.name == DEFAULT_MODEL else "shipped with the app"
+    return ModelEntry(folder.name, about, "shipped", lambda device, progress: load_dir(folder, device))
+
+
+def _hub(name: str, repo: str, about: str, tokenizer: str) -> ModelEntry:
+    """A Hub repo in a format core.weights reads; `tokenizer` names the shipped tokenizer its weights use."""
+
+    def load(device, progress):
+        return load_dir(hub_download(repo, progress=progress), device, tokenizer=load_tokenizer(tokenizer))
+
+    return ModelEntry(name, about, "hub", load, prepare=lambda progress: hub_download(repo, progress=progress))
+
+
+def _shipped_folders() -> list[Path]:
+    folders = sorted(p for p in MODELS_DIR.iterdir() if (p / "config.json").exists()) if MODELS_DIR.exists() else []
+    return sorted(folders, key=lambda p: p.name != DEFAULT_MODEL)  # the default first
+
+
+# The table: shipped models first (the default at the top), then the Hub, then the pip-packaged ones.
+ENTRIES: dict[str, ModelEntry] = {e.name: e for e in [
+    *(_shipped(folder) for folder in _shipped_folders()),
+    _hub("gpt2", "openai-community/gpt2", "GPT-2 small, 124M", "gpt2"),
+    _hub("distilgpt2", "distilbert/distilgpt2", "DistilGPT-2, 82M", "gpt2"),
+    _hub("gpt2-medium", "openai-community/gpt2-medium", "GPT-2 medium, 355M", "gpt2"),
+    ModelEntry("smollm2-135m", "SmolLM2-135M-Instruct, a Llama-style decoder", "packaged",
+               lambda device, progress: packaged.load_smollm2(device, progress), prepare=packaged.prepare_smollm2,
+               module=packaged.SMOLLM2[0]),
+    ModelEntry("minilm-l6", "all-MiniLM-L6-v2, a BERT-style encoder", "packaged",
+               lambda device, progress: packaged.load_minilm(device), encoder=True, module=packaged.MINILM[0]),
+]}
+
+
+def entries(available_only: bool = True) -> list[ModelEntry]:
+    return [e for e in ENTRIES.values() if e.available or not available_only]
+
+
+def names() -> list[str]:
+    """The models that can be picked here (packaged ones only when their package is installed)."""
+    return [e.name for e in entries()]
+
+
+def get(name: str) -> ModelEntry:
+    if name not in ENTRIES:
+        raise ValueError(f"unknown model {name!r}; known: {list(ENTRIES)}")
+    return ENTRIES[name]
+
+
+def find(encoder: bool) -> ModelEntry | None:
+    """The first available model of a kind (an encoder to set beside a decoder, or the other way round)."""
+    return next((e for e in entries() if e.encoder == encoder), None)
+
+
+def load_model(
+    name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
+) -> Transformer:
+    """None → the embedded default model; a registry name → its entry; a folder path → load it."""
+    if name is None:
+        if DEFAULT_MODEL not in ENTRIES:
+            raise FileNotFoundError(f"the embedded default model is missing: expected {MODELS_DIR / DEFAULT_MODEL} "
+                                    "(see README: tools.train)")
+        name = DEFAULT_MODEL
+    if isinstance(name, str) and name in ENTRIES:
+        return ENTRIES[name].load(device, progress)
+    if Path(name).is_dir():
+        return load_dir(name, device)
+    raise ValueError(f"unknown model {str(name)!r}: give a folder with config.json, or one of {list(ENTRIES)}")

@@ -1,0 +1,139 @@
+"""The shared sidebar and the model it loads: model, device and text (all in the URL), a progress bar while a model
+is fetched, and the Context every page reads.
+
+A model that fails to load (offline, a broken download) leaves the previous one in place and says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from core import registry
+from core.trace import token_limit
+from pages.common import cache, url, widgets
+
+MAX_TEXT_CHARS = 20_000
+DEFAULT_TEXT = "Once upon a time, there was a little"
+EXAMPLES = [
+    "Once upon a time, there was a little",
+    "Lily and Tom went to the park to play.",
+    "The teacher taught the student with the book.",
+    "The animal didn't cross the street because it was too tired.",
+    "I went to the bank to deposit money.",
+    "I sat on the bank of the river.",
+    "Hello world",
+]
+
+
+def device_choices() -> list[str]:
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@dataclass
+class Context:
+    """What every page needs: the chosen model and the text, plus cached traces of it."""
+
+    model_name: str
+    device: str
+    text: str
+
+    @property
+    def model(self):
+        return cache.model(self.model_name, self.device)
+
+    @property
+    def entry(self) -> registry.ModelEntry:
+        return registry.get(self.model_name)
+
+    def trace(self, text: str | None = None, **options):
+        return cache.traced(self.model_name, self.device, self.text if text is None else text, **options)
+
+
+def _load_with_progress(name: str, device: str) -> bool:
+    """Fetch (with a progress bar) and load a model; on failure say why and keep the previous one."""
+    bar = st.sidebar.empty()
+
+    def progress(frac: float, message: str) -> None:
+        bar.progress(frac, text=message)
+
+    try:
+        registry.get(name).fetch(progress)  # outside the cached loader, so the bar can be drawn
+        cache.model(name, device)
+        return True
+    except (ConnectionError, FileNotFoundError, ValueError, OSError) as err:
+        st.sidebar.error(f"Could not load {name}: {err}")
+        return False
+    finally:
+        bar.empty()
+
+
+def _use_example() -> None:
+    st.session_state["text"] = st.session_state["_example"]
+
+
+def _choose_model() -> tuple[str, str]:
+    """The model and device to use this run: the wanted ones once they load, else the last that did."""
+    for key, options in (("model", registry.names()), ("device", device_choices())):
+        message = url.check(key, lambda raw, k=key, o=options: None if raw in o else url.ignored(k, raw, o[0]))
+        if message:
+            url.notice(message)
+    loaded = st.session_state.get("_loaded", (registry.DEFAULT_MODEL, "cpu"))
+    wanted = (url.value("model", registry.DEFAULT_MODEL), url.value("device", "cpu"))
+    if wanted != loaded:
+        if _load_with_progress(*wanted):
+            loaded = st.session_state["_loaded"] = wanted
+        st.session_state["model"], st.session_state["device"] = loaded
+    return loaded
+
+
+def _token_count(ctx: Context) -> None:
+    model = ctx.model
+    if model.tokenizer is None:
+        return
+    n = len(model.tokenizer.encode(ctx.text))
+    limit = token_limit(model.config)
+    st.caption(f"{n} tokens · context length {model.config.n_ctx}")
+    if n > limit < model.config.n_ctx:
+        st.warning(f"Only the first {limit} of {n} tokens are analysed: this model reads up to {model.config.n_ctx}, "
+                   "but recording all its attention weights for more would take too much memory here.", icon="✂️")
+    elif n > model.config.n_ctx:
+        st.warning(f"Only the first {model.config.n_ctx} of {n} tokens are shown: that is all this model can read "
+                   "at once.", icon="✂️")
+
+
+def sidebar() -> Context:
+    name, device = _choose_model()
+    with st.sidebar:
+        widgets.choice("selectbox", "Model", "model", registry.names(), default=registry.DEFAULT_MODEL,
+                       help="Which model reads your text. Shipped and packaged models work offline.")
+        st.caption(registry.get(name).label)
+        widgets.choice("radio", "Device", "device", device_choices(), horizontal=True)
+        text = widgets.text("text_area", "Your text", "text", DEFAULT_TEXT, MAX_TEXT_CHARS, height=110)
+        st.selectbox("…or pick an example", EXAMPLES, key="_example", index=None, on_change=_use_example,
+                     placeholder="Examples")
+        ctx = Context(name, device, text)
+        _token_count(ctx)
+    return ctx
+
+
+def context() -> Context:
+    """The Context the frame (app.py) made in this run.
+
+    While no session of a fresh server has called st.navigation, Streamlit treats the pages/ folder the old way
+    and runs a linked page's script on its own, without app.py. Calling st.navigation switches the process to the
+    app's own navigation for good; the rerun then goes through app.py. Should that not happen, the page draws
+    the sidebar itself."""
+    if st.session_state.get("_frame"):
+        return st.session_state["ctx"]
+    if not st.session_state.get("_nav_switched"):
+        st.session_state["_nav_switched"] = True
+        from pages.common import nav
+
+        st.navigation(nav.pages(), position="hidden")
+        st.rerun()
+    ctx = sidebar()
+    url.show_notices()
+    return ctx
