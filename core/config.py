@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
+
 Positional = Literal["learned", "sinusoidal", "rope"]
 Norm = Literal["layernorm", "rmsnorm"]
 MLPKind = Literal["gelu", "gelu_exact", "swiglu"]  # gelu: the tanh approximation GPT-2 uses
@@ -62,6 +64,18 @@ class ModelConfig:
     @property
     def kv_heads(self) -> int:
         return self.n_kv_heads if self.n_kv_heads is not None else self.n_heads
+
+    def hidden_keys(self, start: int, n_keys: int) -> torch.Tensor | None:
+        """(n_keys - start, n_keys) bool: True where query start + i may NOT see key j; None when all are visible.
+        The model's one mask rule: every attention path applies it, and pages get it through Trace.hidden()."""
+        if not self.causal:
+            return None
+        return torch.ones(n_keys - start, n_keys, dtype=torch.bool).triu(diagonal=start + 1)
+
+    @property
+    def plain_causal(self) -> bool:
+        """The mask is exactly the causal triangle, which F.scaled_dot_product_attention's is_causal computes itself."""
+        return self.causal
 
     def kv_head(self, head: int) -> int:
         """The key/value head a query head reads (grouped-query attention shares each among n_heads // kv_heads)."""

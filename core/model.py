@@ -132,13 +132,9 @@ def tril_index(row: int, n: int, device: torch.device | None = None) -> torch.Te
 
 @lru_cache(maxsize=64)
 def attention_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device | None = None) -> torch.Tensor | None:
-    """(n_keys - start, n_keys): True where query start + i may NOT see key j; None when every key is visible.
-
-    The one mask of the model: every attention path uses it, and pages get it through `Trace.hidden()`. A causal
-    decoder hides the later keys (j > start + i); an encoder hides nothing."""
-    if not cfg.causal:
-        return None
-    return torch.ones(n_keys - start, n_keys, dtype=torch.bool, device=device).triu(diagonal=start + 1)
+    """`cfg.hidden_keys` (True = hidden) on `device`, cached: the same few masks serve every layer and call."""
+    hidden = cfg.hidden_keys(start, n_keys)
+    return None if hidden is None else hidden.to(device)
 
 
 def sdpa_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device) -> tuple[torch.Tensor | None, bool]:
@@ -146,7 +142,7 @@ def sdpa_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device) -
     hidden = attention_mask(cfg, start, n_keys, device)
     if hidden is None or (n_keys - start == 1 and not hidden.any()):
         return None, False
-    if cfg.causal and start == 0:  # the plain causal triangle: SDPA's fused kernel knows it
+    if cfg.plain_causal and start == 0:  # SDPA's fused kernel builds the causal triangle itself
         return None, True
     return ~hidden, False
 

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from pages.common.html import visible
 
 MASKED = "#e2e8f0"
+ATTENTION_COLORS = "Blues"  # attention weights, 0 to 1
 
 
 def labels(tokens: list[str]) -> list[str]:
@@ -28,7 +29,7 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
     ax = labels(tokens)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=ax, y=ax, colorscale="Blues", zmin=0, zmax=1, text=text, hoverongaps=False,
+            z=z, x=ax, y=ax, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, text=text, hoverongaps=False,
             hovertemplate="query %{y}<br>key %{x}<br>weight %{text}<extra></extra>", colorbar=dict(title="weight"),
         )
     )
@@ -53,7 +54,7 @@ def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None,
             block = pattern[h].astype(float).copy()
             block[future] = np.nan
             z[lay * step: lay * step + T, h * step: h * step + T] = block
-    fig = go.Figure(go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, hoverongaps=False,
+    fig = go.Figure(go.Heatmap(z=z, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, hoverongaps=False,
                                hovertemplate="weight %{z:.3f}<extra></extra>", colorbar=dict(title="weight")))
     centers = [i * step + T / 2 for i in range(max(n_layers, n_heads))]
     head_text = [f"H{h}" for h in range(n_heads)]

@@ -23,13 +23,16 @@ def ignored(name: str, raw: str, default: object) -> Fix:
 
 
 def check(key: str, validate: Validate) -> str | None:
-    """Validate the URL's value for `key` once per session (and again if the URL changes), before its widget is
-    drawn: a fix goes into session state, where the widget finds it, and its message is returned."""
+    """Validate the value the session's link held for `key`, once, before its widget is first drawn: a fix goes
+    into session state, where the widget finds it, and its message is returned. Only the link the session opened
+    with is checked: later the URL holds what the widgets wrote there themselves (a head chosen on a bigger
+    model is no link to warn about when a smaller model is picked)."""
+    link = st.session_state.setdefault("_url_link", st.query_params.to_dict())
     seen = st.session_state.setdefault("_url_checked", {})
-    raw = st.query_params.get(key)
-    if raw is None or seen.get(key) == raw:
+    raw = link.get(key)
+    if raw is None or key in seen:
         return None
-    seen[key] = raw
+    seen[key] = True
     fix = validate(raw)
     if fix is None:
         return None

@@ -20,7 +20,11 @@ def _draw(kind: str, label: str, key: str, default: object, validate: url.Valida
     message = url.check(key, validate)
     if message:
         (where or st).warning(message, icon="⚠️")
-    if key not in st.session_state and key not in st.query_params:
+    if key in st.session_state:
+        # Re-assigned before every draw: a widget whose id changes between runs (seen on a model change)
+        # would otherwise start from its empty default — the text was lost when the model changed on a page.
+        st.session_state[key] = st.session_state[key]
+    elif key not in st.query_params:
         st.session_state[key] = default
     return getattr(where or st, kind)(label, key=key, **BIND, **kwargs)
 
