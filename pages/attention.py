@@ -28,8 +28,8 @@ pattern = tr.pattern(layer)[head].numpy()  # (T, T)
 st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden),
                 width="stretch", key="attn.main")
 widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
-                    "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
-                    "weight": pattern.reshape(-1)}, "attention.csv")
+                      "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
+                      "weight": pattern.reshape(-1)}, "attention.csv")
 
 labels = cache.labels(ctx.model_name, ctx.device, ctx.text)
 st.subheader("What each head tends to do")
@@ -102,6 +102,7 @@ st.markdown(f"Weighted sum of the values: z = Σ weight·v gives {cfg.head_dim} 
 
 st.subheader("A/B: change one word")
 default_b = ctx.text.replace(" it ", " he ", 1) if " it " in ctx.text else ctx.text
+widgets.reset_on_change("attn.textb", ctx.text, default_b)  # a new main text brings a new second sentence
 text_b = widgets.text("text_input", "Second sentence (same number of tokens)", "attn.textb", default_b,
                       sidebar.MAX_TEXT_CHARS)
 if text_b:

@@ -24,7 +24,7 @@ st.plotly_chart(figures.heatmap(emb[:, :shown], x=list(range(shown)), y=figures.
                                 xtitle="dimension", ytitle="token", height=max(260, 24 * len(tr.tokens) + 120)),
                 width="stretch")
 widgets.download_csv({"token": tr.tokens, "id": tr.token_ids, **{f"d{j}": emb[:, j] for j in range(emb.shape[1])}},
-                   "embeddings.csv")
+                     "embeddings.csv")
 
 if tok is None:
     st.stop()

@@ -39,7 +39,7 @@ c1.metric("Sum of all probabilities", f"{float(probs.sum()):.6f}")
 c2.metric("Entropy", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
 widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
-                    "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
+                      "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
 
 st.subheader("Temperature, top-k, top-p")
 c1, c2, c3, c4 = st.columns(4)

@@ -40,7 +40,7 @@ if cfg.positional == "learned":
         st.caption("Nothing told the model how positions relate: any structure here was learned from the training "
                    "text.")
     widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
-                       "positions.csv")
+                         "positions.csv")
 elif cfg.positional == "rope":
     freqs = rope_inv_freq(cfg).numpy()
     st.subheader("This model's rotary frequencies")
@@ -65,7 +65,7 @@ st.plotly_chart(figures.heatmap(paper, title=f"Sinusoidal table, {n_show} positi
                                 xtitle="dimension", ytitle="position", height=420), width="stretch")
 if cfg.positional == "sinusoidal":
     widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": paper[:, j] for j in range(cfg.d_model)}},
-                       "positions.csv")
+                         "positions.csv")
 
 st.subheader("Word-order experiment")
 widgets.need_text(ctx.text)

@@ -212,3 +212,24 @@ def test_csv_download_is_built_on_click(server, browser):
     for q in range(n):  # each query's weights sum to 1
         assert abs(sum(weights[q * n:(q + 1) * n]) - 1) < 1e-3
     context.close()
+
+
+def test_a_page_setting_goes_into_the_address_and_a_copied_link_reopens_it(server, browser):
+    """Widgets bound to the URL (pages/common/widgets.py): moving a control writes the address bar, and opening that
+    address in a fresh browser session shows the same setting."""
+    page = new_page(browser, [])
+    page.goto(f"{server}/positions", wait_until="domcontentloaded")
+    settle(page)
+    seed = page.get_by_label("Shuffle seed")
+    seed.fill("7")
+    seed.press("Enter")
+    time.sleep(1)
+    settle(page)
+    assert "pos.seed=7" in page.url, page.url
+    link = page.url
+    page.context.close()
+    fresh = new_page(browser, [])
+    fresh.goto(link, wait_until="domcontentloaded")
+    settle(fresh)
+    assert fresh.get_by_label("Shuffle seed").input_value() == "7"
+    fresh.context.close()
