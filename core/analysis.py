@@ -10,6 +10,7 @@ fresh arrays and small dataclasses.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +80,20 @@ class HeadLabels:
         kind, score = max(((k, float(v[layer, head])) for k, v in self.scores.items()), key=lambda kv: kv[1])
         return kind if score >= threshold else "mixed"
 
+    def summary(self, strongest: int = 3) -> dict[str, tuple[int, list[tuple[int, int, float]]]]:
+        """label → (how many heads carry it, the strongest few as (layer, head, score)), most common label first."""
+        n_layers, n_heads = next(iter(self.scores.values())).shape
+        heads = [(layer, head) for layer in range(n_layers) for head in range(n_heads)]
+        out = {}
+        for kind in [*self.scores, "mixed"]:
+            members = [(lay, h) for lay, h in heads if self.label(lay, h) == kind]
+            score = self.scores.get(kind)
+            ranked = sorted(((lay, h, float(score[lay, h])) for lay, h in members), key=lambda x: -x[2]) \
+                if score is not None else [(lay, h, 0.0) for lay, h in members]
+            if members:
+                out[kind] = (len(members), ranked[:strongest])
+        return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
+
 
 def head_labels(model: Transformer, text_trace: Trace, seed: int = 0) -> HeadLabels:
     """Scores of every head for each kind: previous- and first-token on the given text's trace, duplicate-token and
@@ -130,6 +145,13 @@ def layerwise_cosine(a: Trace, pos_a: int, b: Trace, pos_b: int) -> torch.Tensor
     return torch.nn.functional.cosine_similarity(residual_stream(a, pos_a), residual_stream(b, pos_b), dim=-1)
 
 
+def temperature_sweep(logits: torch.Tensor, temperatures: list[float]) -> tuple[list[float], list[float]]:
+    """Entropy (nats) of softmax(logits / T) and the most likely token's probability, for each T > 0."""
+    rows = torch.stack([(logits.float() / t).softmax(-1) for t in temperatures])  # (n, V)
+    logs = rows.clamp_min(1e-45).log()
+    return (-(rows * logs).sum(-1)).tolist(), rows.max(-1).values.tolist()
+
+
 def entropy(probs: torch.Tensor) -> float:
     """Shannon entropy in nats; e^entropy is the 'effective number of choices'."""
     p = probs[probs > 0]
@@ -168,6 +190,27 @@ def query_math(tr: Trace, layer: int, head: int, query: int) -> QueryMath:
         z=z, z_error=float((z - tr.z(layer)[query, head]).abs().max()),
         score_error=float(torch.where(visible, scaled - recorded, 0).abs().max()),
     )
+
+
+# Word swaps for an A/B experiment: a one-word change that keeps the sentence grammatical.
+SWAPS = [("it", "he"), ("he", "she"), ("she", "he"), ("girl", "boy"), ("boy", "girl"), ("cat", "dog"),
+         ("dog", "cat"), ("park", "shop"), ("bank", "shop"), ("river", "road"), ("book", "ball"), ("Tom", "Sam"),
+         ("Lily", "Anna"), ("tired", "wide"), ("money", "bread"), ("teacher", "doctor"), ("student", "child"),
+         ("little", "big"), ("big", "little"), ("world", "moon"), ("the", "a"), ("a", "the")]
+
+
+def one_word_edit(tokenizer, text: str) -> tuple[str, str, str] | None:
+    """(edited text, word, replacement): the last word of `text` that a swap in SWAPS changes without changing the
+    number of tokens (so the two attention patterns line up position by position); None when no swap fits."""
+    words = list(re.finditer(r"\b\w+\b", text))
+    n = len(tokenizer.encode(text))
+    for match in reversed(words):
+        for word, other in SWAPS:
+            if match.group() == word:
+                edited = text[: match.start()] + other + text[match.end():]
+                if len(tokenizer.encode(edited)) == n:
+                    return edited, word, other
+    return None
 
 
 def embedding_table(model: Transformer, n_rows: int | None = None) -> torch.Tensor:

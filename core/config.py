@@ -77,9 +77,14 @@ class ModelConfig:
         """The mask is exactly the causal triangle, which F.scaled_dot_product_attention's is_causal computes itself."""
         return self.causal
 
+    @property
+    def group_size(self) -> int:
+        """Query heads that share one key/value head (1 without grouped-query attention)."""
+        return self.n_heads // self.kv_heads
+
     def kv_head(self, head: int) -> int:
-        """The key/value head a query head reads (grouped-query attention shares each among n_heads // kv_heads)."""
-        return head // (self.n_heads // self.kv_heads)
+        """The key/value head a query head reads."""
+        return head // self.group_size
 
     @property
     def mlp_dim(self) -> int:

@@ -17,38 +17,45 @@ from core.model import Transformer
 
 @dataclass
 class SamplingColumns:
-    """logit → logit/T → filtered (top-k, top-p; removed = -inf) → probability, all (V,)."""
+    """logit → logit/T → filtered (top-k, top-p; removed = -inf) → probability, all (V,). `candidates` is the
+    distribution top-p cuts: after temperature and top-k."""
 
     logits: torch.Tensor
     scaled: torch.Tensor
     filtered: torch.Tensor
     probs: torch.Tensor
+    candidates: torch.Tensor
 
 
 def sampling_distribution(
     logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
 ) -> SamplingColumns:
-    """The distribution sampling draws from. temperature 0 means greedy: all mass on the argmax."""
+    """The distribution sampling draws from. temperature 0 means greedy: all mass on the argmax.
+
+    top_k: keep the k most likely tokens (None or 0: off). top_p: keep the smallest set of most likely tokens whose
+    probabilities reach top_p; 1 (or None) is off, and as top_p falls towards 0 only the most likely token is left
+    (it always stays)."""
     logits = logits.float()
     if temperature <= 0:
         probs = torch.zeros_like(logits)
         probs[logits.argmax()] = 1.0
         filtered = torch.full_like(logits, float("-inf"))
         filtered[logits.argmax()] = logits.max()
-        return SamplingColumns(logits, logits, filtered, probs)
+        return SamplingColumns(logits, logits, filtered, probs, probs)
     scaled = logits / temperature
     filtered = scaled.clone()
     if top_k is not None and 0 < top_k < logits.numel():
         kth = scaled.topk(top_k).values[-1]
         filtered[scaled < kth] = float("-inf")
-    if top_p is not None and 0 < top_p < 1:
-        sorted_logits, order = filtered.sort(descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+    candidates = filtered.softmax(-1)
+    if top_p is not None and top_p < 1:
+        sorted_p, order = candidates.sort(descending=True)
         # drop a token when the tokens ranked above it already reach top_p; the top token always stays
-        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= top_p
+        drop_sorted[0] = False
         drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
         filtered[drop] = float("-inf")
-    return SamplingColumns(logits, scaled, filtered, filtered.softmax(-1))
+    return SamplingColumns(logits, scaled, filtered, filtered.softmax(-1), candidates)
 
 
 def sample_token(columns: SamplingColumns, generator: torch.Generator, greedy: bool = False) -> int:

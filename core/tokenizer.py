@@ -228,6 +228,18 @@ def load_tokenizer(name: str = "gpt2") -> Tokenizer:
     return Tokenizer(key, read_ranks(path, sha256), pattern, special)
 
 
+def single_byte_tokens(tokenizer: Tokenizer | HFTokenizer) -> int:
+    """How many of the 256 possible bytes have a token of their own (a byte-level BPE's starting alphabet)."""
+    count = 0
+    for b in range(256):
+        try:
+            tokenizer.id_of(bytes([b]))
+            count += 1
+        except KeyError:
+            pass
+    return count
+
+
 def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
     """A chat template (Jinja, as model files ship it) applied to messages, in Jinja's sandbox: the template comes
     from a model file and must not reach Python internals."""

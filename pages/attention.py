@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import registry
-from core.analysis import query_math
+from core.analysis import one_word_edit, query_math
 from core.packaged import INSTALL_HINT
 from core.trace import attention_record
 from pages.common import cache, figures, sidebar, texts, widgets
@@ -48,19 +48,25 @@ with st.expander("Head labels and scores", expanded=False):
                "your text. duplicate-token and induction: on a random sequence shown twice — attention to earlier "
                "copies of the same token, and to the token that *followed* the earlier copy (what an induction head "
                "copies). A head is labelled when its best score is ≥ 0.4.")
-best = {k: labels.best(k) for k in kinds}
-st.markdown(" · ".join(f"strongest **{k}** head: L{lay} H{h} ({s:.2f})" for k, (lay, h, s) in best.items()))
+summary = labels.summary()
+st.markdown(" · ".join(
+    f"**{kind}**: {count} head{'s' if count != 1 else ''}" + ("" if kind == "mixed" else " (strongest "
+    + ", ".join(f"L{lay} H{h} {score:.2f}" for lay, h, score in ranked) + ")")
+    for kind, (count, ranked) in summary.items()))
+missing = [k for k in kinds if k not in summary]
+if missing:
+    best = {k: labels.best(k) for k in missing}
+    st.caption("No head reaches 0.4 on " + "; ".join(f"{k} (best L{lay} H{h}, {s:.2f})" for k, (lay, h, s)
+                                                      in best.items()) + ".")
 
 st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
     st.caption("Long text on a big model: the grid shows the first 64 tokens.")
 grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
 st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:64, :64]), width="stretch", key="attn.grid")
-named = [f"L{lay}H{h} {labels.label(lay, h)}" for lay in range(cfg.n_layers) for h in range(cfg.n_heads)
-         if labels.label(lay, h) != "mixed"]
 st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
-           "tokens. " + ("Labelled heads: " + "; ".join(named) + "; all others mixed." if named
-                         else "No head scores ≥ 0.4 on any label here: all are mixed."))
+           "tokens. What each head tends to do is summarised above; every head's label and scores are in the table "
+           "there.")
 
 st.subheader("bertviz: head view and model view")
 if T > 80:
@@ -101,13 +107,19 @@ st.markdown(f"Weighted sum of the values: z = Σ weight·v gives {cfg.head_dim} 
             "its q, k and v.")
 
 st.subheader("A/B: change one word")
-default_b = ctx.text.replace(" it ", " he ", 1) if " it " in ctx.text else ctx.text
+edit = one_word_edit(model.tokenizer, ctx.text) if model.tokenizer else None
+default_b = edit[0] if edit else ctx.text
 widgets.reset_on_change("attn.textb", ctx.text, default_b)  # a new main text brings a new second sentence
+if edit:
+    st.caption(f"Sentence B starts as your text with “{edit[1]}” changed to “{edit[2]}” (the same number of tokens, so "
+               "the two patterns line up). Change one word yourself to see which attention weights move.")
 text_b = widgets.text("text_input", "Second sentence (same number of tokens)", "attn.textb", default_b,
                       sidebar.MAX_TEXT_CHARS)
 if text_b:
     tb = ctx.trace(text_b)
-    if tb.n_tokens != T:
+    if tb.token_ids == tr.token_ids:
+        st.info("Sentence B is the same as your text: change one word to compare.")
+    elif tb.n_tokens != T:
         st.info(f"The second sentence has {tb.n_tokens} tokens, the first {T}: change one word for one word of the "
                 "same token count to compare position by position.")
     else:

@@ -21,7 +21,8 @@ st.subheader("The embedding row each token picks")
 shown = min(emb.shape[1], 256)
 st.plotly_chart(figures.heatmap(emb[:, :shown], x=list(range(shown)), y=figures.labels(tr.tokens),
                                 title=f"Token embeddings (first {shown} of {cfg.d_model} dimensions)",
-                                xtitle="dimension", ytitle="token", height=max(260, 24 * len(tr.tokens) + 120)),
+                                xtitle="dimension", ytitle="token", height=max(260, 24 * len(tr.tokens) + 120),
+                                robust=True),
                 width="stretch")
 widgets.download_csv({"token": tr.tokens, "id": tr.token_ids, **{f"d{j}": emb[:, j] for j in range(emb.shape[1])}},
                      "embeddings.csv")

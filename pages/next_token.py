@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from core import GenerationTree, registry, sample_token, sampling_distribution
-from core.analysis import entropy
+from core.analysis import entropy, temperature_sweep
 from core.trace import token_limit
 from pages.common import figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
@@ -36,7 +36,7 @@ st.plotly_chart(figures.bars([name(i) for i in top.indices.tolist()], top.values
 H = entropy(probs)
 c1, c2, c3 = st.columns(3)
 c1.metric("Sum of all probabilities", f"{float(probs.sum()):.6f}")
-c2.metric("Entropy", f"{H:.3f} nats")
+c2.metric("Entropy (T = 1)", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
 widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
                       "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
@@ -48,24 +48,44 @@ temperature = widgets.slider("Temperature", "temperature", 0.0, 2.0, 1.0, where=
 top_k = widgets.number("Top-k (0 = off)", "top_k", 0, min(1000, cfg.vocab_size), 0, where=c2)
 top_p = widgets.slider("Top-p (1 = off)", "top_p", 0.0, 1.0, 1.0, where=c3, step=0.01)
 seed = widgets.number("Seed", "seed", 0, 2**31 - 1, 0, where=c4)
-cols = sampling_distribution(tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)
+cols = sampling_distribution(tr.logits, temperature, top_k or None, top_p)
 order = cols.scaled.argsort(descending=True)[:20]
-st.dataframe(pd.DataFrame({
+st.dataframe(pd.DataFrame({  # text columns: a column mixing numbers and words cannot be sent to the browser
     "token": [name(i) for i in order.tolist()],
-    "logit": cols.logits[order].numpy().round(3),
-    "logit / T": cols.scaled[order].numpy().round(3) if temperature > 0 else ["(greedy)"] * len(order),
-    "after top-k / top-p": ["removed" if math.isinf(v) else round(v, 3) for v in cols.filtered[order].tolist()],
-    "probability": cols.probs[order].numpy().round(4),
+    "logit": [f"{v:.3f}" for v in cols.logits[order].tolist()],
+    "logit / T": [f"{v:.3f}" for v in cols.scaled[order].tolist()] if temperature > 0 else ["(greedy)"] * len(order),
+    "after top-k / top-p": ["removed" if math.isinf(v) else f"{v:.3f}" for v in cols.filtered[order].tolist()],
+    "probability": [f"{v:.4f}" for v in cols.probs[order].tolist()],
 }), hide_index=True)
-sorted_p = probs.sort(descending=True).values[:200]
-cum = sorted_p.cumsum(0).numpy()
-fig = figures.lines(list(range(1, len(cum) + 1)), {"cumulative probability (T = 1)": cum.tolist()},
-                    title="Where top-p cuts", xtitle="tokens, most likely first", ytitle="cumulative probability")
-if top_p < 1:
-    fig.add_hline(y=top_p, line_dash="dash", annotation_text=f"top-p = {top_p}")
-st.plotly_chart(fig, width="stretch", key="nt.cum")
 kept = int((cols.probs > 0).sum())
-st.caption(f"With these settings {kept} token{'s' if kept != 1 else ''} can be drawn.")
+settings = f"T = {temperature:g}" + (f", top-k = {top_k}" if top_k else "") if temperature > 0 else "T = 0 (greedy)"
+sorted_p = cols.candidates.sort(descending=True).values
+n_shown = min(len(sorted_p), max(50, 2 * kept))
+cum = sorted_p[:n_shown].cumsum(0).tolist()
+fig = figures.lines(list(range(1, n_shown + 1)), {f"cumulative probability ({settings})": cum},
+                    title=f"Where top-p cuts: the distribution after {settings}", xtitle="tokens, most likely first",
+                    ytitle="cumulative probability")
+fig.update_layout(showlegend=True, legend=dict(orientation="h", y=-0.25))
+fig.add_vline(x=kept + 0.5, line_dash="dot", line_color="#dc2626", annotation_text=f"{kept} kept")
+if top_p < 1:
+    fig.add_hline(y=top_p, line_dash="dash", annotation_text=f"top-p = {top_p:g}")
+st.plotly_chart(fig, width="stretch", key="nt.cum")
+st.caption(f"With these settings {kept:,} token{'s' if kept != 1 else ''} can be drawn. Top-p looks at the "
+           "distribution after temperature and top-k: it keeps the most likely tokens until their probabilities "
+           "reach p (1 = off; close to 0 only the most likely token is left).")
+
+st.subheader("Temperature and uncertainty")
+temps = [round(0.05 * i, 2) for i in range(1, 41)]  # 0.05 … 2.0
+sweep_h, sweep_top = temperature_sweep(tr.logits, temps)
+fig = figures.lines(temps, {"entropy (nats)": sweep_h, "probability of the most likely token": sweep_top},
+                    title="Entropy and the top token's probability as the temperature changes", xtitle="temperature T")
+fig.add_vline(x=max(temperature, 0.05), line_dash="dash",
+              annotation_text=f"your T = {temperature:g}" if temperature > 0 else "T = 0: greedy, entropy 0")
+st.plotly_chart(fig, width="stretch", key="nt.temp")
+H_T = entropy(cols.probs)
+st.caption(f"At your settings the distribution sampled from has entropy {H_T:.3f} nats (about {math.exp(H_T):.1f} "
+           f"effective choices), against {H:.3f} at T = 1. Dividing the logits by a small T sharpens the softmax "
+           "towards the top token (entropy falls to 0 as T → 0); a large T flattens it.")
 
 st.subheader("Sampling simulator")
 n_draws = widgets.choice("select_slider", "Draws", "nt.draws", [10, 100, 1000, 10000], default=1000)
@@ -104,7 +124,7 @@ if len(prefix) >= token_limit(cfg):
     st.info("The context is full (as far as this page traces it): rewind to a shorter branch.")
 else:
     step_tr = ctx.trace(prefix) if generated else tr
-    step_cols = sampling_distribution(step_tr.logits, temperature, top_k or None, top_p if top_p < 1 else None)
+    step_cols = sampling_distribution(step_tr.logits, temperature, top_k or None, top_p)
     st.html(token_spans([tok.display(i) for i in prefix], show_ids=False, mark_from=tr.n_tokens))
     c1, c2 = st.columns([1, 3])
     if c1.button("Sample the next token", key="nt.sample", type="primary"):
@@ -123,7 +143,9 @@ node = st.selectbox("Branches (rewind to any point)", list(range(len(tree))), in
 if node != tree.current:
     tree.current = node
     st.rerun()
-st.caption(f"The tree holds {len(tree) - 1} generated tokens in {len(tree.leaves())} branch ends.")
+n_ends = len(tree.leaves())
+st.caption(f"The tree holds {len(tree) - 1} generated token{'s' if len(tree) != 2 else ''} in {n_ends} "
+           f"branch{'es' if n_ends != 1 else ''}.")
 
 st.subheader("Logit lens: the top token after every layer")
 lens = tr.lens_ids[:, :, 0]  # (layers, T)

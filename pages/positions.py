@@ -21,8 +21,8 @@ if cfg.positional == "learned":
     table = position_table(model, n_show)  # (n, d)
     st.subheader("This model's learned position table")
     st.plotly_chart(figures.heatmap(table.numpy(), title=f"Positions 0–{n_show - 1} × {cfg.d_model} dimensions "
-                                    "(learned weights)", xtitle="dimension", ytitle="position", height=460),
-                    width="stretch")
+                                    "(learned weights; colours span 99% of the values)", xtitle="dimension",
+                                    ytitle="position", height=460, robust=True), width="stretch")
     sim = cosine_matrix(table).numpy()
     st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
                                     ytitle="position", height=460), width="stretch")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.tokenizer import render_chat
+from core.tokenizer import render_chat, single_byte_tokens
 from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
@@ -16,7 +16,8 @@ if tok is None:
     st.info("This model was loaded without a tokenizer, so there is no text to split.")
     st.stop()
 st.markdown(texts.tokenizer(model.config, tok.name, tok.kind,
-                            digits_one_by_one=len(tok.pieces("2024")) == 4))  # the pre-tokenizer rule
+                            digits_one_by_one=len(tok.pieces("2024")) == 4,  # the pre-tokenizer rule
+                            single_bytes=single_byte_tokens(tok) if tok.kind == "bpe" else 256))
 widgets.need_text(ctx.text)
 
 ids = tok.encode(ctx.text)

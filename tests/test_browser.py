@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -38,6 +39,7 @@ from pages.common.nav import PAGES as SPECS  # noqa: E402
 DRAWN = {"attention": ["plotly", "bertviz"], "": []}  # what must be drawn beyond the defaults (a plotly chart)
 PAGES = {p.url_path: DRAWN.get(p.url_path, ["plotly"]) for p in SPECS}  # the navigation's own list
 LOCAL = ("localhost", "127.0.0.1", "[::1]")
+SERVER_LOG = Path(tempfile.gettempdir()) / f"glassbox-browser-test-server-{os.getpid()}.log"
 
 
 def free_port() -> int:
@@ -53,7 +55,7 @@ def server():
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
          "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=SERVER_LOG.open("wb"), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -65,7 +67,7 @@ def server():
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("streamlit did not become healthy: " + proc.stdout.read().decode()[-2000:])
+        raise RuntimeError("streamlit did not become healthy: " + SERVER_LOG.read_text(errors="replace")[-2000:])
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -233,3 +235,10 @@ def test_a_page_setting_goes_into_the_address_and_a_copied_link_reopens_it(serve
     settle(fresh)
     assert fresh.get_by_label("Shuffle seed").input_value() == "7"
     fresh.context.close()
+
+
+def test_zz_server_log_has_no_traceback(server):
+    """Runs last in this module (pytest keeps file order): every page above was served; the server's own log must
+    hold no traceback (an error a learner never sees still means a view went wrong)."""
+    log = SERVER_LOG.read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]

@@ -246,3 +246,12 @@ def test_token_limit_bounds_the_recorded_patterns():
     model = tiny("tiny-stories-1m", dropout=0.0)
     tr = trace(model, list(range(100)), max_tokens=40)
     assert tr.n_tokens == 40 and tr.n_truncated == 60
+
+
+def test_top_p_semantics_one_is_off_zero_keeps_the_top_token():
+    logits = torch.tensor([3.0, 2.0, 1.0, 0.0])
+    assert (sampling_distribution(logits, top_p=1.0).probs > 0).sum() == 4  # 1 is off
+    assert (sampling_distribution(logits, top_p=0.0).probs > 0).sum() == 1  # towards 0: the top token alone
+    assert (sampling_distribution(logits, top_p=0.01).probs > 0).sum() == 1
+    cols = sampling_distribution(logits, temperature=2.0, top_k=3, top_p=0.9)
+    assert torch.allclose(cols.candidates, torch.tensor([3.0, 2.0, 1.0, float("-inf")]).div(2).softmax(-1))

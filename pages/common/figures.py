@@ -66,9 +66,15 @@ def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None,
 
 
 def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = "RdBu", zmid: float | None = 0.0,
-            xtitle: str = "", ytitle: str = "", height: int = 380, text=None) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=colorscale, zmid=zmid, text=text,
-                               texttemplate="%{text}" if text is not None else None))
+            xtitle: str = "", ytitle: str = "", height: int = 380, text=None, robust: bool = False) -> go.Figure:
+    """robust: the colour range covers the central 99% of |values| (symmetric around 0), so a few outliers cannot
+    wash everything else out; the outliers show in the extreme colour, their values on hover."""
+    limits = {}
+    if robust and np.isfinite(z).any():
+        bound = float(np.nanpercentile(np.abs(z), 99)) or 1.0
+        limits = {"zmin": -bound, "zmax": bound}
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=colorscale, zmid=None if limits else zmid, text=text,
+                               texttemplate="%{text}" if text is not None else None, **limits))
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
                       xaxis_title=xtitle, yaxis_title=ytitle)
     fig.update_yaxes(autorange="reversed")
@@ -77,9 +83,10 @@ def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = "R
 
 def bars(labels_: list[str], values: list[float], title: str = "", xtitle: str = "probability") -> go.Figure:
     fig = go.Figure(go.Bar(x=values, y=labels_, orientation="h", text=[f"{v:.3f}" for v in values],
-                           textposition="outside"))
-    fig.update_layout(title=title, height=max(260, 28 * len(values) + 80), margin=dict(l=10, r=40, t=40, b=10),
-                      xaxis_title=xtitle)
+                           textposition="outside", cliponaxis=False))
+    top = max(values, default=1.0)
+    fig.update_layout(title=title, height=max(260, 28 * len(values) + 80), margin=dict(l=10, r=60, t=40, b=10),
+                      xaxis_title=xtitle, xaxis_range=[0, top * 1.15 if top > 0 else 1])  # room for the labels
     fig.update_yaxes(autorange="reversed")
     return fig
 

@@ -5,22 +5,27 @@ from __future__ import annotations
 from core.config import ModelConfig
 
 
-def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_one: bool = False) -> str:
+def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_one: bool = False,
+              single_bytes: int = 256) -> str:
     if kind == "wordpiece":
         return (
             f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
             f"an integer ID between 0 and {cfg.vocab_size - 1}. This BERT-style model uses **WordPiece** "
-            f"(`{tok_name}`): the text is lowercased and split at spaces and punctuation, then each word is cut "
+            f"(`{tok_name}`): the text is lowercased and its accents are stripped (`Café` → `cafe`), split at "
+            "spaces and punctuation, then each word is cut "
             "greedily into the longest pieces found in the vocabulary; a piece that continues a word starts with "
             "`##`. Two special tokens frame every input: `[CLS]` at the start and `[SEP]` at the end. Unlike byte-"
             "level BPE, a character the vocabulary lacks (many emoji) becomes `[UNK]`."
         )
+    start = ("the 256 possible bytes" if single_bytes == 256 else
+             f"single bytes — {single_bytes} of the 256 possible ones have a token; the other {256 - single_bytes} "
+             "never appeared on their own in its training text")
     digits = (" Digits are always split one by one (`2024` → `2`,`0`,`2`,`4`), a choice some model makers make to "
               "help arithmetic." if digits_one_by_one else "")
     return (
         f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by an "
         f"integer ID between 0 and {cfg.vocab_size - 1}. This model uses a byte-level **BPE** vocabulary "
-        f"(`{tok_name}`): it starts from the 256 possible bytes and learned, from its training text, which adjacent "
+        f"(`{tok_name}`): it starts from {start} and learned, from its training text, which adjacent "
         "pairs to merge into bigger tokens — frequent words become one token, rare ones split into pieces. "
         "Spaces belong to the token after them, which is why ` the` and `the` are different tokens." + digits
     )
@@ -35,27 +40,35 @@ def embeddings(cfg: ModelConfig) -> str:
     )
 
 
+ORDER = ("Attention by itself treats the tokens as a set: nothing in q·k says which token came where (a decoder's "
+         "causal mask adds a little order — a token sees only earlier ones — but not how far apart they are), so the "
+         "model is told where each token is.")
+FAMILY = {"gpt2": "GPT-2", "bert": "BERT", "llama": "Llama"}
+
+
 def positions(cfg: ModelConfig) -> str:
+    like = f" (like {FAMILY[cfg.family]})" if cfg.family in FAMILY else ""
     if cfg.positional == "learned":
+        segment = " and its segment vector" if cfg.n_token_types else ""
         return (
-            f"Attention by itself ignores word order, so the model must be told where each token is. This model "
-            f"(like GPT-2) **learns** a position table: one vector per position 0…{cfg.n_ctx - 1}, trained like the "
-            "embeddings and added to the token's embedding before the first layer. The heatmap below is that table "
-            "as it was learned; the sinusoidal pattern further down is the original paper's fixed formula, shown for "
-            "comparison — it is not what this model uses."
+            f"{ORDER} This model{like} **learns** a position table: one vector per position 0…{cfg.n_ctx - 1}, "
+            f"trained like the embeddings and added to the token's embedding{segment} before the first layer. The "
+            "heatmap below is that table as it was learned; the sinusoidal pattern further down is the original "
+            "paper's fixed formula, shown for comparison — it is not what this model uses."
         )
     if cfg.positional == "rope":
         return (
-            "Attention by itself ignores word order. This model (like Llama) uses **rotary position embeddings "
-            "(RoPE)**: nothing is added to the embeddings; instead each query and key vector is rotated, pair of "
-            "dimensions by pair, by an angle proportional to its position. The dot product q·k then depends on how "
-            "far apart two tokens are, not on where they are. The sinusoidal table below is the original paper's "
-            "scheme, shown for comparison."
+            f"{ORDER} This model{like} uses **rotary position embeddings (RoPE)**: nothing is added to the "
+            "embeddings; instead each query and key vector is rotated, pair of dimensions by pair, by an angle "
+            "proportional to its position. In q·k the two rotations combine into one rotation by the *distance* "
+            "between the two tokens, so the position part of every score depends only on how far apart they are — "
+            "what q and k hold still depends on the tokens themselves. The sinusoidal table below is the original "
+            "paper's scheme, shown for comparison."
         )
     return (
-        "Attention by itself ignores word order. This model uses the original transformer paper's **sinusoidal** "
-        "positions: a fixed (not learned) table of sines and cosines of different frequencies, added to the token "
-        "embeddings before the first layer."
+        f"{ORDER} This model uses the original transformer paper's **sinusoidal** positions: a fixed (not "
+        "learned) table of sines and cosines of different frequencies, added to the token embeddings before the first "
+        "layer."
     )
 
 
@@ -70,16 +83,19 @@ def attention(cfg: ModelConfig) -> str:
             "generate text, because it would see the answer."
         )
     gqa = (
-        f" Its {cfg.n_heads} query heads share {cfg.kv_heads} key/value heads (grouped-query attention)."
+        f" Its {cfg.n_heads} query heads share {cfg.kv_heads} key/value heads (grouped-query attention): each k and v "
+        f"serves {cfg.group_size} query heads."
         if cfg.kv_heads != cfg.n_heads
         else ""
     )
+    rope = " q and k are shown after their RoPE rotation, as the model uses them." if cfg.positional == "rope" else ""
+    style = FAMILY.get(cfg.family, cfg.family)
     return (
         f"In each of the {cfg.n_layers} layers, {cfg.n_heads} attention heads decide, for every token, how much to "
         "look at every other token. A head turns each token into a query q, a key k and a value v; the weights are "
         f"softmax(q·k / √{cfg.head_dim}) over the keys, and the output is the weighted sum of the values. This is a "
-        "decoder (GPT-style) model, so a token may only look at itself and tokens **before** it: the future is "
-        "masked, which is why the upper triangle is empty." + gqa
+        f"decoder ({style}-style) model, so a token may only look at itself and tokens **before** it: the future is "
+        "masked, which is why the upper triangle is empty." + gqa + rope
     )
 
 
