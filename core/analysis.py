@@ -10,13 +10,14 @@ fresh arrays and small dataclasses.
 from __future__ import annotations
 
 import math
+import random
 import re
 from dataclasses import dataclass
 
 import torch
 
 from core.model import Transformer
-from core.trace import Trace, trace
+from core.trace import Trace, hook, trace
 
 
 def previous_token_scores(tr: Trace) -> torch.Tensor:
@@ -140,6 +141,36 @@ def residual_stream(tr: Trace, position: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def word_tokens(tokenizer, text: str, word: str) -> list[int]:
+    """Positions of the tokens that spell the first whole-word occurrence of `word` in `text` (case-insensitive;
+    [] when it does not occur)."""
+    found = re.search(r"(?<!\w)" + re.escape(word.strip()) + r"(?!\w)", text, flags=re.IGNORECASE)
+    if not found or not word.strip():
+        return []
+    spans = tokenizer.char_spans(text)
+    return [i for i, (a, b) in enumerate(spans) if b > a and a < found.end() and b > found.start()]
+
+
+@dataclass
+class WordInContexts:
+    """One word in two sentences, followed through the layers at its last token (in a decoder the last piece of a
+    word is the one that has seen the whole word)."""
+
+    positions_a: list[int]  # the tokens spelling the word in A
+    positions_b: list[int]
+    cosine: torch.Tensor  # (n_layers + 1,): at the input, then after each block
+    same_prefix: bool  # A and B hold the same tokens up to the word: a decoder cannot tell them apart there
+
+
+def word_in_contexts(tokenizer, a: Trace, text_a: str, b: Trace, text_b: str, word: str) -> WordInContexts | None:
+    """None when the word is not in both sentences (within the traced tokens)."""
+    pos_a, pos_b = word_tokens(tokenizer, text_a, word), word_tokens(tokenizer, text_b, word)
+    if not pos_a or not pos_b or pos_a[-1] >= a.n_tokens or pos_b[-1] >= b.n_tokens:
+        return None
+    same = a.token_ids[: pos_a[-1] + 1] == b.token_ids[: pos_b[-1] + 1]
+    return WordInContexts(pos_a, pos_b, layerwise_cosine(a, pos_a[-1], b, pos_b[-1]), same)
+
+
 def layerwise_cosine(a: Trace, pos_a: int, b: Trace, pos_b: int) -> torch.Tensor:
     """(n_layers + 1,): cosine similarity of one token in two contexts, layer by layer."""
     return torch.nn.functional.cosine_similarity(residual_stream(a, pos_a), residual_stream(b, pos_b), dim=-1)
@@ -252,3 +283,51 @@ def mean_norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean row length of `a` over mean row length of `b` (how much training grew a table)."""
     return float(a.norm(dim=-1).mean() / b.norm(dim=-1).mean())
 
+
+
+@dataclass
+class OrderExperiment:
+    """The same tokens in another order, with and without the model's position signal.
+
+    Kept in place: special tokens ([CLS], [SEP]) and, for a decoder, the last token — so the next-token prediction
+    is made by the same word in both orders and only the order of the words before it changes."""
+
+    original: list[int]
+    shuffled: list[int]
+    moved_from: list[int]  # moved_from[i]: the original position of the token now at position i
+    probs: dict[tuple[str, bool], torch.Tensor] | None  # ("original" | "shuffled", positions?) → (V,); None: encoder
+    same_token_cosine: dict[bool, torch.Tensor]  # positions? → (T,) cosine of each token's final vector, both orders
+
+
+def shuffle_keeping(ids: list[int], keep: set[int], seed: int) -> list[int]:
+    """Positions of `ids` in a seeded shuffle that leaves the positions in `keep` where they are (and, when possible,
+    moves at least one token)."""
+    free = [i for i in range(len(ids)) if i not in keep]
+    rng = random.Random(seed)
+    order = list(free)
+    for _ in range(20):
+        rng.shuffle(order)
+        if [ids[i] for i in order] != [ids[i] for i in free]:
+            break
+    moved = list(range(len(ids)))
+    for slot, source in zip(free, order):
+        moved[slot] = source
+    return moved
+
+
+def word_order_experiment(model: Transformer, ids: list[int], seed: int = 0) -> OrderExperiment:
+    special = set(model.tokenizer.special_tokens.values()) if model.tokenizer else set()
+    keep = {i for i, t in enumerate(ids) if t in special}
+    if model.config.causal:
+        keep.add(len(ids) - 1)
+    moved = shuffle_keeping(ids, keep, seed)
+    shuffled = [ids[i] for i in moved]
+    last = hook(model.config.n_layers - 1, "hook_resid_post")
+    runs = {(name, pos): trace(model, order, record=(last,), positions=pos)
+            for name, order in (("original", ids), ("shuffled", shuffled)) for pos in (True, False)}
+    cosine = {}
+    for pos in (True, False):
+        a = runs[("original", pos)][last][moved]  # (T, d): the original run's vectors, in the shuffled order
+        cosine[pos] = torch.nn.functional.cosine_similarity(a, runs[("shuffled", pos)][last], dim=-1)
+    probs = {key: tr.probs for key, tr in runs.items()} if model.config.lm_head else None
+    return OrderExperiment(ids, shuffled, moved, probs, cosine)

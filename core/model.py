@@ -437,10 +437,13 @@ class Transformer(nn.Module):
         rec: Recorder | None = None,
         past: KVCache | None = None,
         logits: str = "last",
+        positions: bool = True,
     ) -> tuple[torch.Tensor | None, KVCache]:
         """idx (B, T) token ids → (logits, new KV cache).
 
         logits: "last" → (B, V) for the last position; "all" → (B, T, V); "none" → None.
+        positions=False runs the same weights with the position signal removed (no position vectors added, no
+        RoPE rotation): an experiment, to see what the model does when it cannot tell where a token is.
         """
         cfg = self.config
         B, T = idx.shape
@@ -451,7 +454,7 @@ class Transformer(nn.Module):
             raise ValueError(f"{cfg.name} is an encoder with no language-model head: ask for logits='none'")
         x = self.embed(idx)  # (B, T, d)
         _rec(rec, "hook_embed", x)
-        if self.pos_embed is not None:
+        if self.pos_embed is not None and positions:
             pos = self.pos_embed(torch.arange(start, start + T, device=idx.device))  # (T, d)
             pos = pos.expand(B, T, cfg.d_model)  # (B, T, d)
             _rec(rec, "hook_pos_embed", pos)
@@ -466,7 +469,7 @@ class Transformer(nn.Module):
         x = F.dropout(x, cfg.dropout, self.training)
         presents: KVCache = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, rec, self.rotary, None if past is None else past[i])
+            x, present = block(x, rec, self.rotary if positions else None, None if past is None else past[i])
             presents.append(present)
         if self.ln_final is not None:
             x = self.ln_final(x)  # (B, T, d)

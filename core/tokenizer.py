@@ -153,6 +153,19 @@ class Tokenizer:
         """Text the app writes itself (a chat template): special-token spellings become the special tokens."""
         return self.encoding.encode(text, allowed_special="all")
 
+    def char_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character span in `text` of each token of `encode(text)`; a token holding part of a
+        character spans that whole character. ValueError when the tokens do not spell the text byte for byte."""
+        char_of_byte = [i for i, ch in enumerate(text) for _ in ch.encode("utf-8", "surrogatepass")]
+        spans, at = [], 0
+        for token_id in self.encode(text):
+            end = at + len(self.token_bytes(token_id))
+            if end > len(char_of_byte):
+                raise ValueError("the tokens do not spell this text byte for byte")
+            spans.append((char_of_byte[at], char_of_byte[end - 1] + 1))
+            at = end
+        return spans
+
     def encode_fragment(self, text: str) -> list[int]:
         """A word or phrase on its own, without the markers some tokenizers put around a whole input."""
         return self.encode(text)
@@ -314,6 +327,10 @@ class HFTokenizer:
     def encode(self, text: str) -> list[int]:
         """Text → ids (BERT's [CLS] … [SEP] included). Special-token spellings typed by a user are ordinary text."""
         return self.backend.encode(text).ids
+
+    def char_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character span in `text` of each token of `encode(text)`; (0, 0) for [CLS], [SEP]."""
+        return list(self.backend.encode(text).offsets)
 
     def encode_fragment(self, text: str) -> list[int]:
         """A word or phrase on its own, without BERT's [CLS] … [SEP] around it."""

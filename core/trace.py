@@ -179,12 +179,14 @@ def trace(
     logits: str = "last",
     lens_top_k: int | None = None,
     max_tokens: int | None = None,
+    positions: bool = True,
 ) -> Trace:
     """Run `model` on a text (or token ids) and record the named intermediates.
 
     record: exact names or fnmatch patterns ("*" for everything), see core.model's table.
     logits: "last" (default, (V,)), "all" (also keeps (T, V) in `all_logits`) or "none".
     lens_top_k: also keep the logit lens, the top-k tokens after every block at every position.
+    positions=False: the position signal removed (see Transformer.forward), for the word-order experiment.
     Input longer than the context length (or `max_tokens`) keeps its first tokens; `n_truncated` says how many were
     cut.
     An encoder (no language-model head) records no logits and no lens, whatever is asked.
@@ -203,7 +205,8 @@ def trace(
     rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact)
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     with torch.inference_mode():
-        out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"))
+        out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"),
+                       positions=positions)
         lens_ids = lens_probs = None
         if lens_top_k:
             tops = [

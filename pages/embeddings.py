@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from core.analysis import analogy, layerwise_cosine, token_neighbours
+from core import registry
+from core.analysis import analogy, token_neighbours, word_in_contexts
 from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
@@ -76,24 +77,36 @@ else:
                "that is an honest result, not a bug.")
 
 st.subheader("The same word in two contexts")
+SETUPS = {  # where the words that tell two meanings apart stand: the difference a decoder's mask makes
+    "before": ("Telling words before it", "We walked along the river to the bank", "I took my money to the bank"),
+    "after": ("Telling words after it", "The bank was muddy after the flood.", "The bank was closed on Sunday."),
+}
+setup = widgets.choice("radio", "Sentences", "emb.setup", list(SETUPS), format_func=lambda k: SETUPS[k][0],
+                       horizontal=True)
+for key, default in (("emb.sa", SETUPS[setup][1]), ("emb.sb", SETUPS[setup][2])):
+    widgets.reset_on_change(key, setup, default)
 c1, c2 = st.columns(2)
-sent_a = widgets.text("text_input", "Sentence A", "emb.sa", "I went to the bank to deposit money.", 2000, where=c1)
-sent_b = widgets.text("text_input", "Sentence B", "emb.sb", "I sat on the bank of the river.", 2000, where=c2)
-word = widgets.text("text_input", "Word to follow", "emb.word", " bank", 100)
-word_ids = tok.encode_fragment(word)
-if not (sent_a and sent_b and word_ids):
-    st.info("Type two sentences and a word that occurs in both.")
-    st.stop()
-ta, tb = ctx.trace(sent_a), ctx.trace(sent_b)
-first = word_ids[0]
-if first not in ta.token_ids or first not in tb.token_ids:
-    st.info(f"The token {visible(tok.display(first))!r} must occur in both sentences (mind the leading space).")
-    st.stop()
-pa, pb = ta.token_ids.index(first), tb.token_ids.index(first)
-sims = layerwise_cosine(ta, pa, tb, pb).tolist()
-layers = ["embedding"] + [f"after layer {i}" for i in range(cfg.n_layers)]
-st.plotly_chart(figures.lines(layers, {f"cosine({visible(tok.display(first))!r} in A, in B)": sims},
-                              title="Identical at the input, pulled apart by context", ytitle="cosine similarity"),
-                width="stretch")
-st.caption("At the input both vectors are the same row of the table (plus the position vector, if the position "
-           "differs). Each layer mixes in the surrounding words through attention, so the vectors drift apart.")
+sent_a = widgets.text("text_input", "Sentence A", "emb.sa", SETUPS[setup][1], 2000, where=c1)
+sent_b = widgets.text("text_input", "Sentence B", "emb.sb", SETUPS[setup][2], 2000, where=c2)
+word = widgets.text("text_input", "Word to follow", "emb.word", "bank", 100)
+other = registry.find(encoder=not ctx.entry.encoder)
+compare = other is not None and widgets.toggle(f"Set {other.name} beside it ({other.about})", "emb.versus")
+found_any = False
+for col, name in zip(st.columns(2 if compare else 1), [ctx.model_name] + ([other.name] if compare else [])):
+    side = cache.model(name, ctx.device)
+    found = word_in_contexts(side.tokenizer, cache.traced(name, ctx.device, sent_a), sent_a,
+                             cache.traced(name, ctx.device, sent_b), sent_b, word)
+    if found is None:
+        col.info(f"“{word.strip()}” must be a whole word in both sentences.")
+        continue
+    found_any = True
+    cosine = found.cosine.tolist()
+    kind = "encoder" if registry.get(name).encoder else "decoder"
+    fig = figures.lines(["input"] + [f"after layer {i}" for i in range(len(cosine) - 1)], {name: cosine},
+                        title=f"{name} ({kind}): “{word.strip()}” in A and in B, layer by layer",
+                        ytitle="cosine similarity")
+    fig.update_yaxes(range=[min(0.0, min(cosine) - 0.05), 1.02])  # the whole scale: a drift of 0.01 looks like one
+    col.plotly_chart(fig, width="stretch", key=f"emb.context.{kind}")
+    col.caption(texts.word_in_contexts(side.config, name, word.strip(), found))
+if not found_any:
+    st.caption("Cosine similarity of the word's vector in A and in B: 1 means the model holds the same vector in both.")

@@ -1,13 +1,11 @@
 """Positional encoding: the model's actual scheme, the paper's sinusoids beside it, and a word-order experiment."""
 
-import random
-
 import streamlit as st
 
 from core.analysis import cosine_matrix, mean_norm_ratio, position_table
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
 from pages.common import cache, figures, sidebar, texts, widgets
-from pages.common.html import visible
+from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
 model = ctx.model
@@ -71,26 +69,38 @@ st.subheader("Word-order experiment")
 widgets.need_text(ctx.text)
 if model.tokenizer is None:
     st.stop()
+tok = model.tokenizer
 tr = ctx.trace()
-ids = tr.token_ids
 seed = widgets.number("Shuffle seed", "pos.seed", 0, 10_000, 0)
-shuffled = list(ids)
-random.Random(seed).shuffle(shuffled)
-ts = ctx.trace(shuffled)
+exp = cache.order_experiment(ctx.model_name, ctx.device, ctx.text, int(seed))
+st.markdown(texts.word_order(cfg))
 c1, c2 = st.columns(2)
-for col, t, title in ((c1, tr, "Original order"), (c2, ts, "Shuffled tokens")):
-    col.markdown(f"**{title}:** " + "".join(visible(x) for x in t.tokens)[:300])
-    if not cfg.lm_head:
-        continue
-    top = t.probs.topk(5)
-    col.plotly_chart(figures.bars([visible(model.tokenizer.display(i)) for i in top.indices.tolist()],
-                                  top.values.tolist(), title="Next-token prediction"), width="stretch",
-                     key=f"pos.bars.{title}")
+for col, ids, title in ((c1, exp.original, "Original order"), (c2, exp.shuffled, "Shuffled")):
+    col.markdown(f"**{title}**")
+    col.html(token_spans([tok.display(i) for i in ids], show_ids=False))
+if exp.probs is not None:
+    rows = {"order": [], "position signal": [], "top 5 next tokens": []}
+    for (order, positions), probs in exp.probs.items():
+        top = probs.topk(5)
+        rows["order"].append(order)
+        rows["position signal"].append("on (the model as trained)" if positions else "removed")
+        rows["top 5 next tokens"].append(", ".join(f"{visible(tok.display(i))} {p:.2f}"
+                                                   for i, p in zip(top.indices.tolist(), top.values.tolist())))
+    st.dataframe(rows, hide_index=True)
+with_pos, without = exp.same_token_cosine[True], exp.same_token_cosine[False]
+m1, m2 = st.columns(2)
+m1.metric("Same token, both orders: cosine of its final vector (mean)", f"{float(with_pos.mean()):.4f}",
+          help="position signal on")
+m2.metric("…with the position signal removed", f"{float(without.mean()):.4f}",
+          help=f"lowest over the tokens: {float(without.min()):.4f}")
+st.caption(texts.word_order_result(cfg, float(without.min())))
+
 layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads, columns=False)
+ts = ctx.trace(exp.shuffled)
 c1, c2 = st.columns(2)
 c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original",
                                           hidden=tr.hidden().numpy()), width="stretch", key="pos.attn.orig")
 c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
                                           hidden=ts.hidden().numpy()), width="stretch", key="pos.attn.shuf")
-st.caption("Same tokens, different order: the prediction and the attention change because the position "
-           "information differs — without it, a transformer would treat the text as a bag of words.")
+st.caption("The same head on both orders (position signal on): a head that follows positions (the token just "
+           "before, the first token) keeps its shape while the words under it move.")

@@ -395,3 +395,42 @@ def test_query_token_and_its_math_agree_after_a_model_switch():
 
     n = len(load_model("minilm-l6", device="cpu").tokenizer.encode("I sat on the bank of a river."))
     assert slider == n - 1  # a new model (or text) starts at its own last token: [SEP] here
+
+
+@PACKAGED
+@pytest.mark.parametrize("model", ["tiny-stories-1m", "smollm2-135m", "minilm-l6"])
+def test_same_word_demo_is_true_for_each_model(model):
+    """Issue 14.1: with the telling words after the word, a decoder's vectors stay identical (it cannot look ahead)
+    and an encoder's do not; the word is followed whole; the y-axis spans the whole scale."""
+    encoder = model == "minilm-l6"
+    at = open_page(app(model=model, **{"emb.setup": "Telling words after it"}), "pages/embeddings.py")
+    note = next(c.value for c in at.caption if c.value.startswith(f"**{model}:**"))
+    assert ("stay identical at every layer (lowest cosine 1.0000)" in note) == (not encoder)
+    assert ("words after the word count too" in note) == encoder
+    if model == "tiny-stories-1m":
+        assert "“bank” is 2 tokens here" in note
+    if model == "smollm2-135m":
+        assert "RoPE adds no position vector" in note and "plus the position vector" not in note
+    chart = next(c for c in charts(at) if "layer by layer" in title(c) and title(c).startswith(model))
+    assert chart["layout"]["yaxis"]["range"][0] <= 0 and chart["layout"]["yaxis"]["range"][1] >= 1
+    at = open_page(app(model=model, **{"emb.setup": "Telling words before it"}), "pages/embeddings.py")
+    note = next(c.value for c in at.caption if c.value.startswith(f"**{model}:**"))
+    assert "drift apart" in note
+
+
+@PACKAGED
+@pytest.mark.parametrize("model", ["tiny-stories-1m", "smollm2-135m", "minilm-l6"])
+def test_word_order_experiment_is_controlled(model):
+    """Issue 14.2: the last token (a decoder) or the special tokens (an encoder) stay; the position-free run is real
+    and what it shows is said per model kind; an encoder's page mentions no prediction."""
+    at = open_page(app(model=model, text="The teacher taught the student with the book."), "pages/positions.py")
+    metrics = {m.label: float(m.value) for m in at.metric}
+    without = metrics["…with the position signal removed"]
+    captions = " ".join(c.value for c in at.caption)
+    if model == "minilm-l6":
+        assert without > 0.9999 and "bag of words" in captions
+        assert not any("top 5 next tokens" in d.value.columns for d in at.dataframe)
+    else:
+        assert without < 0.99 and "the causal mask carries order" in captions
+        table = next(d.value for d in at.dataframe if "top 5 next tokens" in d.value.columns)
+        assert len(table) == 4

@@ -10,7 +10,7 @@ import torch
 
 import core.model
 from core import GenerationTree, sample_token, sampling_distribution, trace
-from core.analysis import best_head, cosine_matrix, query_math
+from core.analysis import best_head, cosine_matrix, query_math, word_in_contexts, word_tokens
 from core.registry import DEFAULT_MODEL, ENTRIES, entries, find, get, load_model
 from core.trace import attention_record
 from tests.conftest import tiny
@@ -163,3 +163,49 @@ def test_sample_token_is_shared_and_seeded():
     draws = [sample_token(cols, torch.Generator().manual_seed(s)) for s in range(50)]
     assert set(draws) <= {0, 1, 2} and draws == [sample_token(cols, torch.Generator().manual_seed(s)) for s in range(50)]
     assert sample_token(sampling_distribution(logits, temperature=0), torch.Generator(), greedy=True) == 2
+
+
+def test_word_tokens_follow_the_whole_word():
+    from core.tokenizer import load_tokenizer
+
+    tok = load_tokenizer("gpt2")
+    text = "I took my money to the riverbank and the bank"
+    positions = word_tokens(tok, text, " bank")
+    ids = tok.encode(text)
+    assert "".join(tok.display(ids[i]) for i in positions).strip() == "bank"  # the whole word, not "riverbank"
+    assert word_tokens(tok, text, "loan") == []
+
+
+def test_a_decoder_cannot_see_later_words_an_encoder_can():
+    """The same word with the same words before it: a decoder's vectors are identical at every layer, whatever
+    follows; an encoder's differ."""
+    from core.tokenizer import load_tokenizer
+
+    tok = load_tokenizer("gpt2")
+    a, b = "The bank was muddy after the flood.", "The bank was closed on Sunday."
+    for preset, identical in (("tiny-stories-1m", True), ("tiny-bert", False)):
+        model = tiny(preset, vocab_size=50257)
+        model.tokenizer = tok
+        found = word_in_contexts(tok, trace(model, a, record="*"), a, trace(model, b, record="*"), b, "bank")
+        assert found.same_prefix
+        assert bool((found.cosine > 1 - 1e-6).all()) == identical, (preset, found.cosine)
+
+
+def test_word_order_experiment_without_positions():
+    """Removing the position signal makes an encoder a bag of words (each token's vector the same in both orders)
+    but not a decoder: its mask still carries order. A decoder's last token and an encoder's special tokens stay."""
+    from core.analysis import word_order_experiment
+
+    ids = [5, 17, 9, 33, 21, 8, 40, 2]
+    for preset in ("tiny-bert", "tiny-sinusoidal", "tiny-llama"):
+        model = tiny(preset)
+        exp = word_order_experiment(model, ids, seed=1)
+        assert sorted(exp.shuffled) == sorted(ids) and exp.shuffled != ids
+        assert [exp.original[i] for i in exp.moved_from] == exp.shuffled
+        if model.config.causal:
+            assert exp.shuffled[-1] == ids[-1]
+            assert float(exp.same_token_cosine[False].min()) < 0.999
+            assert set(exp.probs) == {("original", True), ("original", False), ("shuffled", True), ("shuffled", False)}
+        else:
+            assert float(exp.same_token_cosine[False].min()) > 0.9999 and exp.probs is None
+        assert float(exp.same_token_cosine[True].min()) < 0.999  # with positions, order changes the vectors

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import load_tokenizer, registry, trace
 from core.analysis import embedding_pca as project_embeddings
-from core.analysis import head_labels
+from core.analysis import head_labels, word_order_experiment
 from core.bpe import train_bpe
 from core.trace import token_limit
 
@@ -35,6 +35,13 @@ def traced(name: str, device: str, text: str, record=None, logits: str = "last",
 @st.cache_resource(max_entries=16, show_spinner=False)
 def labels(name: str, device: str, text: str):
     return head_labels(model(name, device), traced(name, device, text))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the word-order experiment…")
+def order_experiment(name: str, device: str, text: str, seed: int):
+    loaded = model(name, device)
+    ids = loaded.tokenizer.encode(text)[: token_limit(loaded.config)]
+    return word_order_experiment(loaded, ids, seed)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Projecting the embedding table…")

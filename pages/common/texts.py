@@ -72,6 +72,58 @@ def positions(cfg: ModelConfig) -> str:
     )
 
 
+def word_in_contexts(cfg: ModelConfig, name: str, word: str, found) -> str:
+    """What the same-word curve shows, for this model and these two sentences (`found`: core.analysis's
+    WordInContexts)."""
+    n_pieces = len(found.positions_a)
+    pieces = f" “{word}” is {n_pieces} tokens here: the curve follows its last one." if n_pieces > 1 else ""
+    same_place = found.positions_a[-1] == found.positions_b[-1]
+    start = ("Both start as the same embedding row — RoPE adds no position vector; positions act inside attention."
+             if cfg.positional == "rope" else
+             "Both start as the same embedding row plus the position vector of where the word stands" +
+             (" — the same position here, so the inputs are identical." if same_place else
+              " — different positions here, so the inputs already differ a little."))
+    low = float(found.cosine.min())
+    if cfg.causal and found.same_prefix:
+        what = (f"Everything up to “{word}” is the same in A and B, and a decoder's token sees only the tokens before "
+                f"it: its vectors stay identical at every layer (lowest cosine {low:.4f}). The words that tell the two "
+                "meanings apart come after it, where a decoder cannot look — an encoder can.")
+    elif cfg.causal:
+        what = (f"Each layer mixes in the earlier words through attention, so the two vectors drift apart (lowest "
+                f"cosine {low:.4f}): only words *before* “{word}” can do this in a decoder.")
+    else:
+        what = (f"Each layer mixes in the words on both sides, so the vectors drift apart (lowest cosine {low:.4f}) — "
+                "words after the word count too: this is an encoder.")
+    return f"**{name}:** {start}{pieces} {what}"
+
+
+def word_order(cfg: ModelConfig) -> str:
+    kept = "The special tokens stay where they are" if not cfg.causal else \
+        "The last token stays last (so the same word makes the prediction)"
+    signal = {"learned": "no position vectors are added", "sinusoidal": "no position vectors are added",
+              "rope": "q and k are not rotated"}[cfg.positional]
+    return (
+        f"The same tokens (word pieces too) in another order, seeded. {kept}; only the order of the others changes. "
+        f"Then both orders run once more with the position signal removed ({signal}), the same weights otherwise: "
+        "whatever still differs between the two orders must come from somewhere else."
+    )
+
+
+def word_order_result(cfg: ModelConfig, min_cosine_without: float) -> str:
+    if not cfg.causal:
+        return (
+            f"Without positions every token ends with the same vector in both orders (lowest cosine "
+            f"{min_cosine_without:.4f}): to this encoder the text is a bag of words, and the position vectors are its "
+            "only source of word order."
+        )
+    return (
+        "Without positions the two orders still give different vectors: the causal mask carries order by itself — "
+        "each token sees only the tokens before it, a different set in each order. \"Without positions a "
+        "transformer is a bag of words\" is true of an encoder, not of a decoder; what positions add here is how far "
+        "apart tokens are."
+    )
+
+
 def attention(cfg: ModelConfig) -> str:
     if not cfg.causal:
         return (
