@@ -249,9 +249,50 @@ def embedding_table(model: Transformer, n_rows: int | None = None) -> torch.Tens
     return model.embed.weight[:n_rows].detach().float().cpu().clone()
 
 
-def embedding_pca(model: Transformer, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n_rows embedding rows on their top-3 principal components, and the variance each explains."""
-    return pca(model.embed.weight[:n_rows].detach().float().cpu(), 3)
+@dataclass
+class Projection:
+    """A PCA fitted on some embedding rows: their coordinates, and the axes to place any other row on."""
+
+    coords: torch.Tensor  # (n, k) the fitted rows
+    explained: torch.Tensor  # (k,) fraction of the variance along each axis
+    mean: torch.Tensor  # (d,)
+    axes: torch.Tensor  # (k, d)
+
+    def place(self, rows: torch.Tensor) -> torch.Tensor:
+        """(m, k) coordinates of other rows on the same axes."""
+        return (rows.float() - self.mean) @ self.axes.T
+
+
+def embedding_pca(model: Transformer, n_rows: int, k: int = 3) -> Projection:
+    """The first n_rows embedding rows on their top-k principal components."""
+    table = model.embed.weight[:n_rows].detach().float().cpu()
+    mean = table.mean(0)
+    _, s, vh = torch.linalg.svd(table - mean, full_matrices=False)
+    var = s**2
+    return Projection((table - mean) @ vh[:k].T, var[:k] / var.sum(), mean, vh[:k].clone())
+
+
+def embedding_rows(model: Transformer, ids: list[int]) -> torch.Tensor:
+    """(len(ids), d) copies of these tokens' embedding rows."""
+    return model.embed.weight[torch.tensor(ids, dtype=torch.long)].detach().float().cpu().clone()
+
+
+def high_byte_cluster(model: Transformer) -> tuple[int, float] | None:
+    """(how many, mean pairwise cosine) of the embedding rows of the single bytes 0x80–0xFF — tokens an English
+    training text never uses on their own; None when the vocabulary has fewer than 64 of them."""
+    if model.tokenizer is None or model.tokenizer.kind != "bpe":
+        return None
+    ids = []
+    for b in range(128, 256):
+        try:
+            ids.append(model.tokenizer.id_of(bytes([b])))
+        except (KeyError, AttributeError):
+            pass
+    if len(ids) < 64:
+        return None
+    sims = cosine_matrix(embedding_rows(model, ids))
+    n = len(ids)
+    return n, float((sims.sum() - sims.diagonal().sum()) / (n * n - n))
 
 
 def token_neighbours(model: Transformer, token_id: int, k: int = 10) -> list[tuple[int, float]]:

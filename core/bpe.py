@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import regex
 
-from core.tokenizer import ENDOFTEXT, R50K_PATTERN, Tokenizer
+from core.tokenizer import ASSETS, ENDOFTEXT, R50K_PATTERN, Tokenizer
+
+SAMPLE_TEXT = ASSETS / "texts" / "bpe_sample.txt"  # a short story written for Glassbox (assets/texts/NOTICE.md)
 
 Pair = tuple[bytes, bytes]
 
@@ -103,3 +105,22 @@ def train_bpe(
         if progress:
             progress(len(merges), n_merges)
     return BPEResult(ranks, merges, pattern)
+
+
+def sample_text() -> str:
+    """The small corpus the app trains a BPE on together with the learner's text."""
+    return SAMPLE_TEXT.read_text(encoding="utf-8")
+
+
+def after_merges(result: BPEResult, k: int) -> BPEResult:
+    """The same training stopped after its first k merges (ranks stay as they were)."""
+    merges = result.merges[:k]
+    ranks = {bytes([b]): b for b in range(256)} | {m.token: m.rank for m in merges}
+    return BPEResult(ranks, merges, result.pattern)
+
+
+def tokens_per_merge(result: BPEResult, text: str, points: int = 40) -> tuple[list[int], list[int]]:
+    """How many tokens `text` takes after 0 … all merges, at about `points` evenly spread merge counts."""
+    n = len(result.merges)
+    steps = sorted({round(i * n / points) for i in range(points + 1)})
+    return steps, [len(after_merges(result, k).tokenizer().encode(text)) for k in steps]

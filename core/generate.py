@@ -73,6 +73,7 @@ class GenerationTree:
     max_nodes: int = 500
     parents: list[int | None] = field(default_factory=lambda: [None])
     token_ids: list[int | None] = field(default_factory=lambda: [None])
+    probs: list[float | None] = field(default_factory=lambda: [None])  # the probability each token was chosen with
     current: int = 0
 
     def __len__(self) -> int:
@@ -85,15 +86,16 @@ class GenerationTree:
     def children(self, node: int) -> list[int]:
         return [i for i, parent in enumerate(self.parents) if parent == node]
 
-    def add(self, token_id: int) -> int:
-        """Step from the current node to its child with this token (made if new); returns that node. A full tree
-        only steps to existing children (ValueError otherwise)."""
+    def add(self, token_id: int, prob: float | None = None) -> int:
+        """Step from the current node to its child with this token (made if new; `prob`: the probability it had
+        there); returns that node. A full tree only steps to existing children (ValueError otherwise)."""
         child = next((i for i in self.children(self.current) if self.token_ids[i] == token_id), None)
         if child is None:
             if self.full:
                 raise ValueError(f"the tree holds its maximum of {self.max_nodes} nodes")
             self.parents.append(self.current)
             self.token_ids.append(token_id)
+            self.probs.append(prob)
             child = len(self) - 1
         self.current = child
         return child
@@ -106,6 +108,31 @@ class GenerationTree:
             out.append(self.token_ids[node])
             node = self.parents[node]
         return out[::-1]
+
+    def layout(self) -> list[tuple[int, int]]:
+        """(depth, row) of every node for drawing: children to the right of their parent, each branch end on a row
+        of its own, a parent on the row of its first child."""
+        place: dict[int, tuple[int, int]] = {}
+        next_row = 0
+
+        def visit(node: int, depth: int) -> int:
+            nonlocal next_row
+            rows = [visit(child, depth + 1) for child in self.children(node)]
+            if not rows:
+                rows, next_row = [next_row], next_row + 1
+            place[node] = (depth, rows[0])
+            return rows[0]
+
+        visit(0, 0)
+        return [place[i] for i in range(len(self))]
+
+    def on_path(self) -> set[int]:
+        """The nodes from the prompt to the current node."""
+        node, out = self.current, {self.current}
+        while self.parents[node] is not None:
+            node = self.parents[node]
+            out.add(node)
+        return out
 
     def leaves(self) -> list[int]:
         """Nodes without children: the ends of the branches."""

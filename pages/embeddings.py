@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import registry
-from core.analysis import analogy, token_neighbours, word_in_contexts
+from core.analysis import analogy, embedding_rows, high_byte_cluster, token_neighbours, word_in_contexts
 from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
@@ -33,21 +33,25 @@ if tok is None:
 
 st.subheader("The whole vocabulary, projected")
 n_vocab_rows = min(cfg.vocab_size, 3000)
-coords, explained = cache.embedding_pca(ctx.model_name, ctx.device, n_vocab_rows)
+projection = cache.embedding_pca(ctx.model_name, ctx.device, n_vocab_rows)
 dims = widgets.choice("radio", "Projection", "emb.dims", [2, 3], format_func=lambda d: f"{d}D", horizontal=True)
 hover = [visible(tok.display(i)) for i in range(n_vocab_rows)]
-highlight = {i: visible(tok.display(i)) for i in tr.token_ids if i < n_vocab_rows}
-st.plotly_chart(figures.scatter_tokens(coords.numpy(), hover, highlight, dims,
-                                       title=f"PCA of {n_vocab_rows:,} token embeddings"), width="stretch")
+typed = list(dict.fromkeys(tr.token_ids))
+placed = projection.place(embedding_rows(model, typed)).numpy()  # the typed tokens, wherever their ids are
+st.plotly_chart(figures.scatter_tokens(projection.coords.numpy(), hover, placed,
+                                       [visible(tok.display(i)) for i in typed], dims,
+                                       title=f"PCA of {n_vocab_rows:,} token embeddings, with your tokens"),
+                width="stretch")
 order = ("special and unused slots, single characters, then whole words and ##pieces" if tok.kind == "wordpiece"
          else "special tokens and single bytes, then merged tokens in the order they were learned (roughly most "
          "frequent first)")
-st.caption(f"The first {n_vocab_rows:,} IDs: {order}. The axes explain "
-           f"{', '.join(f'{v:.1%}' for v in explained[:dims])} of "
-           "the variance.")
-missing = [t for t, i in zip(tr.tokens, tr.token_ids) if i >= n_vocab_rows]
-if missing:
-    st.caption(f"Not in the projected set (rarer tokens): {', '.join(visible(t) for t in missing[:10])}")
+rarer = sum(i >= n_vocab_rows for i in typed)
+st.caption(f"The grey cloud is the first {n_vocab_rows:,} IDs: {order}. The axes explain "
+           f"{', '.join(f'{v:.1%}' for v in projection.explained[:dims])} of the variance."
+           + (f" {rarer} of your tokens have higher IDs: they are placed on the same axes." if rarer else ""))
+cluster = high_byte_cluster(model)
+if cluster and cluster[1] > 0.8:
+    st.caption(texts.byte_cluster(cfg, *cluster))
 st.caption("PCA keeps the directions along which the vectors vary most; two dimensions lose most of the "
            f"{cfg.d_model}, so use the neighbours below for real distances.")
 

@@ -110,12 +110,17 @@ while len(trees) > 8:
     trees.pop(next(iter(trees)))
 
 
-def step_to(token_id: int) -> None:
+def step_to(token_id: int, prob: float) -> None:
     try:
-        tree.add(token_id)
+        tree.add(token_id, prob)
     except ValueError:
         st.session_state["nt.full"] = True
     st.rerun()
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage that never shows a real chance as 0%."""
+    return f"{p:.0%}" if p >= 0.01 else f"{p:.2%}" if p >= 0.0001 else f"{p:.1e}"
 
 
 generated = tree.path()
@@ -128,24 +133,29 @@ else:
     st.html(token_spans([tok.display(i) for i in prefix], show_ids=False, mark_from=tr.n_tokens))
     c1, c2 = st.columns([1, 3])
     if c1.button("Sample the next token", key="nt.sample", type="primary"):
-        step_to(sample_token(step_cols, torch.Generator().manual_seed(int(seed) + len(tree)), greedy=temperature <= 0))
+        drawn = sample_token(step_cols, torch.Generator().manual_seed(int(seed) + len(tree)), greedy=temperature <= 0)
+        step_to(drawn, float(step_cols.probs[drawn]))
     alternatives = step_cols.probs.topk(min(5, int((step_cols.probs > 0).sum()))).indices.tolist()
     picks = c2.columns(len(alternatives))
     for col, alt in zip(picks, alternatives):
-        if col.button(f"{name(alt)}  {float(step_cols.probs[alt]):.0%}", key=f"nt.alt.{alt}"):
-            step_to(alt)
+        if col.button(f"{name(alt)}  {percent(float(step_cols.probs[alt]))}", key=f"nt.alt.{alt}"):
+            step_to(alt, float(step_cols.probs[alt]))
 if st.session_state.pop("nt.full", False):
     st.info(f"The tree is full ({tree.max_nodes} tokens): rewind to a branch you made, or change the text to start "
             "a new tree.")
-node = st.selectbox("Branches (rewind to any point)", list(range(len(tree))), index=tree.current,
-                    key=f"nt.node.{len(tree)}", format_func=lambda i: "(your text)" if i == 0 else
-                    "… " + "".join(tok.display(t) for t in tree.path(i))[-60:])
-if node != tree.current:
-    tree.current = node
+labels = ["your text"] + [f"{name(t)} {percent(p)}" for t, p in zip(tree.token_ids[1:], tree.probs[1:])]
+event = st.plotly_chart(figures.tree(tree.layout(), tree.parents, labels, tree.on_path(), tree.current),
+                        width="stretch", key=f"nt.tree.{len(tree)}.{tree.current}", on_select="rerun",
+                        selection_mode="points")
+clicked = [int(p["point_index"]) for p in (event.selection.points if event else [])
+           if p.get("curve_number") == 1 and p.get("point_index") is not None]  # curve 1: the nodes, in node order
+if clicked and clicked[0] != tree.current:
+    tree.current = clicked[0]
     st.rerun()
 n_ends = len(tree.leaves())
 st.caption(f"The tree holds {len(tree) - 1} generated token{'s' if len(tree) != 2 else ''} in {n_ends} "
-           f"branch{'es' if n_ends != 1 else ''}.")
+           f"branch{'es' if n_ends != 1 else ''}; each shows the probability it had when it was chosen. Click a token "
+           "to rewind there and try another one; the red path is the text above.")
 
 st.subheader("Logit lens: the top token after every layer")
 lens = tr.lens_ids[:, :, 0]  # (layers, T)

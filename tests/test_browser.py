@@ -237,6 +237,28 @@ def test_a_page_setting_goes_into_the_address_and_a_copied_link_reopens_it(serve
     fresh.context.close()
 
 
+def test_generation_tree_rewinds_on_a_click(server, browser):
+    """Issue 14.12: the branches are drawn as a tree; clicking a token rewinds the text to it."""
+    page = new_page(browser, [])
+    page.goto(f"{server}/next_token", wait_until="domcontentloaded")
+    settle(page)
+    for _ in range(3):
+        page.get_by_text("Sample the next token").click()
+        time.sleep(1)
+        settle(page)
+    generated = page.locator('span[style*="outline:2px"]')
+    assert generated.count() == 3
+    tree = page.locator(".js-plotly-plot").filter(has=page.locator("text=your text")).first
+    tree.scroll_into_view_if_needed()
+    node = tree.locator(".scatterlayer .trace").nth(1).locator(".point").nth(1)  # the first generated token
+    box = node.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # plotly takes clicks on its drag layer
+    time.sleep(1)
+    settle(page)
+    assert generated.count() == 1
+    page.context.close()
+
+
 def test_zz_server_log_has_no_traceback(server):
     """Runs last in this module (pytest keeps file order): every page above was served; the server's own log must
     hold no traceback (an error a learner never sees still means a view went wrong)."""

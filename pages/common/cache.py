@@ -11,7 +11,7 @@ import streamlit as st
 from core import load_tokenizer, registry, trace
 from core.analysis import embedding_pca as project_embeddings
 from core.analysis import head_labels, word_order_experiment
-from core.bpe import train_bpe
+from core.bpe import after_merges, tokens_per_merge, train_bpe
 from core.trace import token_limit
 
 
@@ -58,6 +58,17 @@ def tokenizer(name: str):
 @st.cache_resource(max_entries=16, show_spinner=False)
 def bpe(text: str, n_merges: int):
     return train_bpe(text, n_merges)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def bpe_tokenizer(text: str, n_merges: int, k: int):
+    """The tokenizer of `bpe(text, n_merges)` stopped after its first k merges."""
+    return after_merges(bpe(text, n_merges), k).tokenizer("yours")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def bpe_curve(text: str, n_merges: int, sentence: str):
+    return tokens_per_merge(bpe(text, n_merges), sentence)
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading a training snapshot…")

@@ -91,6 +91,36 @@ def bars(labels_: list[str], values: list[float], title: str = "", xtitle: str =
     return fig
 
 
+def tree(places: list[tuple[int, int]], parents: list[int | None], labels: list[str], highlight: set[int],
+         current: int) -> go.Figure:
+    """A generation tree drawn left to right: each node a token, edges to its parent; the current path in red.
+    The nodes are the second trace, in node order, so a clicked point's index is its node."""
+    edges_x, edges_y = [], []
+    for node, parent in enumerate(parents):
+        if parent is not None:
+            edges_x += [places[parent][0], places[node][0], None]
+            edges_y += [places[parent][1], places[node][1], None]
+    colours = ["#dc2626" if i in highlight else "#64748b" for i in range(len(places))]
+    sizes = [16 if i == current else 10 for i in range(len(places))]
+    fig = go.Figure([
+        go.Scatter(x=edges_x, y=edges_y, mode="lines", line=dict(color="#cbd5e1"), hoverinfo="skip", showlegend=False),
+        go.Scatter(x=[p[0] for p in places], y=[p[1] for p in places], mode="markers+text", text=labels,
+                   textposition="top center", marker=dict(color=colours, size=sizes),
+                   hovertemplate="%{text}<extra>click to rewind here</extra>", showlegend=False),
+    ])
+    rows = max(p[1] for p in places) + 1
+    fig.update_layout(height=max(200, 60 * rows + 80), margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white",
+                      xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed"), clickmode="event+select")
+    return fig
+
+
+def grouped_bars(categories: list[str], series: dict[str, list[float]], title: str = "", ytitle: str = "") -> go.Figure:
+    fig = go.Figure([go.Bar(name=name, x=categories, y=values) for name, values in series.items()])
+    fig.update_layout(barmode="group", title=title, height=380, margin=dict(l=10, r=10, t=40, b=10),
+                      yaxis_title=ytitle)
+    return fig
+
+
 def lines(x, series: dict[str, list[float]], title: str = "", xtitle: str = "", ytitle: str = "",
           height: int = 340) -> go.Figure:
     fig = go.Figure([go.Scatter(x=x, y=y, mode="lines+markers" if len(y) < 40 else "lines", name=name)
@@ -100,19 +130,18 @@ def lines(x, series: dict[str, list[float]], title: str = "", xtitle: str = "", 
     return fig
 
 
-def scatter_tokens(coords: np.ndarray, hover: list[str], highlight: dict[int, str], dims: int = 2,
+def scatter_tokens(coords: np.ndarray, hover: list[str], marked: np.ndarray, marked_labels: list[str], dims: int = 2,
                    title: str = "") -> go.Figure:
-    """The embedding cloud, with the typed tokens drawn large and labelled."""
-    idx = sorted(highlight)
+    """The embedding cloud, with the typed tokens (their own coordinates, `marked`) drawn large and labelled."""
     if dims == 3:
         base = go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers", text=hover,
                             marker=dict(size=2, color="#94a3b8"), hoverinfo="text", name="vocabulary")
-        mark = go.Scatter3d(x=coords[idx, 0], y=coords[idx, 1], z=coords[idx, 2], mode="markers+text",
-                            text=[highlight[i] for i in idx], marker=dict(size=6, color="#dc2626"), name="your tokens")
+        mark = go.Scatter3d(x=marked[:, 0], y=marked[:, 1], z=marked[:, 2], mode="markers+text", text=marked_labels,
+                            marker=dict(size=6, color="#dc2626"), name="your tokens")
     else:
         base = go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", text=hover, hoverinfo="text",
                             marker=dict(size=4, color="#94a3b8", opacity=0.6), name="vocabulary")
-        mark = go.Scatter(x=coords[idx, 0], y=coords[idx, 1], mode="markers+text", text=[highlight[i] for i in idx],
+        mark = go.Scatter(x=marked[:, 0], y=marked[:, 1], mode="markers+text", text=marked_labels,
                           textposition="top center", marker=dict(size=10, color="#dc2626"), name="your tokens")
     fig = go.Figure([base, mark])
     fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=40, b=10))

@@ -7,6 +7,8 @@ does not help: there `</` and `<!--` are escaped so no token can close the scrip
 from __future__ import annotations
 
 import html
+import unicodedata
+import zlib
 from functools import lru_cache
 
 from core.tokenizer import ASSETS
@@ -15,24 +17,40 @@ PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fed7aa", "#a
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
 
 
+INVISIBLE = {"\u200d": "‹ZWJ›", "\u200c": "‹ZWNJ›", "\u200b": "‹ZWSP›", "\ufeff": "‹BOM›", "\u00ad": "‹SHY›",
+             "\u00a0": "⍽"}
+
+
 def visible(text: str) -> str:
-    """Whitespace and control characters made visible (a learner must see that ' the' starts with a space)."""
+    """Whitespace, control and invisible format characters made visible (a learner must see that ' the' starts
+    with a space, and that an emoji family holds zero-width joiners)."""
     out = []
     for ch in text:
         if ch in VISIBLE:
             out.append(VISIBLE[ch])
+        elif ch in INVISIBLE:
+            out.append(INVISIBLE[ch])
         elif ord(ch) < 32 or ord(ch) == 127:
             out.append(f"\\x{ord(ch):02x}")
+        elif unicodedata.category(ch) == "Cf":  # other zero-width format characters (bidi marks, tags, …)
+            out.append(f"‹U+{ord(ch):04X}›")
         else:
             out.append(ch)
     return "".join(out)
+
+
+def colour(token: int | str) -> str:
+    """A palette colour that depends on the token alone (not on where it stands)."""
+    key = token if isinstance(token, int) else zlib.crc32(token.encode("utf-8", "surrogatepass"))
+    return PALETTE[key % len(PALETTE)]
 
 
 def token_spans(
     tokens: list[str], ids: list[int] | None = None, show_ids: bool = True, mark_from: int | None = None
 ) -> str:
     """Coloured spans, one per token; the id sits under its token, and hovering shows index, id and bytes.
-    Tokens from `mark_from` on get a dark outline (generated text)."""
+    The same token always gets the same colour (by its id, or its text when there are no ids). Tokens from
+    `mark_from` on get a dark outline (generated text)."""
     cells = []
     for i, tok in enumerate(tokens):
         label = html.escape(visible(tok)) or "&nbsp;"
@@ -46,7 +64,8 @@ def token_spans(
         outline = "outline:2px solid #0f172a;" if mark_from is not None and i >= mark_from else ""
         cells.append(
             f'<span title="{hover}" style="display:inline-block;margin:2px;padding:2px 4px;border-radius:4px;{outline}'
-            f'background:{PALETTE[i % len(PALETTE)]};font-family:monospace;white-space:pre;line-height:1.3">'
+            f'background:{colour(tok if ids is None else ids[i])};font-family:monospace;white-space:pre;'
+            'line-height:1.3">'
             f"{label}{id_line}</span>"
         )
     return '<div style="line-height:2.2">' + "".join(cells) + "</div>"

@@ -97,11 +97,12 @@ def _token_count(ctx: Context) -> None:
     limit = token_limit(model.config)
     st.caption(f"{n} tokens · context length {model.config.n_ctx}")
     if n > limit < model.config.n_ctx:
-        st.warning(f"Only the first {limit} of {n} tokens are analysed: this model reads up to {model.config.n_ctx}, "
-                   "but recording all its attention weights for more would take too much memory here.", icon="✂️")
+        st.warning(f"Only the first {limit} of {n} tokens go through the model here: it reads up to "
+                   f"{model.config.n_ctx}, but recording all its attention weights for more would take too much memory "
+                   "(the Tokenizer page still splits the whole text).", icon="✂️")
     elif n > model.config.n_ctx:
-        st.warning(f"Only the first {model.config.n_ctx} of {n} tokens are shown: that is all this model can read "
-                   "at once.", icon="✂️")
+        st.warning(f"Only the first {model.config.n_ctx} of {n} tokens go through the model: that is all it can read "
+                   "at once (the Tokenizer page still splits the whole text).", icon="✂️")
 
 
 def sidebar() -> Context:
