@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.model import Transformer
+from core.model import Transformer, rope_inv_freq
 from core.trace import Trace, hook, trace
 
 
@@ -372,3 +372,33 @@ def word_order_experiment(model: Transformer, ids: list[int], seed: int = 0) -> 
         cosine[pos] = torch.nn.functional.cosine_similarity(a, runs[("shuffled", pos)][last], dim=-1)
     probs = {key: tr.probs for key, tr in runs.items()} if model.config.lm_head else None
     return OrderExperiment(ids, shuffled, moved, probs, cosine)
+
+
+@dataclass
+class RopePair:
+    """One dimension pair (j, j + hs/2) of one head's q and k on a text, before and after RoPE turns it."""
+
+    radians_per_position: float
+    q_before: torch.Tensor  # (T, 2)
+    q_after: torch.Tensor  # (T, 2): what the model used
+    k_before: torch.Tensor  # (T, 2)
+    k_after: torch.Tensor  # (T, 2)
+
+
+def rope_pair(tr: Trace, layer: int, head: int, pair: int) -> RopePair:
+    """`tr` must hold `attention_record(layer)` of a RoPE model. The recorded q and k are after the rotation; turning
+    each token's pair back by position × frequency gives what the projections produced before it."""
+    cfg = tr.config
+    half = cfg.head_dim // 2
+    freq = float(rope_inv_freq(cfg)[pair])
+    angle = torch.arange(tr.n_tokens, dtype=torch.float32) * freq  # (T,)
+    cos, sin = angle.cos(), angle.sin()
+
+    def unturn(after: torch.Tensor) -> torch.Tensor:  # (T, 2) turned by +angle → turned back
+        x, y = after[:, 0], after[:, 1]
+        return torch.stack([x * cos + y * sin, y * cos - x * sin], dim=-1)
+
+    q, k, _ = tr.qkv(layer)
+    q_after = q[:, head][:, [pair, pair + half]]  # (T, 2)
+    k_after = k[:, cfg.kv_head(head)][:, [pair, pair + half]]
+    return RopePair(freq, unturn(q_after), q_after, unturn(k_after), k_after)

@@ -10,7 +10,7 @@ from core.analysis import one_word_edit, query_math
 from core.packaged import INSTALL_HINT
 from core.trace import attention_record
 from pages.common import cache, figures, sidebar, texts, widgets
-from pages.common.html import bertviz_offline, visible
+from pages.common.html import bertviz_offline, model_view_height, visible
 
 ctx = sidebar.context()
 model = ctx.model
@@ -27,6 +27,9 @@ layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads)
 pattern = tr.pattern(layer)[head].numpy()  # (T, T)
 st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden),
                 width="stretch", key="attn.main")
+if T > figures.DENSE:
+    st.caption(f"{T} tokens: the map keeps its size — drag a box over it to zoom in, double-click to zoom out; every "
+               "cell names its query and key on hover.")
 widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
                       "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
                       "weight": pattern.reshape(-1)}, "attention.csv")
@@ -81,9 +84,14 @@ else:
         view = bertviz.head_view(attention, shown_tokens, html_action="return", layer=layer)
         st.iframe(bertviz_offline(view.data), height=max(420, 26 * T + 120))
     with tab2:
-        view = bertviz.model_view(attention, shown_tokens, html_action="return",
-                                  include_layers=list(range(min(cfg.n_layers, 12))))
-        st.iframe(bertviz_offline(view.data), height=min(2400, 110 * min(cfg.n_layers, 12) + 160))
+        spread = sorted({round(i * (cfg.n_layers - 1) / 3) for i in range(4)})  # first, last and two between
+        chosen = st.multiselect("Layers in the model view", list(range(cfg.n_layers)),
+                                default=list(range(cfg.n_layers)) if cfg.n_layers <= 6 else spread,
+                                key=f"attn.mv_layers.{ctx.model_name}", max_selections=12)
+        if chosen:
+            view = bertviz.model_view(attention, shown_tokens, html_action="return", include_layers=sorted(chosen))
+            st.iframe(bertviz_offline(view.data), height=model_view_height(len(chosen), cfg.n_heads, T))
+            st.caption("Rows are the chosen layers, columns the heads; click a thumbnail to enlarge it.")
 
 st.subheader("Step through the math for one query token")
 widgets.reset_on_change("attn.query", f"{ctx.model_name}|{ctx.text}", T - 1)  # a new text starts at its last token

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core.analysis import cosine_matrix, mean_norm_ratio, position_table
+from core.analysis import cosine_matrix, mean_norm_ratio, position_table, rope_pair
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
+from core.trace import attention_record
 from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
@@ -53,6 +54,23 @@ elif cfg.positional == "rope":
     st.caption("For identical q and k (all ones), the rotated dot product is the mean of cos(distance × θ_j): it "
                "depends on the distance only, and fast pairs wash out with distance.")
     widgets.download_csv({"pair": list(range(len(freqs))), "radians_per_position": freqs}, "rope_frequencies.csv")
+    if ctx.text:
+        st.subheader("RoPE on your text")
+        c1, c2, c3 = st.columns(3)
+        rope_layer = widgets.slider("Layer", "pos.rope_layer", 0, cfg.n_layers - 1, 0, clamp="for this model", where=c1)
+        rope_head = widgets.slider("Head", "pos.rope_head", 0, cfg.n_heads - 1, 0, clamp="for this model", where=c2)
+        pair = widgets.slider("Dimension pair", "pos.pair", 0, len(freqs) - 1, 0, clamp="for this model", where=c3)
+        text_tr = ctx.trace(record=attention_record(rope_layer))
+        turn = rope_pair(text_tr, rope_layer, rope_head, pair)
+        labels = [f"{i}:{visible(t)}" for i, t in enumerate(text_tr.tokens)]
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figures.rotation(turn.q_before.numpy(), turn.q_after.numpy(), labels,
+                                         title=f"q, layer {rope_layer} head {rope_head}, pair {pair}"),
+                        width="stretch", key="pos.rope.q")
+        c2.plotly_chart(figures.rotation(turn.k_before.numpy(), turn.k_after.numpy(), labels,
+                                         title=f"k, key/value head {cfg.kv_head(rope_head)}, pair {pair}"),
+                        width="stretch", key="pos.rope.k")
+        st.caption(texts.rope_on_text(cfg, pair, turn.radians_per_position, text_tr.n_tokens))
 
 st.subheader("The original paper's sinusoidal encoding" + (" (this model's scheme)" if cfg.positional == "sinusoidal"
                                                          else " — for comparison, not this model's"))

@@ -469,3 +469,31 @@ def test_pca_places_every_typed_token():
     assert any("placed on the same axes" in c.value for c in at.caption)
     at = open_page(app(), "pages/embeddings.py")
     assert any("tight knot" in c.value and "mean cosine 0.9" in c.value for c in at.caption)
+
+
+@PACKAGED
+def test_rope_on_the_learners_text():
+    """Issue 14.7: SmolLM2's real q and k for the typed text, before and after the rotation, for a chosen pair."""
+    at = open_page(app(model="smollm2-135m", text="The cat sat on the mat.", **{"pos.pair": "5"}), "pages/positions.py")
+    rotations = [c for c in charts(at) if ", pair 5" in title(c)]
+    assert len(rotations) == 2 and len(matrix(rotations[0]["data"][1]["x"])) == 7  # q and k, one point per token
+    assert any("turned by p ×" in c.value for c in at.caption)
+
+
+def test_long_text_maps_keep_a_readable_size():
+    """Issue 14.19: a long text gets a fixed-size map to zoom into, not one 10,000 px tall."""
+    text = " ".join(["The little dog ran to the park and played with a ball."] * 18)
+    at = open_page(app(text=text), "pages/attention.py")
+    main = charts(at)[0]
+    assert main["layout"]["height"] <= 760 and main["layout"]["xaxis"].get("nticks")
+    assert any("drag a box over it to zoom" in c.value for c in at.caption)
+
+
+def test_model_view_height_fits_bertviz_layout():
+    """Issue 14.9: the frame is sized from bertviz's own layout rules, for every layer chosen."""
+    from pages.common.html import model_view_height
+
+    assert model_view_height(4, 4, 9) >= 4 * (9 * 84 / 4 + 10) + 38  # the embedded model: all 4 layers
+    assert model_view_height(30, 9, 22) > model_view_height(4, 9, 22)
+    at = open_page(app(), "pages/attention.py")
+    assert at.multiselect(key="attn.mv_layers.tiny-stories-1m").value == [0, 1, 2, 3]

@@ -221,3 +221,21 @@ def test_generation_tree_layout_and_path():
     assert places[0] == (0, 0) and places[a] == (1, 0)
     assert sorted(p[1] for p in places if p[0] == 2) == [0, 1]  # two branch ends, one row each
     assert tree.on_path() == {0, a, c} and tree.probs == [None, 0.5, 0.25, 0.125]
+
+
+def test_rope_pair_turns_back_to_the_projections_output():
+    """Issue 14.7: the page's "before RoPE" points are the model's own q and k as projected, before the rotation."""
+    from core.analysis import rope_pair
+
+    model = tiny("tiny-llama")
+    tr = trace(model, list(range(1, 12)), record=attention_record(0) + ("blocks.0.ln1.hook_normalized",))
+    cfg = model.config
+    qkv = model.blocks[0].attn.qkv(tr["blocks.0.ln1.hook_normalized"])
+    q = qkv[:, : cfg.n_heads * cfg.head_dim].view(11, cfg.n_heads, cfg.head_dim)
+    k = qkv[:, cfg.n_heads * cfg.head_dim: (cfg.n_heads + cfg.kv_heads) * cfg.head_dim].view(11, cfg.kv_heads, -1)
+    half = cfg.head_dim // 2
+    for head, pair in ((0, 0), (3, half - 1)):
+        turn = rope_pair(tr, 0, head, pair)
+        assert torch.allclose(turn.q_before, q[:, head][:, [pair, pair + half]], atol=1e-5)
+        assert torch.allclose(turn.k_before, k[:, cfg.kv_head(head)][:, [pair, pair + half]], atol=1e-5)
+        assert torch.allclose(turn.q_after.norm(dim=-1), turn.q_before.norm(dim=-1), atol=1e-5)  # a rotation

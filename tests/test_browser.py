@@ -259,6 +259,23 @@ def test_generation_tree_rewinds_on_a_click(server, browser):
     page.context.close()
 
 
+def test_model_view_frame_holds_every_chosen_layer(server, browser):
+    """Issue 14.9: bertviz's model view is not clipped — its frame is as tall as what it draws."""
+    page = new_page(browser, [])
+    page.goto(f"{server}/attention", wait_until="domcontentloaded")
+    settle(page)
+    page.get_by_role("tab", name="Model view").click()
+    time.sleep(3)
+    shown = [(f, f.frame_element().bounding_box()) for f in page.frames
+             if f != page.main_frame and f.locator("svg").count()]
+    shown = [(f, box) for f, box in shown if box]  # the hidden head-view tab has no box
+    assert shown
+    for frame, box in shown:
+        content = frame.evaluate("document.documentElement.scrollHeight")
+        assert content <= box["height"] + 2, (content, box["height"])
+    page.context.close()
+
+
 def test_zz_server_log_has_no_traceback(server):
     """Runs last in this module (pytest keeps file order): every page above was served; the server's own log must
     hold no traceback (an error a learner never sees still means a view went wrong)."""

@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 from pages.common.html import visible
 
 MASKED = "#e2e8f0"
+MAX_HEIGHT = 760  # px: a long text gets a fixed-size map to zoom into (drag a box), not a page-long one
+DENSE = 64  # rows or columns past which axis labels are thinned out
 ATTENTION_COLORS = "Blues"  # attention weights, 0 to 1
 
 
@@ -34,10 +36,20 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
         )
     )
     fig.update_layout(
-        title=title, plot_bgcolor=MASKED, height=max(320, 22 * T + 140), margin=dict(l=10, r=10, t=40, b=10),
+        title=title, plot_bgcolor=MASKED, height=min(MAX_HEIGHT, max(320, 22 * T + 140)),
+        margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(title="key (attended to)", tickangle=-60, side="bottom"),
         yaxis=dict(title="query (attending)", autorange="reversed"),
     )
+    return thin_labels(fig, T, T)
+
+
+def thin_labels(fig: go.Figure, n_rows: int, n_cols: int) -> go.Figure:
+    """Past DENSE rows or columns show every k-th label (each cell still names its token on hover)."""
+    if n_cols > DENSE:
+        fig.update_xaxes(nticks=DENSE // 2)
+    if n_rows > DENSE:
+        fig.update_yaxes(nticks=DENSE // 2)
     return fig
 
 
@@ -73,12 +85,14 @@ def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = "R
     if robust and np.isfinite(z).any():
         bound = float(np.nanpercentile(np.abs(z), 99)) or 1.0
         limits = {"zmin": -bound, "zmax": bound}
+    readable = text is not None and z.shape[-1] <= 40  # cell labels only while they fit
+    hover = "%{y} · %{x}<br>%{text} (%{z:.3f})<extra></extra>" if text is not None else None
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=colorscale, zmid=None if limits else zmid, text=text,
-                               texttemplate="%{text}" if text is not None else None, **limits))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                               texttemplate="%{text}" if readable else None, hovertemplate=hover, **limits))
+    fig.update_layout(title=title, height=min(MAX_HEIGHT, height), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis_title=xtitle, yaxis_title=ytitle)
     fig.update_yaxes(autorange="reversed")
-    return fig
+    return thin_labels(fig, z.shape[0], z.shape[-1])
 
 
 def bars(labels_: list[str], values: list[float], title: str = "", xtitle: str = "probability") -> go.Figure:
@@ -88,6 +102,24 @@ def bars(labels_: list[str], values: list[float], title: str = "", xtitle: str =
     fig.update_layout(title=title, height=max(260, 28 * len(values) + 80), margin=dict(l=10, r=60, t=40, b=10),
                       xaxis_title=xtitle, xaxis_range=[0, top * 1.15 if top > 0 else 1])  # room for the labels
     fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def rotation(before: np.ndarray, after: np.ndarray, labels: list[str], title: str = "") -> go.Figure:
+    """2-D points before (hollow) and after (filled) a rotation, joined by a line, one per token."""
+    lines_x, lines_y = [], []
+    for (x0, y0), (x1, y1) in zip(before, after):
+        lines_x += [x0, x1, None]
+        lines_y += [y0, y1, None]
+    fig = go.Figure([
+        go.Scatter(x=lines_x, y=lines_y, mode="lines", line=dict(color="#cbd5e1"), hoverinfo="skip", showlegend=False),
+        go.Scatter(x=before[:, 0], y=before[:, 1], mode="markers", text=labels, name="before rotation",
+                   marker=dict(symbol="circle-open", size=9, color="#64748b"), hovertemplate="%{text}<extra></extra>"),
+        go.Scatter(x=after[:, 0], y=after[:, 1], mode="markers+text", text=labels, name="after rotation (used)",
+                   textposition="top center", marker=dict(size=9, color="#dc2626"), hovertemplate="%{text}<extra></extra>"),
+    ])
+    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)  # a rotation must look like one
     return fig
 
 

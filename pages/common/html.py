@@ -105,3 +105,11 @@ def bertviz_offline(view_html: str) -> str:
         + _vendor_js() + head + "<script>" + script_safe(body) + "</script></body></html>"
     )
 
+
+
+def model_view_height(n_layers: int, n_heads: int, n_tokens: int) -> int:
+    """Pixels bertviz's model view needs (its own layout rules in model_view.js: a thumbnail row per layer of
+    n_tokens × 7·12/n_heads px plus padding, or the enlarged head's token list if taller), plus its layer menu."""
+    rows = n_layers * (n_tokens * 84 / n_heads + 10) + 38
+    detail = n_tokens * 18 + 55
+    return int(max(rows, detail)) + 90

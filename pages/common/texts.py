@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from core.config import ModelConfig
 
 
@@ -104,6 +106,19 @@ def word_in_contexts(cfg: ModelConfig, name: str, word: str, found) -> str:
         what = (f"Each layer mixes in the words on both sides, so the vectors drift apart (lowest cosine {low:.4f}) — "
                 "words after the word count too: this is an encoder.")
     return f"**{name}:** {start}{pieces} {what}"
+
+
+def rope_on_text(cfg: ModelConfig, pair: int, radians: float, n_tokens: int) -> str:
+    half = cfg.head_dim // 2
+    turns = radians * (n_tokens - 1) / (2 * math.pi)
+    return (
+        f"The model's own q and k for your text, in dimensions {pair} and {pair + half} of the {cfg.head_dim} of a "
+        f"head: hollow as the projections made them, filled after RoPE turned them. The token at position p is "
+        f"turned by p × {radians:.4g} rad ({math.degrees(radians):.3g}° per position; {turns:.3g} full turns over "
+        "your text). In q·k the turns of a query and a key combine into one turn by their distance, so this pair "
+        "adds |q|·|k|·cos(the angle between them before + distance × its speed): the same for any two tokens the "
+        "same distance apart. Low pairs turn fast, high pairs hardly at all."
+    )
 
 
 def word_order(cfg: ModelConfig) -> str:
