@@ -5,6 +5,8 @@ import streamlit as st
 from pages.common import nav, sidebar, url
 
 st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide")
+# Names in code spans (`cl100k_base`, `<|im_start|>`) wrap between words, never inside one.
+st.html("<style>[data-testid='stMarkdownContainer'] code {white-space: nowrap}</style>")
 
 
 page = st.navigation(nav.pages())

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
@@ -46,7 +46,7 @@ class History:
     def log(self) -> TrainingLog:
         return TrainingLog.from_dict(json.loads((self.folder / "training_log.json").read_text()))
 
-    @property
+    @cached_property
     def steps(self) -> list[int]:
         steps = sorted(int(p.stem.removeprefix("step_")) for p in (self.folder / "checkpoints").glob("step_*.safetensors"))
         return steps + [self.log.recipe.steps] if steps else []
@@ -81,9 +81,7 @@ class ModelEntry:
 
     @property
     def history(self) -> History | None:
-        folder = MODELS_DIR / self.name
-        shipped = self.source == "shipped" and (folder / "training_log.json").exists()
-        return History(folder) if shipped and History(folder).steps else None
+        return _history(MODELS_DIR / self.name) if self.source == "shipped" else None
 
     def fetch(self, progress: Progress | None = None) -> None:
         """Do the slow one-time part (the Hub download, SmolLM2's conversion) so that `load` only reads local files:
@@ -94,6 +92,13 @@ class ModelEntry:
     def load(self, device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
         """In eval mode with gradients off, on `device` ("auto": CUDA when present)."""
         return self.loader(device, progress)
+
+
+@lru_cache(maxsize=8)
+def _history(folder: Path) -> History | None:
+    """One History per shipped folder and process: its log is parsed and checked once, not on every page run."""
+    history = History(folder) if (folder / "training_log.json").exists() else None
+    return history if history is not None and history.steps else None
 
 
 def _shipped(folder: Path) -> ModelEntry:

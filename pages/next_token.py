@@ -10,9 +10,9 @@ import streamlit as st
 import torch
 
 from core import GenerationTree, registry, sample_token, sampling_distribution
-from core.analysis import entropy, temperature_sweep
+from core.analysis import entropy
 from core.trace import token_limit
-from pages.common import figures, sidebar, texts, widgets
+from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
@@ -60,13 +60,14 @@ st.dataframe(pd.DataFrame({  # text columns: a column mixing numbers and words c
 kept = int((cols.probs > 0).sum())
 settings = f"T = {temperature:g}" + (f", top-k = {top_k}" if top_k else "") if temperature > 0 else "T = 0 (greedy)"
 sorted_p = cols.candidates.sort(descending=True).values
-n_shown = min(len(sorted_p), max(50, 2 * kept))
+n_shown = min(len(sorted_p), max(50, 2 * kept), 2000)  # a 50,000-point line costs seconds to send and draw
 cum = sorted_p[:n_shown].cumsum(0).tolist()
 fig = figures.lines(list(range(1, n_shown + 1)), {f"cumulative probability ({settings})": cum},
                     title=f"Where top-p cuts: the distribution after {settings}", xtitle="tokens, most likely first",
                     ytitle="cumulative probability")
 fig.update_layout(showlegend=True, legend=dict(orientation="h", y=-0.25))
-fig.add_vline(x=kept + 0.5, line_dash="dot", line_color="#dc2626", annotation_text=f"{kept} kept")
+if kept <= n_shown:
+    fig.add_vline(x=kept + 0.5, line_dash="dot", line_color="#dc2626", annotation_text=f"{kept} kept")
 if top_p < 1:
     fig.add_hline(y=top_p, line_dash="dash", annotation_text=f"top-p = {top_p:g}")
 st.plotly_chart(fig, width="stretch", key="nt.cum")
@@ -75,8 +76,8 @@ st.caption(f"With these settings {kept:,} token{'s' if kept != 1 else ''} can be
            "reach p (1 = off; close to 0 only the most likely token is left).")
 
 st.subheader("Temperature and uncertainty")
-temps = [round(0.05 * i, 2) for i in range(1, 41)]  # 0.05 … 2.0
-sweep_h, sweep_top = temperature_sweep(tr.logits, temps)
+temps = tuple(round(0.05 * i, 2) for i in range(1, 41))  # 0.05 … 2.0
+sweep_h, sweep_top = cache.entropy_by_temperature(ctx.model_name, ctx.device, ctx.text, temps)
 fig = figures.lines(temps, {"entropy (nats)": sweep_h, "probability of the most likely token": sweep_top},
                     title="Entropy and the top token's probability as the temperature changes", xtitle="temperature T")
 fig.add_vline(x=max(temperature, 0.05), line_dash="dash",

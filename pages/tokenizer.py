@@ -74,7 +74,8 @@ for label, t in names:
     compare["tokens"].append(len(t_ids))
     compare["characters per token"].append(round(len(ctx.text) / max(len(t_ids), 1), 2))
     compare["first IDs"].append(", ".join(map(str, t_ids[:12])) + (" …" if len(t_ids) > 12 else ""))
-st.dataframe(pd.DataFrame(compare), hide_index=True)
+st.dataframe(pd.DataFrame(compare), hide_index=True,
+             column_config={"first IDs": st.column_config.TextColumn(width="large")})  # the "…" must show
 for label, t in names[1:]:
     short = t.encode(ctx.text[:400])
     st.markdown(f"**{label}**")

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import load_tokenizer, registry, trace
 from core.analysis import embedding_pca as project_embeddings
-from core.analysis import head_labels, word_order_experiment
+from core.analysis import head_labels, temperature_sweep, word_order_experiment
 from core.bpe import after_merges, tokens_per_merge, train_bpe
 from core.trace import token_limit
 
@@ -30,6 +30,12 @@ def traced(name: str, device: str, text: str, record=None, logits: str = "last",
     if record is not None:
         options["record"] = record
     return trace(loaded, text, **options)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def entropy_by_temperature(name: str, device: str, text: str, temperatures: tuple[float, ...]):
+    """Entropy and top-token probability of the next-token softmax at each temperature (one sweep per text)."""
+    return temperature_sweep(traced(name, device, text, lens_top_k=1).logits, list(temperatures))  # the page's trace
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
