@@ -59,8 +59,9 @@ st.markdown(" · ".join(
 missing = [k for k in kinds if k not in summary]
 if missing:
     best = {k: labels.best(k) for k in missing}
-    st.caption("No head reaches 0.4 on " + "; ".join(f"{k} (best L{lay} H{h}, {s:.2f})" for k, (lay, h, s)
-                                                      in best.items()) + ".")
+    st.caption("A head is labelled with the kind it scores highest on, when that score is at least 0.4. No head "
+               "carries " + " or ".join(best) + " as its label; the best scores: " + "; ".join(
+                   f"{k} L{lay} H{h} {s:.2f}" for k, (lay, h, s) in best.items()) + ".")
 
 st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
