@@ -35,7 +35,7 @@ st.plotly_chart(figures.bars([name(i) for i in top.indices.tolist()], top.values
                              title="Top 15 of the softmax at the last position"), width="stretch", key="nt.top")
 H = entropy(probs)
 c1, c2, c3 = st.columns(3)
-c1.metric("Sum of all probabilities", f"{float(probs.sum()):.6f}")
+c1.metric("Sum of all probabilities", f"{float(probs.double().sum()):.6f}")  # summed in float64: no rounding drift
 c2.metric("Entropy (T = 1)", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
 widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
@@ -78,8 +78,9 @@ st.caption(f"With these settings {kept:,} token{'s' if kept != 1 else ''} can be
 st.subheader("Temperature and uncertainty")
 temps = tuple(round(0.05 * i, 2) for i in range(1, 41))  # 0.05 … 2.0
 sweep_h, sweep_top = cache.entropy_by_temperature(ctx.model_name, ctx.device, ctx.text, temps)
-fig = figures.lines(temps, {"entropy (nats)": sweep_h, "probability of the most likely token": sweep_top},
-                    title="Entropy and the top token's probability as the temperature changes", xtitle="temperature T")
+fig = figures.two_axes(temps, ("entropy (nats)", sweep_h), ("probability of the most likely token", sweep_top),
+                       title="Entropy and the top token's probability as the temperature changes",
+                       xtitle="temperature T")
 fig.add_vline(x=max(temperature, 0.05), line_dash="dash",
               annotation_text=f"your T = {temperature:g}" if temperature > 0 else "T = 0: greedy, entropy 0")
 st.plotly_chart(fig, width="stretch", key="nt.temp")

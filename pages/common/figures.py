@@ -146,6 +146,18 @@ def tree(places: list[tuple[int, int]], parents: list[int | None], labels: list[
     return fig
 
 
+def two_axes(x, left: tuple[str, list[float]], right: tuple[str, list[float]], title: str = "",
+             xtitle: str = "") -> go.Figure:
+    """Two curves over the same x, each on its own y-axis (entropy in nats beside a probability)."""
+    fig = go.Figure([go.Scatter(x=x, y=left[1], name=left[0], mode="lines"),
+                     go.Scatter(x=x, y=right[1], name=right[0], mode="lines", yaxis="y2")])
+    fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=xtitle,
+                      yaxis=dict(title=left[0]), yaxis2=dict(title=right[0], overlaying="y", side="right",
+                                                             range=[0, 1.02]),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
 def grouped_bars(categories: list[str], series: dict[str, list[float]], title: str = "", ytitle: str = "") -> go.Figure:
     fig = go.Figure([go.Bar(name=name, x=categories, y=values) for name, values in series.items()])
     fig.update_layout(barmode="group", title=title, height=380, margin=dict(l=10, r=10, t=40, b=10),
