@@ -42,11 +42,13 @@ st.plotly_chart(figures.scatter_tokens(projection.coords.numpy(), hover, placed,
                                        [visible(tok.display(i)) for i in typed], dims,
                                        title=f"PCA of {n_vocab_rows:,} token embeddings, with your tokens"),
                 width="stretch")
+specials_first = any(i < 256 for i in tok.special_tokens.values())
 order = ("special and unused slots, single characters, then whole words and ##pieces" if tok.kind == "wordpiece"
-         else "special tokens and single bytes, then merged tokens in the order they were learned (roughly most "
-         "frequent first)")
+         else ("special tokens, then " if specials_first else "") + "single bytes, then merged tokens in the order they "
+         "were learned (roughly most frequent first)")
 rarer = sum(i >= n_vocab_rows for i in typed)
-st.caption(f"The grey cloud is the first {n_vocab_rows:,} IDs: {order}. The axes explain "
+which = f"all {n_vocab_rows:,}" if n_vocab_rows == cfg.vocab_size else f"the first {n_vocab_rows:,}"
+st.caption(f"The grey cloud is {which} IDs: {order}. The axes explain "
            f"{', '.join(f'{v:.1%}' for v in projection.explained[:dims])} of the variance."
            + (f" {rarer} of your tokens have higher IDs: they are placed on the same axes." if rarer else ""))
 cluster = high_byte_cluster(model)

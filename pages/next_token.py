@@ -30,7 +30,8 @@ name = (lambda i: visible(tok.display(i))) if tok else str
 
 probs = tr.probs
 top = probs.topk(15)
-st.subheader(f"After “{''.join(tr.tokens[-6:])}”, the model predicts…")
+said = "".join(tr.tokens)
+st.subheader(f"After “{said if len(said) <= 70 else '…' + said[-70:]}”, the model predicts…")
 st.plotly_chart(figures.bars([name(i) for i in top.indices.tolist()], top.values.tolist(),
                              title="Top 15 of the softmax at the last position"), width="stretch", key="nt.top")
 H = entropy(probs)
@@ -62,9 +63,12 @@ settings = f"T = {temperature:g}" + (f", top-k = {top_k}" if top_k else "") if t
 sorted_p = cols.candidates.sort(descending=True).values
 n_shown = min(len(sorted_p), max(50, 2 * kept), 2000)  # a 50,000-point line costs seconds to send and draw
 cum = sorted_p[:n_shown].cumsum(0).tolist()
+shown_note = f" (the {n_shown:,} most likely of {len(sorted_p):,})" if n_shown < len(sorted_p) else ""
 fig = figures.lines(list(range(1, n_shown + 1)), {f"cumulative probability ({settings})": cum},
-                    title=f"Where top-p cuts: the distribution after {settings}", xtitle="tokens, most likely first",
-                    ytitle="cumulative probability")
+                    title=f"Where top-p cuts: the distribution after {settings}",
+                    xtitle=f"tokens, most likely first{shown_note}, log scale", ytitle="cumulative probability")
+fig.update_xaxes(type="log")
+fig.update_yaxes(range=[0, 1.02])
 fig.update_layout(showlegend=True, legend=dict(orientation="h", y=-0.25))
 if kept <= n_shown:
     fig.add_vline(x=kept + 0.5, line_dash="dot", line_color="#dc2626", annotation_text=f"{kept} kept")
@@ -122,7 +126,7 @@ def step_to(token_id: int, prob: float) -> None:
 
 def percent(p: float) -> str:
     """A probability as a percentage that never shows a real chance as 0%."""
-    return f"{p:.0%}" if p >= 0.01 else f"{p:.2%}" if p >= 0.0001 else f"{p:.1e}"
+    return f"{p:.0%}" if p >= 0.1 else f"{p:.1%}" if p >= 0.001 else f"{p:.2%}" if p >= 0.0001 else f"{p:.1e}"
 
 
 generated = tree.path()

@@ -45,7 +45,8 @@ elif cfg.positional == "rope":
     st.subheader("This model's rotary frequencies")
     st.plotly_chart(figures.lines(list(range(len(freqs))), {"radians per position": freqs.tolist()},
                                   title=f"Rotation speed of each of the {len(freqs)} dimension pairs (θ = "
-                                  f"{cfg.rope_theta:g})", xtitle="dimension pair", ytitle="radians / position"),
+                                  f"{cfg.rope_theta:g}; log scale: the slow pairs still turn)", xtitle="dimension pair",
+                                  ytitle="radians / position").update_yaxes(type="log"),
                     width="stretch")
     score = rope_distance_profile(cfg, min(cfg.n_ctx, 512))
     st.plotly_chart(figures.lines(list(range(len(score))), {"q·k (normalised)": score.tolist()},
@@ -95,7 +96,7 @@ st.markdown(texts.word_order(cfg))
 c1, c2 = st.columns(2)
 for col, ids, title in ((c1, exp.original, "Original order"), (c2, exp.shuffled, "Shuffled")):
     col.markdown(f"**{title}**")
-    col.html(token_spans([tok.display(i) for i in ids], show_ids=False))
+    col.html(token_spans([tok.display(i) for i in ids], ids, show_ids=False, scope=tok.name))  # hover: where it went
 if exp.probs is not None:
     rows = {"order": [], "position signal": [], "top 5 next tokens": []}
     for (order, positions), probs in exp.probs.items():
@@ -120,5 +121,6 @@ c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.to
                                           hidden=tr.hidden().numpy()), width="stretch", key="pos.attn.orig")
 c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
                                           hidden=ts.hidden().numpy()), width="stretch", key="pos.attn.shuf")
-st.caption("The same head on both orders (position signal on): a head that follows positions (the token just "
-           "before, the first token) keeps its shape while the words under it move.")
+st.caption("The same head on both orders (position signal on). Compare them: a head that follows positions (the "
+           "token just before, the first token) keeps its place relative to the diagonal while the words under it "
+           "move; a head that follows particular words moves with them.")

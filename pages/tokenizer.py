@@ -23,7 +23,7 @@ widgets.need_text(ctx.text)
 
 ids = tok.encode(ctx.text)
 st.subheader(f"Your text as {len(ids)} tokens")
-st.html(token_spans([tok.display(i) for i in ids[:2000]], ids[:2000]))
+st.html(token_spans([tok.display(i) for i in ids[:2000]], ids[:2000], scope=tok.name))
 if len(ids) > 2000:
     st.caption(f"Showing the first 2,000 of {len(ids):,} tokens.")
 st.caption("Hover a token for its position, ID and bytes. · is a space, ↵ a newline, → a tab.")
@@ -42,10 +42,12 @@ rows = {
 }
 with st.expander("Token table: each token's ID and raw bytes", expanded=len(ids) <= 40):
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption("A token can hold part of a character (emoji and many scripts use several bytes): such a token's "
-               "text shows the leftover bytes as \\xNN. Zero-width characters show as ‹ZWJ›, ‹ZWSP› and the like."
-               + (" Bytes are those of the text each token stands for (lower-cased and accent-stripped pieces, "
-                  "`[UNK]` for a character the vocabulary lacks)." if tok.kind == "wordpiece" else ""))
+    st.caption("Bytes are those of your text that each token stands for, as typed — before WordPiece lower-cases it "
+               "and strips accents (`cafe` stands for `Café`); [CLS] and [SEP] stand for no text and show their own "
+               "spelling. WordPiece never splits a character; a word it cannot spell becomes [UNK] whole."
+               if tok.kind == "wordpiece" else
+               "A token can hold part of a character (emoji and many scripts use several bytes): such a token's "
+               "text shows the leftover bytes as \\xNN. Zero-width characters show as ‹ZWJ›, ‹ZWSP› and the like.")
 widgets.download_csv(rows, "tokens.csv")
 
 if tok.chat_template:
@@ -53,7 +55,8 @@ if tok.chat_template:
     chat = render_chat(tok.chat_template, [{"role": "user", "content": ctx.text[:2000]}])
     chat_ids = tok.encode_with_special(chat)
     special = set(tok.special_tokens.values())
-    st.html(token_spans([f"⟦{tok.display(i)}⟧" if i in special else tok.display(i) for i in chat_ids], chat_ids))
+    st.html(token_spans([f"⟦{tok.display(i)}⟧" if i in special else tok.display(i) for i in chat_ids], chat_ids,
+                        scope=tok.name))
     n_special = sum(i in special for i in chat_ids)
     st.caption(f"Your text as the user's message in {tok.name}'s own chat template: {len(chat_ids)} tokens, "
                f"{n_special} of them special tokens (in ⟦ ⟧, e.g. `<|im_start|>` = id "
@@ -79,7 +82,7 @@ st.dataframe(pd.DataFrame(compare), hide_index=True,
 for label, t in names[1:]:
     short = t.encode(ctx.text[:400])
     st.markdown(f"**{label}**")
-    st.html(token_spans([t.display(i) for i in short], short))
+    st.html(token_spans([t.display(i) for i in short], short, scope=t.name))
 
 st.subheader("BPE step by step")
 pieces = [p for p in tok.pieces(ctx.text[:2000]) if len(p.encode("utf-8", "surrogatepass")) > 1]
@@ -96,7 +99,8 @@ else:
     k = widgets.slider("Merge step", "tok.step", 0, len(steps) - 1, len(steps) - 1, clamp="for this piece") \
         if len(steps) > 1 else 0
     parts = steps[k].parts
-    st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.id_of(p) for p in parts]))
+    st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.id_of(p) for p in parts],
+                        scope=tok.name))
     table = {
         "step": list(range(len(steps))),
         "merged (rank)": [str(s.rank) if s.rank is not None else "start: single bytes" for s in steps],
@@ -124,6 +128,7 @@ steps, counts = cache.bpe_curve(corpus, n_merges, yours)
 curve = figures.lines(steps, {"tokens in your text": counts}, title="Each merge can shorten your text",
                       xtitle="merges learned", ytitle="tokens")
 curve.add_vline(x=k, line_dash="dot", line_color="#dc2626")
+curve.update_yaxes(rangemode="tozero", tickformat="d")  # whole tokens, from 0: one token fewer is not a cliff
 c2.plotly_chart(curve, width="stretch", key="tok.curve")
 st.html(token_spans([own.display(i) for i in own_ids[:400]], own_ids[:400]))
 st.caption(f"Learned from a short story written for Glassbox ({len(sample_text().split())} words, "
@@ -162,4 +167,7 @@ st.plotly_chart(figures.grouped_bars(list(sentences), {label: tax[label] for lab
 st.caption("The same meaning costs very different numbers of tokens: a tokenizer trained mostly on English text "
            "learned few merges for other scripts, so their words fall apart into many byte-level pieces — more "
            "tokens means more compute, more cost and less text fitting in the context. The first row is your own "
-           "text (its first 300 characters).")
+           "text (its first 300 characters)."
+           + (f" {tok.name} is WordPiece: its counts include [CLS] and [SEP], and it has no byte pieces — a word it "
+              "cannot spell becomes one [UNK], so a low count there can mean text it lost, not text it read well."
+              if tok.kind == "wordpiece" else ""))

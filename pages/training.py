@@ -9,9 +9,10 @@ from pages.common.html import visible
 
 ctx = sidebar.context()
 st.title("📈 How it learned")
-st.markdown(texts.training())
-
 entry = ctx.entry if ctx.entry.history else registry.get(registry.DEFAULT_MODEL)
+waves = bool(entry.history and cache.log(entry.name).recipe.pos_init_scale)  # the position table started as waves
+st.markdown(texts.training(waves))
+
 if entry.history is None:
     st.info("Training history is only shipped for the embedded model, and it is missing here.")
     st.stop()
@@ -62,7 +63,7 @@ hint = ""
 if len(tr.tokens) > 1:
     prev_layer, prev_head, prev_score = best_head(previous_token_scores(cache.snapshot_trace(name, steps[-1], ctx.text)))
     hint = (f" On your text the final model's most previous-token head is L{prev_layer} H{prev_head} "
-            f"({prev_score:.2f} of each token's attention goes to the token just before): pick it and move the "
+            f"(on average {prev_score:.2f} of a token's attention goes to the token just before): pick it and move the "
             "step to see when that diagonal forms.")
-st.caption("At step 0 the weights are random: the prediction is nearly uniform and attention is spread evenly. "
+st.caption(f"At step 0 the weights are random{' (the position table excepted, see above)' if waves else ''}: the prediction is nearly uniform and attention is spread evenly. "
            "Watch both sharpen as the steps go by." + hint)

@@ -223,7 +223,7 @@ def test_training_page_explains_the_curriculum_and_names_the_previous_token_head
     recipe = get(DEFAULT_MODEL).history.log.recipe
     if recipe.short_steps:
         assert f"first {recipe.short_steps:,} steps it trained on short {recipe.short_ctx}-token" in captions
-    found = re.search(r"most previous-token head is L(\d+) H(\d+) \((\d\.\d\d)", captions)
+    found = re.search(r"most previous-token head is L(\d+) H(\d+) \(on average (\d\.\d\d)", captions)
     assert found, captions
     scores = previous_token_scores(trace(load_model(device="cpu"), at.text_area[0].value, record=("blocks.*.attn.hook_pattern",),
                                          logits="none"))

@@ -276,6 +276,21 @@ def test_model_view_frame_holds_every_chosen_layer(server, browser):
     page.context.close()
 
 
+def test_hovering_a_token_rings_it_in_every_view(server, browser):
+    """Issue 14.16: hover a token in one view and every copy of it in the views of the same tokenizer is ringed."""
+    page = new_page(browser, [])
+    text = urllib.parse.quote("a cat and the dog and the bird")
+    page.goto(f"{server}/tokenizer?text={text}", wait_until="domcontentloaded")
+    settle(page)
+    copies = page.locator('[class*="gb-gpt2-262"]')  # " the" in gpt2's view (the same id twice)
+    assert copies.count() >= 2
+    copies.first.hover()
+    time.sleep(0.5)
+    rings = [copies.nth(i).evaluate("e => getComputedStyle(e).boxShadow") for i in range(copies.count())]
+    assert all("220, 38, 38" in r for r in rings), rings
+    page.context.close()
+
+
 def test_zz_server_log_has_no_traceback(server):
     """Runs last in this module (pytest keeps file order): every page above was served; the server's own log must
     hold no traceback (an error a learner never sees still means a view went wrong)."""

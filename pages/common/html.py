@@ -7,6 +7,7 @@ does not help: there `</` and `<!--` are escaped so no token can close the scrip
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 import zlib
 from functools import lru_cache
@@ -46,12 +47,15 @@ def colour(token: int | str) -> str:
 
 
 def token_spans(
-    tokens: list[str], ids: list[int] | None = None, show_ids: bool = True, mark_from: int | None = None
+    tokens: list[str], ids: list[int] | None = None, show_ids: bool = True, mark_from: int | None = None,
+    scope: str | None = None,
 ) -> str:
     """Coloured spans, one per token; the id sits under its token, and hovering shows index, id and bytes.
     The same token always gets the same colour (by its id, or its text when there are no ids). Tokens from
-    `mark_from` on get a dark outline (generated text)."""
+    `mark_from` on get a dark outline (generated text). With a `scope` (the tokenizer's name) and ids, hovering a
+    token rings every copy of it in every view of the same tokenizer on the page (CSS :has, no script)."""
     cells = []
+    tag = re.sub(r"[^a-z0-9]", "-", scope.lower()) if scope and ids is not None else None
     for i, tok in enumerate(tokens):
         label = html.escape(visible(tok)) or "&nbsp;"
         tid = "" if ids is None else str(ids[i])
@@ -62,13 +66,19 @@ def token_spans(
             else ""
         )
         outline = "outline:2px solid #0f172a;" if mark_from is not None and i >= mark_from else ""
+        klass = f' class="gb-{tag}-{ids[i]}"' if tag else ""
         cells.append(
-            f'<span title="{hover}" style="display:inline-block;margin:2px;padding:2px 4px;border-radius:4px;{outline}'
+            f'<span title="{hover}"{klass} '
+            f'style="display:inline-block;margin:2px;padding:2px 4px;border-radius:4px;{outline}'
             f'background:{colour(tok if ids is None else ids[i])};font-family:monospace;white-space:pre;'
             'line-height:1.3">'
             f"{label}{id_line}</span>"
         )
-    return '<div style="line-height:2.2">' + "".join(cells) + "</div>"
+    rings = ""
+    if tag:
+        rings = "<style>" + "".join(f"body:has(.gb-{tag}-{i}:hover) .gb-{tag}-{i}{{box-shadow:0 0 0 3px #dc2626}}"
+                                    for i in dict.fromkeys(ids)) + "</style>"
+    return rings + '<div style="line-height:2.2">' + "".join(cells) + "</div>"
 
 
 def script_safe(code: str) -> str:

@@ -17,7 +17,7 @@ def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_
             "spaces and punctuation, then each word is cut "
             "greedily into the longest pieces found in the vocabulary; a piece that continues a word starts with "
             "`##`. Two special tokens frame every input: `[CLS]` at the start and `[SEP]` at the end. Unlike byte-"
-            "level BPE, a character the vocabulary lacks (many emoji) becomes `[UNK]`."
+            "level BPE, a word holding a character the vocabulary lacks (many emoji) becomes one `[UNK]`."
         )
     start = ("the 256 possible bytes" if single_bytes == 256 else
              f"single bytes — {single_bytes} of the 256 possible ones have a token; the other {256 - single_bytes} "
@@ -29,7 +29,7 @@ def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_
         f"integer ID between 0 and {cfg.vocab_size - 1}. This model uses a byte-level **BPE** vocabulary "
         f"(`{tok_name}`): it starts from {start} and learned, from its training text, which adjacent "
         "pairs to merge into bigger tokens — frequent words become one token, rare ones split into pieces. "
-        "Spaces belong to the token after them, which is why ` the` and `the` are different tokens." + digits
+        "Spaces belong to the token after them, which is why `·the` (with its space, shown as ·) and `the` are different tokens." + digits
     )
 
 
@@ -171,7 +171,8 @@ def attention(cfg: ModelConfig) -> str:
         "look at every other token. A head turns each token into a query q, a key k and a value v; the weights are "
         f"softmax(q·k / √{cfg.head_dim}) over the keys, and the output is the weighted sum of the values. This is a "
         f"decoder ({style}-style) model, so a token may only look at itself and tokens **before** it: the future is "
-        "masked, which is why the upper triangle is empty." + gqa + rope
+        "masked, which is why the upper triangle is drawn in pale yellow: those cells get no weight at all." + gqa
+        + rope
     )
 
 
@@ -196,9 +197,10 @@ def next_token(cfg: ModelConfig) -> str:
     )
 
 
-def training() -> str:
+def training(waves: bool = False) -> str:
+    start = "random weights (its position table from cos/sin waves)" if waves else "random weights"
     return (
-        "The embedded model started from random weights and learned by predicting the next token of children's "
+        f"The embedded model started from {start} and learned by predicting the next token of children's "
         "stories, over and over, nudging every weight to make the right token more likely (pretraining). The loss is "
         "the average −log p of the correct next token: it falls as the model learns. The validation loss is measured "
         "on stories the model never trained on; if it rose while training loss fell, the model would be memorising."
