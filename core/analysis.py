@@ -402,3 +402,15 @@ def rope_pair(tr: Trace, layer: int, head: int, pair: int) -> RopePair:
     q_after = q[:, head][:, [pair, pair + half]]  # (T, 2)
     k_after = k[:, cfg.kv_head(head)][:, [pair, pair + half]]
     return RopePair(freq, unturn(q_after), q_after, unturn(k_after), k_after)
+
+
+def odd_positions(table: torch.Tensor, k: int = 2) -> tuple[list[tuple[int, float]], float]:
+    """The k rows of a position table least like their neighbours — (position, mean cosine to the rows before and
+    after it) — and the median of that over all rows: a row trained for one special slot stands out."""
+    normed = torch.nn.functional.normalize(table.float(), dim=-1)
+    step = (normed[:-1] * normed[1:]).sum(-1)  # (n-1,) cosine of each row with the next
+    before = torch.cat([step[:1], step])  # row 0 has only a next row: count it twice
+    after = torch.cat([step, step[-1:]])
+    mean = (before + after) / 2
+    lows = mean.topk(k, largest=False)
+    return [(int(i), float(v)) for i, v in zip(lows.indices, lows.values)], float(mean.median())

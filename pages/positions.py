@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.analysis import cosine_matrix, mean_norm_ratio, position_table, rope_pair
+from core.analysis import cosine_matrix, mean_norm_ratio, odd_positions, position_table, rope_pair
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
 from core.trace import attention_record
 from pages.common import cache, figures, sidebar, texts, widgets
@@ -37,7 +37,7 @@ if cfg.positional == "learned":
                    "head find the token just before at any position (see the Attention page's previous-token head).")
     else:
         st.caption("Nothing told the model how positions relate: any structure here was learned from the training "
-                   "text.")
+                   "text." + (texts.bert_positions(*odd_positions(table)) if cfg.family == "bert" else ""))
     widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": table[:, j].numpy() for j in range(cfg.d_model)}},
                          "positions.csv")
 elif cfg.positional == "rope":

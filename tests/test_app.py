@@ -497,3 +497,13 @@ def test_model_view_height_fits_bertviz_layout():
     assert model_view_height(30, 9, 22) > model_view_height(4, 9, 22)
     at = open_page(app(), "pages/attention.py")
     assert at.multiselect(key="attn.mv_layers.tiny-stories-1m").value == [0, 1, 2, 3]
+
+
+@PACKAGED
+def test_minilm_position_seam_is_measured_and_explained():
+    """Issue 14.6: MiniLM's lines at positions 0 and 127 in the similarity map, measured and explained."""
+    at = open_page(app(model="minilm-l6", text="The bank"), "pages/positions.py")
+    note = next(c.value for c in at.caption if "least like their neighbours" in c.value)
+    assert "positions 0 (" in note and "127 (" in note and "[CLS]" in note and "[SEP]" in note
+    at = open_page(app(text="The bank"), "pages/positions.py")
+    assert not any("least like their neighbours" in c.value for c in at.caption)  # not a BERT: no such claim

@@ -239,3 +239,13 @@ def test_rope_pair_turns_back_to_the_projections_output():
         assert torch.allclose(turn.q_before, q[:, head][:, [pair, pair + half]], atol=1e-5)
         assert torch.allclose(turn.k_before, k[:, cfg.kv_head(head)][:, [pair, pair + half]], atol=1e-5)
         assert torch.allclose(turn.q_after.norm(dim=-1), turn.q_before.norm(dim=-1), atol=1e-5)  # a rotation
+
+
+def test_odd_positions_finds_a_row_unlike_its_neighbours():
+    from core.analysis import odd_positions
+
+    angles = torch.arange(40, dtype=torch.float32)[:, None] * torch.tensor([[0.1, 0.2]])
+    table = torch.cat([angles.cos(), angles.sin()], dim=1)  # smooth: neighbours alike
+    table[17] = -table[17]  # one slot trained for something else
+    odd, median = odd_positions(table, k=1)
+    assert odd[0][0] == 17 and odd[0][1] < 0 < median

@@ -108,6 +108,20 @@ def word_in_contexts(cfg: ModelConfig, name: str, word: str, found) -> str:
     return f"**{name}:** {start}{pieces} {what}"
 
 
+def bert_positions(odd: list[tuple[int, float]], median: float) -> str:
+    """The rows of a BERT-style position table least like their neighbours, measured, and the likely reason."""
+    rows = " and ".join(f"{p} (cosine to its neighbours {c:.2f})" for p, c in sorted(odd))
+    why = []
+    if any(p == 0 for p, _ in odd):
+        why.append("position 0 always held [CLS]")
+    if any(p == 127 for p, _ in odd):
+        why.append("BERT-style models train mostly on sequences of at most 128 tokens, whose last slot (127) "
+                   "usually held [SEP]")
+    reason = (" Most likely the training slots: " + ", and ".join(why) + " — a row learned for one special token "
+              "looks unlike its neighbours.") if why else ""
+    return f" The rows least like their neighbours are positions {rows}, against {median:.2f} for a typical row.{reason}"
+
+
 def rope_on_text(cfg: ModelConfig, pair: int, radians: float, n_tokens: int) -> str:
     half = cfg.head_dim // 2
     turns = radians * (n_tokens - 1) / (2 * math.pi)
