@@ -36,10 +36,11 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
         )
     )
     fig.update_layout(
-        title=title, plot_bgcolor=MASKED, height=min(MAX_HEIGHT, max(320, 22 * T + 140)),
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(title="key (attended to)", tickangle=-60, side="bottom"),
-        yaxis=dict(title="query (attending)", autorange="reversed"),
+        # masked cells are gaps that show the background; with nothing masked (an encoder) no yellow anywhere
+        title=title, plot_bgcolor=MASKED if hidden is not None and hidden.any() else "white",
+        height=min(MAX_HEIGHT, max(320, 22 * T + 140)), margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(title="key (attended to)", tickangle=-60, side="bottom", range=[-0.5, T - 0.5]),
+        yaxis=dict(title="query (attending)", range=[T - 0.5, -0.5]),  # query 0 at the top, no padding
     )
     return thin_labels(fig, T, T)
 
