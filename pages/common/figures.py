@@ -190,4 +190,9 @@ def scatter_tokens(coords: np.ndarray, hover: list[str], marked: np.ndarray, mar
                           textposition="top center", marker=dict(size=10, color="#dc2626"), name="your tokens")
     fig = go.Figure([base, mark])
     fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=40, b=10))
+    if dims == 2:  # equal units on both axes: distances on screen are distances in the projection
+        fig.update_layout(xaxis_title="principal component 1", yaxis_title="principal component 2")
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    else:
+        fig.update_layout(scene=dict(xaxis_title="PC 1", yaxis_title="PC 2", zaxis_title="PC 3", aspectmode="data"))
     return fig
