@@ -78,7 +78,7 @@ def byte_cluster(cfg: ModelConfig, n: int, cohesion: float) -> str:
     tied = (" With a tied unembedding, every training step also pushes tokens that are never the answer to be less "
             "likely — all in nearly the same direction — so they end up together, away from the tokens in use."
             if cfg.tied_embeddings else "")
-    return (f"A tight knot of points: the {n} single bytes 0x80–0xFF (pieces of characters outside ASCII: é, 日, 😀 "
+    return (f"A tight knot of points: the {n} single bytes 0x80–0xFF (pieces of characters outside ASCII: é, €, 😀 "
             f"are 2–4 of them), which this model's training text hardly used. Their rows are nearly parallel (mean "
             f"cosine {cohesion:.2f}, measured now).{tied}")
 
