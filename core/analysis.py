@@ -111,12 +111,27 @@ def head_labels(model: Transformer, text_trace: Trace, seed: int = 0) -> HeadLab
     )
 
 
-def pca(matrix: torch.Tensor, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows projected on the top-k principal components, and the fraction of variance each one explains."""
-    x = matrix.float() - matrix.float().mean(0)
+@dataclass
+class Projection:
+    """A PCA fitted on some rows: their coordinates, and the axes to place any other row on."""
+
+    coords: torch.Tensor  # (n, k) the fitted rows
+    explained: torch.Tensor  # (k,) fraction of the variance along each axis
+    mean: torch.Tensor  # (d,)
+    axes: torch.Tensor  # (k, d)
+
+    def place(self, rows: torch.Tensor) -> torch.Tensor:
+        """(m, k) coordinates of other rows on the same axes."""
+        return (rows.float() - self.mean) @ self.axes.T
+
+
+def pca(matrix: torch.Tensor, k: int = 3) -> Projection:
+    """The rows on their top-k principal components."""
+    mean = matrix.float().mean(0)
+    x = matrix.float() - mean
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
     var = s**2
-    return x @ vh[:k].T, var[:k] / var.sum()
+    return Projection(x @ vh[:k].T, var[:k] / var.sum(), mean, vh[:k].clone())
 
 
 def cosine_neighbours(
@@ -233,7 +248,7 @@ SWAPS = [("it", "he"), ("he", "she"), ("she", "he"), ("girl", "boy"), ("boy", "g
 def one_word_edit(tokenizer, text: str) -> tuple[str, str, str] | None:
     """(edited text, word, replacement): the last word of `text` that a swap in SWAPS changes without changing the
     number of tokens (so the two attention patterns line up position by position); None when no swap fits."""
-    words = list(re.finditer(r"\b\w+\b", text))
+    words = list(re.finditer(r"\b\w+\b", text))[-40:]  # the last words: a 20,000-character paste stays quick
     n = len(tokenizer.encode(text))
     for match in reversed(words):
         for word, other in SWAPS:
@@ -244,32 +259,9 @@ def one_word_edit(tokenizer, text: str) -> tuple[str, str, str] | None:
     return None
 
 
-def embedding_table(model: Transformer, n_rows: int | None = None) -> torch.Tensor:
-    """(n_rows, d) a copy of the first rows of the token-embedding table (all of them by default)."""
-    return model.embed.weight[:n_rows].detach().float().cpu().clone()
-
-
-@dataclass
-class Projection:
-    """A PCA fitted on some embedding rows: their coordinates, and the axes to place any other row on."""
-
-    coords: torch.Tensor  # (n, k) the fitted rows
-    explained: torch.Tensor  # (k,) fraction of the variance along each axis
-    mean: torch.Tensor  # (d,)
-    axes: torch.Tensor  # (k, d)
-
-    def place(self, rows: torch.Tensor) -> torch.Tensor:
-        """(m, k) coordinates of other rows on the same axes."""
-        return (rows.float() - self.mean) @ self.axes.T
-
-
 def embedding_pca(model: Transformer, n_rows: int, k: int = 3) -> Projection:
     """The first n_rows embedding rows on their top-k principal components."""
-    table = model.embed.weight[:n_rows].detach().float().cpu()
-    mean = table.mean(0)
-    _, s, vh = torch.linalg.svd(table - mean, full_matrices=False)
-    var = s**2
-    return Projection((table - mean) @ vh[:k].T, var[:k] / var.sum(), mean, vh[:k].clone())
+    return pca(model.embed.weight[:n_rows].detach().cpu(), k)
 
 
 def embedding_rows(model: Transformer, ids: list[int]) -> torch.Tensor:

@@ -26,7 +26,7 @@ if cfg.positional == "learned":
     st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
                                     ytitle="position", height=460), width="stretch")
     history = ctx.entry.history
-    if history is not None and cache.log(ctx.model_name).recipe.pos_init_scale:
+    if history is not None and history.log.recipe.pos_init_scale:
         start = position_table(cache.snapshot(ctx.model_name, history.steps[0]), n_show)
         growth = mean_norm_ratio(table, start)
         st.caption("This table did not start as random noise: training started it as cos/sin waves in which each "

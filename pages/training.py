@@ -10,14 +10,14 @@ from pages.common.html import visible
 ctx = sidebar.context()
 st.title("📈 How it learned")
 entry = ctx.entry if ctx.entry.history else registry.get(registry.DEFAULT_MODEL)
-waves = bool(entry.history and cache.log(entry.name).recipe.pos_init_scale)  # the position table started as waves
+waves = bool(entry.history and entry.history.log.recipe.pos_init_scale)  # the position table started as waves
 st.markdown(texts.training(waves))
 
 if entry.history is None:
     st.info("Training history is only shipped for the embedded model, and it is missing here.")
     st.stop()
 name, steps = entry.name, entry.history.steps
-log = cache.log(name)
+log = entry.history.log  # parsed and checked once per process (core.registry)
 if name != ctx.model_name:
     st.info(f"{ctx.model_name} was trained elsewhere, without a shipped history: this page shows the embedded "
             f"model, {name}.")

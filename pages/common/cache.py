@@ -87,8 +87,3 @@ def snapshot_trace(name: str, step: int, text: str):
     return trace(snapshot(name, step), text)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def log(name: str):
-    """The typed training log (a frozen dataclass: shared, and nobody can change it)."""
-    return registry.get(name).history.log
-

@@ -21,8 +21,8 @@ def _draw(kind: str, label: str, key: str, default: object, validate: url.Valida
     if message:
         (where or st).warning(message, icon="⚠️")
     if key in st.session_state:
-        # Re-assigned before every draw: a widget whose id changes between runs (seen on a model change)
-        # would otherwise start from its empty default — the text was lost when the model changed on a page.
+        # Re-assigned before every draw: Streamlit's widget ids include the page script being run, and a widget
+        # with a new id would otherwise start from its empty default (the sidebar's text was lost this way).
         st.session_state[key] = st.session_state[key]
     elif key not in st.query_params:
         st.session_state[key] = default
