@@ -9,12 +9,14 @@ fresh arrays and small dataclasses.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import random
 import re
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from core.model import Transformer, rope_inv_freq
 from core.trace import Trace, hook, trace
@@ -406,3 +408,326 @@ def odd_positions(table: torch.Tensor, k: int = 2) -> tuple[list[tuple[int, floa
     mean = (before + after) / 2
     lows = mean.topk(k, largest=False)
     return [(int(i), float(v)) for i, v in zip(lows.indices, lows.values)], float(mean.median())
+
+
+# ---- Inside the block: the residual stream, direct logit attribution, the norms, the feed-forward neurons ----
+
+def _traced_with(model: Transformer, tr: Trace, names: tuple[str, ...]) -> Trace:
+    """`tr` when it recorded every name (fnmatch patterns allowed), else the same tokens traced again with them."""
+    have = tr.names
+    if all(any(fnmatch.fnmatchcase(n, p) for n in have) for p in names):
+        return tr
+    return trace(model, tr.token_ids, record=names)
+
+
+def _decoder_with_final_norm(model: Transformer, what: str) -> None:
+    cfg = model.config
+    if not cfg.lm_head:
+        raise ValueError(f"{cfg.name} is an encoder with no unembedding: it gives no logits, so no {what}")
+    if cfg.post_norm:
+        raise ValueError(f"{cfg.name} normalises inside the residual stream (post-norm), so the stream is not a sum "
+                         f"of its parts and has no {what}")
+
+
+def _unembed_row(model: Transformer, token_id: int) -> torch.Tensor:
+    weight = model.embed.weight if model.unembed is None else model.unembed.weight  # (V, d)
+    return weight[token_id]
+
+
+ATTRIBUTION_RECORD = ("hook_embed", "hook_pos_embed", "blocks.*.hook_attn_out", "blocks.*.hook_mlp_out",
+                      "blocks.*.attn.hook_z", "blocks.*.hook_resid_post")
+
+
+class Attribution(dict):
+    """Direct logit attribution at the last position: component name → its share of one token's logit.
+
+    Keys: "embed", "pos_embed" (learned or sinusoidal positions only), "blocks.{i}.attn", "blocks.{i}.mlp", and
+    "ln_final.bias" where the final norm has a bias. The final residual stream is the sum of the embedding(s) and
+    of what every attention layer and MLP added; the final norm is linear in that sum once its scale is fixed, so
+    each part's share is  w_t · (γ ⊙ centre(part) / scale)  with w_t the token's unembedding row, γ the final
+    norm's gain, centre = subtract the mean (LayerNorm; nothing for RMSNorm) and `scale` the norm's divisor
+    measured on the whole final residual (√(var + ε) for LayerNorm, √(mean(x²) + ε) for RMSNorm) — TransformerLens's
+    "apply_ln_to_stack". The values sum to the model's logit for the token (`logit`).
+
+    heads: (layers, heads) each head's share of its layer's attention part (its z through its slice of the output
+    projection); attn_bias: (layers,) the output projection's bias, the rest of the attention part.
+    """
+
+    def __init__(self, parts: dict[str, float], heads: torch.Tensor, attn_bias: torch.Tensor, logit: float,
+                 scale: float, token_id: int):
+        super().__init__(parts)
+        self.heads, self.attn_bias, self.logit, self.scale, self.token_id = heads, attn_bias, logit, scale, token_id
+
+
+def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attribution:
+    """How much the embedding, each attention layer (and head) and each MLP add to `token_id`'s logit at the last
+    position of `tr` (see Attribution). Traces again when `tr` lacks ATTRIBUTION_RECORD's tensors. Encoders and
+    post-norm models raise ValueError (no logits; no sum of parts)."""
+    _decoder_with_final_norm(model, "logit attribution")
+    cfg = model.config
+    if not 0 <= token_id < cfg.vocab_size:
+        raise ValueError(f"token id {token_id} not in 0..{cfg.vocab_size - 1}")
+    tr = _traced_with(model, tr, ATTRIBUTION_RECORD)
+    norm = model.ln_final
+    final = tr.resid_post(cfg.n_layers - 1)[-1].double()  # (d,)
+    layer_norm = isinstance(norm, torch.nn.LayerNorm)
+    if layer_norm:
+        scale = math.sqrt(float(final.var(unbiased=False)) + norm.eps)
+    else:
+        scale = math.sqrt(float(final.pow(2).mean()) + (norm.eps or torch.finfo(final.dtype).eps))
+    w = _unembed_row(model, token_id).double().cpu()  # (d,)
+    direction = norm.weight.double().cpu() * w / scale  # (d,)
+
+    def share(vector: torch.Tensor) -> float:
+        vector = vector.double()
+        return float((vector - vector.mean(-1, keepdim=True) if layer_norm else vector) @ direction)
+
+    parts = {"embed": share(tr.embed()[-1])}
+    if "hook_pos_embed" in tr:
+        parts["pos_embed"] = share(tr["hook_pos_embed"][-1])
+    heads = torch.zeros(cfg.n_layers, cfg.n_heads, dtype=torch.float64)
+    bias = torch.zeros(cfg.n_layers, dtype=torch.float64)
+    hs = cfg.head_dim
+    for i, block in enumerate(model.blocks):
+        parts[f"blocks.{i}.attn"] = share(tr.attn_out(i)[-1])
+        W_O = block.attn.out.weight.double().cpu()  # (d, nh·hs)
+        z = tr.z(i)[-1].double()  # (nh, hs)
+        per_head = torch.stack([W_O[:, h * hs:(h + 1) * hs] @ z[h] for h in range(cfg.n_heads)])  # (nh, d)
+        heads[i] = torch.tensor([share(v) for v in per_head])
+        if block.attn.out.bias is not None:
+            bias[i] = share(block.attn.out.bias.detach().cpu())
+        parts[f"blocks.{i}.mlp"] = share(tr.mlp_out(i)[-1])
+    if getattr(norm, "bias", None) is not None:
+        parts["ln_final.bias"] = float(norm.bias.double().cpu() @ w)
+    logit = float(tr.logits[token_id]) if tr.logits is not None else float("nan")
+    return Attribution(parts, heads, bias, logit, scale, token_id)
+
+
+@dataclass(frozen=True)
+class NormSteps:
+    """One token's vector through a LayerNorm or RMSNorm, step by step (all (d,) except the scalars).
+
+    LayerNorm: normalized = (before - mean) / √(var + ε); RMSNorm: normalized = before / √(mean(before²) + ε).
+    Then scaled = normalized × gain, and after = scaled + bias (RMSNorm and bias-free norms: after = scaled).
+    """
+
+    kind: str  # "LayerNorm" or "RMSNorm"
+    before: torch.Tensor
+    mean: float | None  # None for RMSNorm, which does not centre
+    spread: float  # the divisor: √(var + ε) or √(mean(x²) + ε)
+    eps: float
+    normalized: torch.Tensor
+    gain: torch.Tensor
+    scaled: torch.Tensor
+    bias: torch.Tensor | None
+    after: torch.Tensor
+
+
+def norm_names(cfg) -> list[str]:
+    """The model's norms in the order the forward pass meets them: "ln_embed" (post-norm), "blocks.{i}.ln1",
+    "blocks.{i}.ln2", "ln_final" (pre-norm)."""
+    names = ["ln_embed"] if cfg.post_norm else []
+    for i in range(cfg.n_layers):
+        names += [f"blocks.{i}.ln1", f"blocks.{i}.ln2"]
+    return names + ([] if cfg.post_norm else ["ln_final"])
+
+
+def _norm_input(tr: Trace, cfg, where: str) -> torch.Tensor:
+    """(T, d) what the norm `where` receives, from recorded tensors."""
+    if where == "ln_embed":
+        parts = [tr[n] for n in ("hook_embed", "hook_pos_embed", "hook_token_type_embed") if n in tr]
+        return sum(parts)
+    if where == "ln_final":
+        return tr.resid_post(cfg.n_layers - 1)
+    layer, which = int(where.split(".")[1]), where.split(".")[2]
+    if cfg.post_norm:  # the add comes first, then the norm
+        return tr.resid_pre(layer) + tr.attn_out(layer) if which == "ln1" else tr.resid_mid(layer) + tr.mlp_out(layer)
+    return tr.resid_pre(layer) if which == "ln1" else tr.resid_mid(layer)
+
+
+def norm_steps(model: Transformer, tr: Trace, where: str, position: int) -> NormSteps:
+    """The norm `where` (one of norm_names) applied to the token at `position`, step by step, with the model's own
+    gain, bias and ε. `after` equals what the model computed there."""
+    cfg = model.config
+    if where not in norm_names(cfg):
+        raise ValueError(f"{where!r} is not a norm of {cfg.name}: {norm_names(cfg)[:4]} …")
+    tr = _traced_with(model, tr, ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "blocks.*.hook_resid_pre",
+                                  "blocks.*.hook_resid_mid", "blocks.*.hook_resid_post", "blocks.*.hook_attn_out",
+                                  "blocks.*.hook_mlp_out"))
+    if not -tr.n_tokens <= position < tr.n_tokens:
+        raise ValueError(f"position {position} not in 0..{tr.n_tokens - 1}")
+    norm = model.get_submodule(where)
+    x = _norm_input(tr, cfg, where)[position].double()
+    gain = norm.weight.detach().double().cpu()
+    bias = norm.bias.detach().double().cpu() if getattr(norm, "bias", None) is not None else None
+    if isinstance(norm, torch.nn.LayerNorm):
+        kind, mean, eps = "LayerNorm", float(x.mean()), norm.eps
+        spread = math.sqrt(float(x.var(unbiased=False)) + eps)
+        normalized = (x - mean) / spread
+    else:
+        kind, mean, eps = "RMSNorm", None, norm.eps or float(torch.finfo(torch.float32).eps)
+        spread = math.sqrt(float(x.pow(2).mean()) + eps)
+        normalized = x / spread
+    scaled = normalized * gain
+    after = scaled + bias if bias is not None else scaled
+    return NormSteps(kind, x.float(), mean, spread, eps, normalized.float(), gain.float(), scaled.float(),
+                     None if bias is None else bias.float(), after.float())
+
+
+SUMMARY_RECORD = ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "ln_embed.hook_normalized",
+                  "blocks.*.hook_resid_mid", "blocks.*.hook_resid_post", "blocks.*.hook_attn_out",
+                  "blocks.*.hook_mlp_out", "ln_final.hook_normalized")
+
+
+@dataclass(frozen=True)
+class ForwardSummary:
+    """One forward pass, stage by stage, for the last `len(tokens)` tokens of the input.
+
+    Stages: "embed" (the vector entering block 0: token embedding, plus positions and segment where the model adds
+    them, normalised for a post-norm model), then "blocks.{i}.attn" and "blocks.{i}.mlp" (the residual stream after
+    each half of block i) and, for a pre-norm model, "ln_final". resid_norm (S, T): the vector's length after each
+    stage; added_norm (S, T): the length of what the stage added (NaN where it adds nothing). lens_ids / lens_probs
+    (S, T, k): the tokens the final norm and unembedding would predict from that stage's residual stream (the logit
+    lens; None for an encoder); at the last block's MLP it is the model's real prediction.
+    """
+
+    stages: list[str]
+    tokens: list[str]
+    token_ids: list[int]
+    n_tokens: int  # of the whole input (tokens holds only the last few)
+    resid_norm: torch.Tensor
+    added_norm: torch.Tensor
+    lens_ids: torch.Tensor | None
+    lens_probs: torch.Tensor | None
+    embed_norm: torch.Tensor  # (T,) the token embedding rows alone
+    pos_norm: torch.Tensor | None  # (T,) the position vectors alone (None for RoPE)
+
+
+def forward_summary(model: Transformer, ids: list[int], window: int = 24, lens_k: int = 3) -> ForwardSummary:
+    """Trace `ids` and summarise every stage for the last `window` tokens (see ForwardSummary). Only norms and the
+    top-k lens are kept, so the summary is small whatever the model."""
+    cfg = model.config
+    tr = trace(model, ids, record=SUMMARY_RECORD)
+    keep = slice(max(0, tr.n_tokens - window), tr.n_tokens)
+    entry = tr["ln_embed.hook_normalized"] if cfg.post_norm else sum(
+        tr[n] for n in ("hook_embed", "hook_pos_embed", "hook_token_type_embed") if n in tr)
+    stages, resid, added = ["embed"], [entry[keep]], [None]
+    for i in range(cfg.n_layers):
+        stages += [f"blocks.{i}.attn", f"blocks.{i}.mlp"]
+        resid += [tr.resid_mid(i)[keep], tr.resid_post(i)[keep]]
+        added += [tr.attn_out(i)[keep], tr.mlp_out(i)[keep]]
+    if not cfg.post_norm:
+        stages.append("ln_final")
+        resid.append(tr["ln_final.hook_normalized"][keep])
+        added.append(None)
+    T = len(resid[0])
+    lens_ids = lens_probs = None
+    if cfg.lm_head:
+        tops = []
+        with torch.inference_mode():
+            for name, r in zip(stages, resid):
+                x = r.to(model.device, model.embed.weight.dtype)
+                tops.append(model.unembed_logits(x if name == "ln_final" else model.ln_final(x)).float()
+                            .softmax(-1).topk(lens_k, dim=-1))
+        lens_ids = torch.stack([t.indices.cpu() for t in tops])  # (S, T, k)
+        lens_probs = torch.stack([t.values.cpu() for t in tops])  # (S, T, k)
+    nan = torch.full((T,), float("nan"))
+    return ForwardSummary(
+        stages=stages, tokens=tr.tokens[keep], token_ids=tr.token_ids[keep], n_tokens=tr.n_tokens,
+        resid_norm=torch.stack([r.float().norm(dim=-1) for r in resid]),
+        added_norm=torch.stack([nan if a is None else a.float().norm(dim=-1) for a in added]),
+        lens_ids=lens_ids, lens_probs=lens_probs, embed_norm=tr.embed()[keep].norm(dim=-1),
+        pos_norm=tr["hook_pos_embed"][keep].norm(dim=-1) if "hook_pos_embed" in tr else None,
+    )
+
+
+def activation(cfg, x: torch.Tensor) -> torch.Tensor:
+    """The MLP's activation function applied to x: GELU (GPT-2's tanh form or BERT's exact erf form), or SiLU, the
+    function SwiGLU applies to its gate before multiplying by the up branch."""
+    if cfg.mlp == "swiglu":
+        return F.silu(x)
+    return F.gelu(x, approximate="tanh" if cfg.mlp == "gelu" else "none")
+
+
+def activation_name(cfg) -> str:
+    return {"gelu": "GELU (tanh approximation)", "gelu_exact": "GELU (exact, erf)", "swiglu": "SiLU (SwiGLU's gate)"
+            }[cfg.mlp]
+
+
+def top_neurons(tr: Trace, layer: int, k: int = 20) -> list[int]:
+    """The k hidden units of one MLP with the largest |activation| anywhere in the text, largest first."""
+    post = tr.mlp_post(layer).abs().amax(dim=0)  # (m,)
+    return post.topk(min(k, post.numel())).indices.tolist()
+
+
+def firing(tr: Trace, layer: int) -> torch.Tensor:
+    """(T,) share of one MLP's hidden units whose pre-activation (SwiGLU: gate) is positive at each token: the units
+    the activation passes on (GELU and SiLU let positive inputs through almost unchanged and squash negative ones
+    towards zero)."""
+    return (tr.mlp_pre(layer) > 0).float().mean(dim=-1)
+
+
+def neuron_logit_effect(model: Transformer, layer: int, neuron: int, k: int = 10
+                        ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """The vocabulary tokens one MLP unit's output direction promotes and suppresses most, directly: its column of
+    the down-projection, through the final norm's gain (centred for LayerNorm), times the unembedding. Per unit of
+    activation, before the final norm's per-token division, and ignoring every later layer."""
+    _decoder_with_final_norm(model, "direct effect on the logits")
+    cfg = model.config
+    if not 0 <= layer < cfg.n_layers or not 0 <= neuron < cfg.mlp_dim:
+        raise ValueError(f"no unit {neuron} in layer {layer}")
+    with torch.inference_mode():
+        w = model.blocks[layer].mlp.fc_out.weight[:, neuron].float()  # (d,)
+        if isinstance(model.ln_final, torch.nn.LayerNorm):
+            w = w - w.mean()
+        effect = model.unembed_logits((w * model.ln_final.weight.float()).to(model.embed.weight.dtype)).float().cpu()
+    up, down = effect.topk(k), (-effect).topk(k)
+    return ([(int(i), float(v)) for i, v in zip(up.indices, up.values)],
+            [(int(i), -float(v)) for i, v in zip(down.indices, down.values)])
+
+
+@dataclass(frozen=True)
+class NeuronExamples:
+    """One MLP layer's activations over a set of sentences (each traced on its own): acts (N, m) float16 for all N
+    tokens, with the sentence and position each row comes from."""
+
+    sentences: list[list[str]]  # display tokens of each sentence
+    sentence_of: torch.Tensor  # (N,)
+    position_of: torch.Tensor  # (N,)
+    acts: torch.Tensor  # (N, m)
+
+    def top(self, neuron: int, k: int = 8) -> list[tuple[int, int, float]]:
+        """(sentence, position, activation) of the k strongest activations of one unit, strongest first."""
+        column = self.acts[:, neuron].float()
+        best = column.topk(min(k, len(column)))
+        return [(int(self.sentence_of[i]), int(self.position_of[i]), float(v)) for i, v in zip(best.indices, best.values)]
+
+
+def neuron_examples(model: Transformer, sentences: list[str], layer: int) -> NeuronExamples:
+    """Every unit of one MLP layer on every sentence (see NeuronExamples)."""
+    tokens, rows, sent, pos = [], [], [], []
+    for s, text in enumerate(sentences):
+        tr = trace(model, text, record=(hook(layer, "mlp.hook_post"),), logits="none")
+        tokens.append(tr.tokens)
+        rows.append(tr.mlp_post(layer).half())
+        sent += [s] * tr.n_tokens
+        pos += list(range(tr.n_tokens))
+    return NeuronExamples(tokens, torch.tensor(sent), torch.tensor(pos), torch.cat(rows))
+
+
+def ablation_effect(model: Transformer, ids: list[int], ablate: dict, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next-token distribution at the last position with nothing switched off and with `ablate` switched off
+    (see core.trace.trace): two (V,) probability vectors."""
+    before = trace(model, ids, record=()).probs
+    after = trace(model, ids, record=(), ablate=ablate).probs
+    return before, after
+
+
+def induction_loss_advantage(model: Transformer, ids: list[int], period: int, ablate: dict | None = None) -> float:
+    """On a sequence repeated with `period`: the mean next-token loss (nats) on the first copy minus on the second.
+    A model with induction heads predicts the second copy from the first, so the advantage is large."""
+    logits = trace(model, ids, record=(), logits="all", ablate=ablate).all_logits  # (T, V)
+    target = torch.tensor(ids[1:])
+    loss = F.cross_entropy(logits[:-1], target, reduction="none")  # (T-1,) loss of predicting token t+1
+    first, second = loss[: period - 1], loss[period:]
+    return float(first.mean() - second.mean())

