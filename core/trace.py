@@ -196,6 +196,15 @@ def _ids_for(model: Transformer, text_or_ids: str | Iterable[int]) -> list[int]:
     return ids
 
 
+def _lens(model: Transformer, rec: Recorder, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logit lens from the recorded resid_post of every block: top-k ids and probabilities, (n_layers, T, k)."""
+    tops = [
+        model.unembed_logits(model.ln_final(rec.store[f"blocks.{i}.hook_resid_post"][0])).softmax(-1).topk(k, dim=-1)
+        for i in range(model.config.n_layers)
+    ]  # n_layers x (T, k)
+    return torch.stack([t.indices for t in tops]).cpu(), torch.stack([t.values for t in tops]).cpu()
+
+
 def trace(
     model: Transformer,
     text_or_ids: str | Iterable[int],
@@ -237,16 +246,7 @@ def trace(
     with torch.inference_mode():
         out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"),
                        positions=positions)
-        lens_ids = lens_probs = None
-        if lens_top_k:
-            tops = [
-                model.unembed_logits(model.ln_final(rec.store[f"blocks.{i}.hook_resid_post"][0])).softmax(-1).topk(
-                    lens_top_k, dim=-1
-                )
-                for i in range(model.config.n_layers)
-            ]  # n_layers x (T, k)
-            lens_probs = torch.stack([t.values for t in tops]).cpu()  # (n_layers, T, k)
-            lens_ids = torch.stack([t.indices for t in tops]).cpu()  # (n_layers, T, k)
+        lens_ids, lens_probs = _lens(model, rec, lens_top_k) if lens_top_k else (None, None)
     cache = {name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}
     packed = {name: t[0].cpu() for name, t in rec.packed.items()}
     tok = model.tokenizer
