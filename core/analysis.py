@@ -14,6 +14,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -413,9 +414,12 @@ def odd_positions(table: torch.Tensor, k: int = 2) -> tuple[list[tuple[int, floa
 # ---- Inside the block: the residual stream, direct logit attribution, the norms, the feed-forward neurons ----
 
 def _traced_with(model: Transformer, tr: Trace, names: tuple[str, ...]) -> Trace:
-    """`tr` when it recorded every name (fnmatch patterns allowed), else the same tokens traced again with them."""
-    have = tr.names
-    if all(any(fnmatch.fnmatchcase(n, p) for n in have) for p in names):
+    """`tr` when it recorded every name (fnmatch patterns allowed) this model has, else the same tokens traced again
+    with them."""
+    cfg, have = tr.config, tr.names
+    absent = {"hook_pos_embed": cfg.positional == "rope", "hook_token_type_embed": not cfg.n_token_types,
+              "ln_embed.hook_normalized": not cfg.post_norm, "ln_final.hook_normalized": cfg.post_norm}
+    if all(absent.get(p) or any(fnmatch.fnmatchcase(n, p) for n in have) for p in names):
         return tr
     return trace(model, tr.token_ids, record=names)
 
@@ -545,15 +549,17 @@ def _norm_input(tr: Trace, cfg, where: str) -> torch.Tensor:
     return tr.resid_pre(layer) if which == "ln1" else tr.resid_mid(layer)
 
 
+NORM_RECORD = ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "blocks.*.hook_resid_pre",
+               "blocks.*.hook_resid_mid", "blocks.*.hook_resid_post", "blocks.*.hook_attn_out", "blocks.*.hook_mlp_out")
+
+
 def norm_steps(model: Transformer, tr: Trace, where: str, position: int) -> NormSteps:
     """The norm `where` (one of norm_names) applied to the token at `position`, step by step, with the model's own
     gain, bias and ε. `after` equals what the model computed there."""
     cfg = model.config
     if where not in norm_names(cfg):
         raise ValueError(f"{where!r} is not a norm of {cfg.name}: {norm_names(cfg)[:4]} …")
-    tr = _traced_with(model, tr, ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "blocks.*.hook_resid_pre",
-                                  "blocks.*.hook_resid_mid", "blocks.*.hook_resid_post", "blocks.*.hook_attn_out",
-                                  "blocks.*.hook_mlp_out"))
+    tr = _traced_with(model, tr, NORM_RECORD)
     if not -tr.n_tokens <= position < tr.n_tokens:
         raise ValueError(f"position {position} not in 0..{tr.n_tokens - 1}")
     norm = model.get_submodule(where)
@@ -686,33 +692,42 @@ def neuron_logit_effect(model: Transformer, layer: int, neuron: int, k: int = 10
             [(int(i), -float(v)) for i, v in zip(down.indices, down.values)])
 
 
+EXAMPLE_SENTENCES = Path(__file__).resolve().parent.parent / "assets" / "texts" / "neuron_sentences.txt"
+
+
+def example_sentences() -> list[str]:
+    """The sentences the project ships for neuron examples (written for Glassbox; see assets/texts/NOTICE.md)."""
+    return [line for line in EXAMPLE_SENTENCES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 @dataclass(frozen=True)
 class NeuronExamples:
-    """One MLP layer's activations over a set of sentences (each traced on its own): acts (N, m) float16 for all N
-    tokens, with the sentence and position each row comes from."""
+    """Every MLP layer's activations over a set of sentences (each traced on its own): acts (layers, N, m) float16
+    for all N tokens, with the sentence and position each row comes from."""
 
     sentences: list[list[str]]  # display tokens of each sentence
     sentence_of: torch.Tensor  # (N,)
     position_of: torch.Tensor  # (N,)
-    acts: torch.Tensor  # (N, m)
+    acts: torch.Tensor  # (layers, N, m)
 
-    def top(self, neuron: int, k: int = 8) -> list[tuple[int, int, float]]:
-        """(sentence, position, activation) of the k strongest activations of one unit, strongest first."""
-        column = self.acts[:, neuron].float()
-        best = column.topk(min(k, len(column)))
-        return [(int(self.sentence_of[i]), int(self.position_of[i]), float(v)) for i, v in zip(best.indices, best.values)]
+    def top(self, layer: int, neuron: int, k: int = 8) -> list[tuple[int, int, float]]:
+        """(sentence, position, activation) of the k largest activations of one unit by size (a SwiGLU unit's sign
+        is the up branch's, so either sign is strong), largest first."""
+        column = self.acts[layer, :, neuron].float()
+        best = column.abs().topk(min(k, len(column))).indices
+        return [(int(self.sentence_of[i]), int(self.position_of[i]), float(column[i])) for i in best]
 
 
-def neuron_examples(model: Transformer, sentences: list[str], layer: int) -> NeuronExamples:
-    """Every unit of one MLP layer on every sentence (see NeuronExamples)."""
+def neuron_examples(model: Transformer, sentences: list[str] | list[list[int]]) -> NeuronExamples:
+    """Every unit of every MLP layer on every sentence (see NeuronExamples)."""
     tokens, rows, sent, pos = [], [], [], []
     for s, text in enumerate(sentences):
-        tr = trace(model, text, record=(hook(layer, "mlp.hook_post"),), logits="none")
+        tr = trace(model, text, record=("blocks.*.mlp.hook_post",), logits="none")
         tokens.append(tr.tokens)
-        rows.append(tr.mlp_post(layer).half())
+        rows.append(torch.stack([tr.mlp_post(i).half() for i in range(model.config.n_layers)]))  # (L, T, m)
         sent += [s] * tr.n_tokens
         pos += list(range(tr.n_tokens))
-    return NeuronExamples(tokens, torch.tensor(sent), torch.tensor(pos), torch.cat(rows))
+    return NeuronExamples(tokens, torch.tensor(sent), torch.tensor(pos), torch.cat(rows, dim=1))
 
 
 def ablation_effect(model: Transformer, ids: list[int], ablate: dict, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:

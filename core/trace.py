@@ -40,6 +40,12 @@ def attention_record(layer: int) -> tuple[str, ...]:
                                                     "hook_z"))
 
 
+def mlp_record(layer: int) -> tuple[str, ...]:
+    """What to record to show one layer's feed-forward step by step: its input, hidden units and output."""
+    return tuple(hook(layer, n) for n in ("ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear", "mlp.hook_post",
+                                          "hook_mlp_out", "hook_resid_mid"))
+
+
 def _copy_of(name: str, doc: str) -> property:
     """A read-only attribute that hands out a copy of the tensor stored under `name` (or None)."""
 
@@ -150,6 +156,11 @@ class Trace:
     def mlp_out(self, layer: int) -> torch.Tensor:
         """(T, d) what block `layer`'s MLP adds to the residual stream."""
         return self[hook(layer, "hook_mlp_out")]
+
+    def mlp_in(self, layer: int) -> torch.Tensor:
+        """(T, d) what block `layer`'s MLP reads (pre-norm: ln2's output; post-norm: the stream after ln1)."""
+        name = hook(layer, "ln2.hook_normalized")
+        return self.resid_mid(layer) if self.config.post_norm or name not in self else self[name]
 
     def mlp_pre(self, layer: int) -> torch.Tensor:
         """(T, m) the MLP's hidden units before the activation (SwiGLU: the gate)."""

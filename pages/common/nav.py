@@ -23,11 +23,15 @@ class PageSpec:
 
 PAGES = [
     PageSpec("pages/home.py", "Home", "🏠", ""),
+    PageSpec("pages/forward_pass.py", "The forward pass", "🧩", "forward_pass"),
     PageSpec("pages/tokenizer.py", "Tokenizer", "✂️", "tokenizer"),
     PageSpec("pages/embeddings.py", "Embedding space", "🧭", "embeddings"),
     PageSpec("pages/positions.py", "Positional encoding", "📍", "positions"),
     PageSpec("pages/attention.py", "Attention", "👀", "attention"),
+    PageSpec("pages/feed_forward.py", "Feed-forward layer", "🧠", "feed_forward"),
+    PageSpec("pages/residual.py", "Residual stream & norms", "➕", "residual"),
     PageSpec("pages/next_token.py", "Next token", "🎲", "next_token"),
+    PageSpec("pages/parameters.py", "Where the parameters live", "🧮", "parameters"),
     PageSpec("pages/training.py", "How it learned", "📈", "training"),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from core.config import ModelConfig
+from core.parameters import breakdown
 
 
 def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_one: bool = False,
@@ -219,3 +220,112 @@ def training(waves: bool = False) -> str:
         "the average −log p of the correct next token: it falls as the model learns. The validation loss is measured "
         "on stories the model never trained on; if it rose while training loss fell, the model would be memorising."
     )
+
+
+NORM = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
+
+
+def _positions_added(cfg: ModelConfig) -> str:
+    if cfg.positional == "rope":
+        return ("Nothing is added for position: this model uses **RoPE**, which rotates each head's queries and keys "
+                "inside attention by an angle that grows with the position.")
+    added = (f"a learned position vector (one of {cfg.n_ctx:,} rows, trained like the rest)"
+             if cfg.positional == "learned" else "a fixed sin/cos position vector (the original paper's table)")
+    segment = " and a segment vector (sentence A)" if cfg.n_token_types else ""
+    normed = f", and the sum goes through a {NORM[cfg.norm]}" if cfg.post_norm else ""
+    return f"The model adds {added}{segment} to each token's vector{normed}."
+
+
+def stage(cfg: ModelConfig, name: str) -> str:
+    """One or two sentences on one stage of the forward pass, true for this model's configuration."""
+    norm = NORM[cfg.norm]
+    if name == "tokens":
+        return ("The tokenizer cuts the text into tokens and gives each its integer id; the model sees only the ids.")
+    if name == "embed":
+        return (f"Each id picks one row of the token-embedding table ({cfg.vocab_size:,} rows × {cfg.d_model} "
+                "numbers): the token's vector. " + _positions_added(cfg))
+    if name == "block":
+        return block(cfg)
+    if name == "final_norm":
+        return (f"One last {norm} rescales the last block's output before the unembedding (the blocks' own norms "
+                "only normalised what attention and the feed-forward layer read).")
+    if name == "unembed":
+        tied = ("It is the token-embedding table itself, reused (tied weights): a token's logit is the dot product "
+                "of the final vector with that token's embedding row." if cfg.tied_embeddings else
+                "It is a separate learned matrix (not tied to the embedding table).")
+        return f"The unembedding turns the final vector into one score (logit) per token: {cfg.vocab_size:,} logits. " \
+            + tied
+    if name == "softmax":
+        return ("Softmax turns the logits into probabilities that sum to 1; generation draws the next token from "
+                "them (or takes the most likely one).")
+    raise ValueError(name)
+
+
+def block(cfg: ModelConfig) -> str:
+    ffn = (f"SwiGLU feed-forward layer ({cfg.d_model} → 2 × {cfg.mlp_dim} → {cfg.d_model})" if cfg.mlp == "swiglu"
+           else f"feed-forward layer ({cfg.d_model} → {cfg.mlp_dim} → {cfg.d_model}, GELU)")
+    heads = f"{cfg.n_heads} attention heads" + (
+        f" (sharing {cfg.kv_heads} key/value heads)" if cfg.kv_heads != cfg.n_heads else "")
+    if cfg.post_norm:
+        return (f"Each of the {cfg.n_layers} blocks: {heads} read the stream, their output is **added** to it and the "
+                f"sum is normalised ({NORM[cfg.norm]} after the add, BERT's post-norm order); then the {ffn} reads "
+                "it, its output is added and the sum normalised again. Every token sees every other token.")
+    see = "itself and earlier tokens only (causal mask)" if cfg.causal else "every token"
+    return (f"Each of the {cfg.n_layers} blocks: a {NORM[cfg.norm]} feeds {heads}, which let each token read "
+            f"{see}; their output is **added** to the residual stream. Then another {NORM[cfg.norm]} feeds the "
+            f"{ffn}, which works on each token alone, and its output is added too. Nothing is replaced: each "
+            "block adds to the stream.")
+
+
+def no_unembedding(cfg: ModelConfig) -> str:
+    return (f"**{cfg.name} stops after its last block.** It is an encoder and this checkpoint has no "
+            "language-model head: no unembedding matrix, so no logits and no softmax over a vocabulary. It was "
+            "trained to produce vectors (averaged over the tokens, they are a sentence embedding for search and "
+            "similarity), so its output is the last block's vectors shown above.")
+
+
+def feed_forward(cfg: ModelConfig) -> str:
+    if cfg.mlp == "swiglu":
+        inner = (f"two projections from {cfg.d_model} to {cfg.mlp_dim} numbers, a **gate** and an **up** branch; "
+                 "the gate goes through SiLU (x·sigmoid(x)) and multiplies the up branch, unit by unit (SwiGLU); a "
+                 f"down-projection brings the {cfg.mlp_dim} products back to {cfg.d_model}")
+    else:
+        act = "GELU (tanh approximation, as GPT-2)" if cfg.mlp == "gelu" else "GELU (exact erf form, as BERT)"
+        inner = (f"an up-projection from {cfg.d_model} to {cfg.mlp_dim} numbers (hidden units, or 'neurons'), "
+                 f"the {act} activation on each, and a down-projection back to {cfg.d_model}")
+    add = ("its output is added to the residual stream and the sum normalised (post-norm)" if cfg.post_norm
+           else "its output is added to the residual stream")
+    return (f"After attention, every block has a feed-forward layer (MLP): {inner}; {add}. It works on **each "
+            "token on its own** — no token sees another here (that was attention's job) — so it is where much of "
+            f"what the model knows about single tokens is stored: {3 if cfg.mlp == 'swiglu' else 2} weight matrices "
+            f"holding {mlp_share(cfg):.0%} of each block's parameters.")
+
+
+def mlp_share(cfg: ModelConfig) -> float:
+    """The feed-forward layer's share of one block's parameters."""
+    rows = [r for r in breakdown(cfg) if r.per_block]
+    return next(r.count for r in rows if r.component.startswith("feed-forward")) / sum(r.count for r in rows)
+
+
+def attribution(cfg: ModelConfig) -> str:
+    norm = NORM[cfg.norm]
+    centre = "centred and " if cfg.norm == "layernorm" else ""
+    return (
+        "Every block **adds** to the residual stream, so the last token's final vector is a sum: the embedding"
+        f"{'' if cfg.positional == 'rope' else ' + the position vector'} + what every attention layer added + what "
+        f"every feed-forward layer added. The final {norm} is a division by one number (its scale, measured on that "
+        f"sum) followed by the learned gain, so once the scale is fixed each part can be {centre}sent through the "
+        "unembedding on its own: its **direct** share of the token's logit. The shares add up exactly to the logit. "
+        "Direct only: a part that changes what later layers do gets the credit for that in those layers, not here."
+    )
+
+
+def layer_norm(cfg: ModelConfig) -> str:
+    if cfg.norm == "rmsnorm":
+        return ("**RMSNorm** divides the vector by its root-mean-square √(mean(x²) + ε), so its typical entry has size "
+                f"1, then multiplies each of the {cfg.d_model} numbers by a learned gain. Unlike LayerNorm it does "
+                "not subtract the mean and has no bias.")
+    bias = " and adds a learned bias" if cfg.bias else ""
+    return ("**LayerNorm** subtracts the vector's mean and divides by its standard deviation √(var + ε), so the "
+            f"{cfg.d_model} numbers have mean 0 and spread 1, then multiplies each by a learned gain{bias}. It acts on "
+            "each token's vector alone, not across tokens.")

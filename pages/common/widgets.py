@@ -142,3 +142,23 @@ def download_csv(columns: dict[str, list], filename: str, label: str = "Download
         return pd.DataFrame(columns).to_csv(index=False).encode("utf-8")
 
     st.download_button(label, make, file_name=filename, mime="text/csv", key=f"csv.{filename}")
+
+
+def open_page(url_path: str, label: str, key: str, where=None, model_name: str | None = None,
+              **settings: object) -> None:
+    """A button that opens another page with some of its settings chosen (e.g. layer=3): the settings go into the
+    session before the switch, so the page draws them (and puts them in the URL) as if the learner had."""
+    from pages.common.nav import PAGES
+
+    spec = next(p for p in PAGES if p.url_path == url_path)
+
+    def go() -> None:
+        for name, value in settings.items():
+            st.session_state[name] = value
+        if model_name is not None and "layer" in settings:  # layer_head's per-model memory
+            memory = st.session_state.setdefault("_layer_head", {})
+            memory[model_name] = [settings["layer"], settings.get("head", memory.get(model_name, [0, 0])[1])]
+            st.session_state["head"] = memory[model_name][1]
+
+    if (where or st).button(label, key=key, on_click=go, icon=spec.icon):
+        st.switch_page(spec.path)
