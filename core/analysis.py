@@ -738,6 +738,15 @@ def ablation_effect(model: Transformer, ids: list[int], ablate: dict, k: int = 1
     return before, after
 
 
+def output_change(model: Transformer, ids: list[int], ablate: dict) -> torch.Tensor:
+    """(T,) cosine similarity between each token's final vector (the last block's output) with nothing switched off
+    and with `ablate` switched off: 1 means unchanged. For encoders, which have no next-token distribution."""
+    last = hook(model.config.n_layers - 1, "hook_resid_post")
+    before = trace(model, ids, record=(last,), logits="none")[last]
+    after = trace(model, ids, record=(last,), logits="none", ablate=ablate)[last]
+    return torch.nn.functional.cosine_similarity(before, after, dim=-1)
+
+
 def induction_loss_advantage(model: Transformer, ids: list[int], period: int, ablate: dict | None = None) -> float:
     """On a sequence repeated with `period`: the mean next-token loss (nats) on the first copy minus on the second.
     A model with induction heads predicts the second copy from the first, so the advantage is large."""

@@ -9,7 +9,7 @@ from core import registry
 from core.analysis import one_word_edit, query_math
 from core.packaged import INSTALL_HINT
 from core.trace import attention_record
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible
 
 ctx = sidebar.context()
@@ -33,6 +33,8 @@ if T > figures.DENSE:
 widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
                       "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
                       "weight": pattern.reshape(-1)}, "attention.csv")
+if widgets.toggle(f"Switch layer {layer} head {head} off", "attn.off"):
+    switch_off.show(ctx, [(layer, head)], [], "attn.off.fig")
 
 labels = cache.labels(ctx.model_name, ctx.device, ctx.text)
 st.subheader("What each head tends to do")

@@ -12,7 +12,7 @@ import torch
 from core import GenerationTree, registry, sample_token, sampling_distribution
 from core.analysis import entropy
 from core.trace import token_limit
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
@@ -41,6 +41,17 @@ c2.metric("Entropy (T = 1)", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
 widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
                       "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
+
+st.subheader("Switch parts of the model off")
+st.markdown("Zero one or more attention heads or whole feed-forward layers for one pass and compare the prediction: "
+            "an experiment on what each part contributes (the model itself is not changed).")
+c1, c2 = st.columns([2, 1])
+head_names = [f"L{lay} H{h}" for lay in range(cfg.n_layers) for h in range(cfg.n_heads)]
+off_heads = widgets.multi("Attention heads to switch off", "nt.off_heads", head_names, where=c1)
+off_mlps = widgets.multi("Feed-forward layers to switch off", "nt.off_mlps", [f"L{lay}" for lay in range(cfg.n_layers)],
+                         where=c2)
+switch_off.show(ctx, [tuple(int(x[1:]) for x in name.split()) for name in off_heads],
+                [int(name[1:]) for name in off_mlps], "nt.off.fig")
 
 st.subheader("Temperature, top-k, top-p")
 c1, c2, c3, c4 = st.columns(4)

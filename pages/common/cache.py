@@ -116,6 +116,16 @@ def ablated(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
+def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...], mlps: tuple[int, ...]):
+    """An encoder's final vectors with and without some parts: cosine per token (core.analysis.output_change)."""
+    from core.analysis import output_change as change
+
+    loaded = model(name, device)
+    ids = loaded.tokenizer.encode(text)[: token_limit(loaded.config)]
+    return change(loaded, ids, {"heads": list(heads), "mlps": list(mlps)})
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
 def attribution(name: str, device: str, text: str, token_id: int):
     from core.analysis import ATTRIBUTION_RECORD, logit_attribution
 

@@ -161,4 +161,18 @@ def open_page(url_path: str, label: str, key: str, where=None, model_name: str |
             st.session_state["head"] = memory[model_name][1]
 
     if (where or st).button(label, key=key, on_click=go, icon=spec.icon):
-        st.switch_page(spec.path)
+        # An empty mapping, not None: switch_page(None) refuses to clear parameters bound to widgets. The bound
+        # widgets (model, text, the settings above) write themselves back into the URL on the new page.
+        st.switch_page(spec.path, query_params={})
+
+
+def multi(label: str, key: str, options: Sequence[str], where=None, **kwargs) -> list[str]:
+    """A bound multiselect of strings; options that no longer exist (another model) are dropped."""
+    kept = [o for o in st.session_state.get(key, []) if o in options]
+    if key in st.session_state and kept != st.session_state[key]:
+        st.session_state[key] = kept
+
+    def validate(raw: str) -> url.Fix | None:
+        return None if raw in options else url.ignored(key, raw, [])
+
+    return _draw("multiselect", label, key, [], validate, where, options=list(options), **kwargs)
