@@ -462,6 +462,15 @@ class Attribution(dict):
         super().__init__(parts)
         self.heads, self.attn_bias, self.logit, self.scale, self.token_id = heads, attn_bias, logit, scale, token_id
 
+    @staticmethod
+    def label(key: str) -> str:
+        """A part's name in words: "blocks.3.mlp" → "layer 3 feed-forward"."""
+        fixed = {"embed": "token embedding", "pos_embed": "position vector", "ln_final.bias": "final norm's bias"}
+        if key in fixed:
+            return fixed[key]
+        _, layer, part = key.split(".")
+        return f"layer {layer} {'attention' if part == 'attn' else 'feed-forward'}"
+
 
 def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attribution:
     """How much the embedding, each attention layer (and head) and each MLP add to `token_id`'s logit at the last
@@ -536,6 +545,21 @@ def norm_names(cfg) -> list[str]:
     return names + ([] if cfg.post_norm else ["ln_final"])
 
 
+def norm_of(cfg, layer: int | None = None, second: bool = False) -> str:
+    """The name of a norm: block `layer`'s first (or second) norm, or with no layer the model's last norm."""
+    return norm_names(cfg)[-1] if layer is None else f"blocks.{layer}.{'ln2' if second else 'ln1'}"
+
+
+def norm_label(cfg, name: str) -> str:
+    """A norm's name in words, with where it sits in this model's block."""
+    if name in ("ln_final", "ln_embed"):
+        return {"ln_final": "final norm (before the unembedding)", "ln_embed": "embedding norm"}[name]
+    _, layer, which = name.split(".")
+    if cfg.post_norm:
+        return f"layer {layer}, after {'attention' if which == 'ln1' else 'the feed-forward'} (and its add)"
+    return f"layer {layer}, before {'attention' if which == 'ln1' else 'the feed-forward'}"
+
+
 def _norm_input(tr: Trace, cfg, where: str) -> torch.Tensor:
     """(T, d) what the norm `where` receives, from recorded tensors."""
     if where == "ln_embed":
@@ -607,6 +631,21 @@ class ForwardSummary:
     lens_probs: torch.Tensor | None
     embed_norm: torch.Tensor  # (T,) the token embedding rows alone
     pos_norm: torch.Tensor | None  # (T,) the position vectors alone (None for RoPE)
+
+    def index(self, layer: int, part: str) -> int:
+        """The stage after block `layer`'s attention ("attn") or feed-forward ("mlp") half."""
+        return 1 + 2 * layer + (part == "mlp")
+
+    @property
+    def has_final_norm(self) -> bool:
+        return self.stages[-1] == "ln_final"
+
+    @property
+    def labels(self) -> list[str]:
+        """Short stage names for an axis: "embedding", "0·attn", "0·ffn", …, "final norm"."""
+        return ["embedding"] + [f"{s.split('.')[1]}·{'attn' if s.endswith('attn') else 'ffn'}"
+                                for s in self.stages[1:] if s.startswith("blocks.")] + \
+            (["final norm"] if self.has_final_norm else [])
 
 
 def forward_summary(model: Transformer, ids: list[int], window: int = 24, lens_k: int = 3) -> ForwardSummary:

@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.analysis import norm_of
 from pages.common import cache, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
@@ -31,23 +32,21 @@ pos = widgets.choice("selectbox", "Follow the token", "fp.token", list(range(T))
 if first:
     st.caption(f"Your text is {summary.n_tokens:,} tokens; the page follows the last {T} (the model read them all).")
 norms, added = summary.resid_norm[:, pos].numpy(), summary.added_norm[:, pos].numpy()
-stage_of = {s: k for k, s in enumerate(summary.stages)}
+LAST = summary.index(cfg.n_layers - 1, "mlp")  # after the last block: the model's real prediction
 
 
-def lens(stage: str, k: int = 1) -> str:
-    """'would predict …' from the logit lens at a stage, for this token."""
+def lens(s: int, k: int = 1) -> str:
+    """'would predict …' from the logit lens at stage s, for this token."""
     if summary.lens_ids is None:
         return ""
-    s = stage_of[stage]
     return ", ".join(f"`{name(int(i))}` {float(p):.0%}" for i, p in
                      zip(summary.lens_ids[s, pos, :k], summary.lens_probs[s, pos, :k]))
 
 
 def overview() -> go.Figure:
     """‖stream‖ after every stage (line) and ‖what the stage added‖ (bars), the logit lens's guess on top."""
-    labels = ["embedding"] + [f"{i}·{half}" for i in range(cfg.n_layers) for half in ("attn", "ffn")] + \
-        (["final norm"] if "ln_final" in stage_of else [])
-    colours = ["#64748b"] + ["#2563eb", "#f59e0b"] * cfg.n_layers + ["#64748b"] * ("ln_final" in stage_of)
+    labels = summary.labels
+    colours = ["#64748b"] + ["#2563eb", "#f59e0b"] * cfg.n_layers + ["#64748b"] * summary.has_final_norm
     fig = go.Figure([
         go.Bar(x=labels, y=np.nan_to_num(added), marker_color=colours, name="length of what the stage added",
                opacity=0.7),
@@ -56,9 +55,8 @@ def overview() -> go.Figure:
     ])
     if summary.lens_ids is not None:
         every = max(1, cfg.n_layers // 10)
-        marks = [f"blocks.{i}.mlp" for i in range(0, cfg.n_layers, every)] + [f"blocks.{cfg.n_layers - 1}.mlp"]
-        for stage in dict.fromkeys(marks):
-            s = stage_of[stage]
+        marks = [summary.index(i, "mlp") for i in range(0, cfg.n_layers, every)] + [LAST]
+        for s in dict.fromkeys(marks):
             fig.add_annotation(x=labels[s], y=float(norms[s]), text=visible(tok.display(int(summary.lens_ids[s, pos, 0]))),
                                showarrow=True, arrowhead=0, ay=-28, font=dict(size=11), bgcolor="#fef3c7")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12),
@@ -102,8 +100,8 @@ for i in shown:
     if many and not show_all and i == cfg.n_layers - SHOWN_BLOCKS:
         st.caption(f"… blocks {SHOWN_BLOCKS}–{cfg.n_layers - SHOWN_BLOCKS - 1} hidden: switch on “Show all "
                    f"{cfg.n_layers} blocks”, or see them all in the chart above.")
-    a, m = stage_of[f"blocks.{i}.attn"], stage_of[f"blocks.{i}.mlp"]
-    guess = lens(f"blocks.{i}.mlp")
+    a, m = summary.index(i, "attn"), summary.index(i, "mlp")
+    guess = lens(m)
     label = (f"Block {i}: attention adds {added[a]:.1f}, feed-forward adds {added[m]:.1f} → stream {norms[m]:.1f}"
              + (f" · would predict {guess}" if guess else ""))
     with st.expander(label):
@@ -115,14 +113,14 @@ for i in shown:
         st.markdown(
             f"- stream in: length **{before:.2f}**\n"
             f"- {steps[0]}: adds a vector of length **{added[a]:.2f}**\n"
-            f"- {steps[1]}: stream length **{norms[a]:.2f}**" + (f"; would predict {lens(f'blocks.{i}.attn', 3)}" if guess else "") + "\n"
+            f"- {steps[1]}: stream length **{norms[a]:.2f}**" + (f"; would predict {lens(a, 3)}" if guess else "") + "\n"
             f"- {steps[2]}: adds a vector of length **{added[m]:.2f}**\n"
-            f"- {steps[3]}: stream length **{norms[m]:.2f}**" + (f"; would predict {guess and lens(f'blocks.{i}.mlp', 3)}" if guess else ""))
+            f"- {steps[3]}: stream length **{norms[m]:.2f}**" + (f"; would predict {lens(m, 3)}" if guess else ""))
         c = st.columns(3)
         widgets.open_page("attention", f"Attention, layer {i}", f"fp.go.attn.{i}", where=c[0],
                           model_name=ctx.model_name, layer=i)
         widgets.open_page("feed_forward", f"Feed-forward, layer {i}", f"fp.go.ffn.{i}", where=c[1], **{"ff.layer": i})
-        widgets.open_page("residual", f"Norms of layer {i}", f"fp.go.res.{i}", where=c[2], **{"res.norm": f"blocks.{i}.ln1"})
+        widgets.open_page("residual", f"Norms of layer {i}", f"fp.go.res.{i}", where=c[2], **{"res.norm": norm_of(cfg, i)})
 
 if not cfg.lm_head:
     st.subheader("4 · No unembedding")
@@ -131,7 +129,7 @@ if not cfg.lm_head:
 st.subheader("4 · Final norm")
 st.markdown(texts.stage(cfg, "final_norm") + f" Here the stream's length goes from {norms[-2]:.2f} to "
             f"**{norms[-1]:.2f}**.")
-widgets.open_page("residual", "Residual stream & norms", "fp.go.final", **{"res.norm": "ln_final"})
+widgets.open_page("residual", "Residual stream & norms", "fp.go.final", **{"res.norm": norm_of(cfg)})
 st.subheader("5 · Unembedding → logits → softmax")
 st.markdown(texts.stage(cfg, "unembed") + " " + texts.stage(cfg, "softmax"))
 if pos == T - 1:
@@ -140,5 +138,5 @@ if pos == T - 1:
     st.markdown("**Next token** after your text: " + " · ".join(
         f"`{name(int(i))}` {float(p):.1%}" for i, p in zip(top.indices, top.values)))
 else:
-    st.markdown(f"At token {first + pos} the model predicts what comes after it: {lens(f'blocks.{cfg.n_layers - 1}.mlp', 5)}.")
+    st.markdown(f"At token {first + pos} the model predicts what comes after it: {lens(LAST, 5)}.")
 widgets.open_page("next_token", "Next token", "fp.go.next")

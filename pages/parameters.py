@@ -38,12 +38,24 @@ fig.update_layout(height=60 + 34 * sum(1 for r in rows if r.count), margin=dict(
                   xaxis_title="parameters", yaxis=dict(autorange="reversed"), title=f"{cfg.name} by component")
 st.plotly_chart(fig, width="stretch", key="par.bars")
 embed = rows[0].count / n
+
+
+def per_block(rows, kind: str = "") -> int:
+    """Parameters of one block (of one part of it)."""
+    return sum(r.count for r in rows if r.per_block and r.component.startswith(kind)) // cfg.n_layers
+
+
 st.caption(
     f"The token embedding holds {embed:.0%} of this model's parameters"
     + (" and is reused as the unembedding (tied weights), so it is counted once." if cfg.lm_head and
        cfg.tied_embeddings else ".")
     + (" Positions cost nothing here: RoPE computes its rotations." if cfg.positional == "rope" else "")
-    + " As models grow, the blocks' 12·d² per layer (attention 4·d², feed-forward 8·d² at m = 4d) dominate.")
+    + f" Each block holds {per_block(rows):,} parameters: attention {per_block(rows, 'attention'):,}, "
+    f"feed-forward {per_block(rows, 'feed-forward'):,}"
+    + (" — 4·d² and 8·d² (m = 4d), the 12·d² per block that dominates as models grow." if cfg.mlp != "swiglu" and
+       cfg.mlp_dim == 4 * cfg.d_model and cfg.kv_heads == cfg.n_heads else
+       " (its SwiGLU layer has three matrices, and its keys and values are narrower than its queries)."
+       if cfg.mlp == "swiglu" else "."))
 widgets.download_csv({"component": table["component"], "formula": table["formula"],
                       "parameters": [r.count for r in rows]}, f"parameters_{cfg.name}.csv")
 
@@ -72,5 +84,5 @@ st.markdown(
 )
 for model_name, note in NOT_PUBLISHED.items():
     st.info(f"**{model_name}:** {note}", icon="ℹ️")
-st.caption("Course notes that give BERT 350 million or 11 million parameters mix up its sizes: BERT-base has "
-           "about 110 million, BERT-large about 340 million (335 million counted here).")
+st.caption("You may read that BERT has 350 million or 11 million parameters: BERT-base has about 110 million and "
+           "BERT-large about 340 million (335 million counted here).")

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.analysis import NORM_RECORD, norm_names, norm_steps
+from core.analysis import NORM_RECORD, norm_label, norm_names, norm_steps
 from pages.common import cache, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
@@ -27,9 +27,7 @@ else:
     token_id = widgets.choice("selectbox", "Token whose logit is split", "res.token", top, default=top[0],
                               format_func=lambda i: f"{name(i)} ({float(tr.probs[i]):.1%})")
     att = cache.attribution(ctx.model_name, ctx.device, ctx.text, token_id)
-    label = {"embed": "token embedding", "pos_embed": "position vector", "ln_final.bias": "final norm's bias"}
-    readable = {k: label.get(k) or k.replace("blocks.", "layer ").replace(".attn", " attention").replace(
-        ".mlp", " feed-forward") for k in att}
+    readable = {k: att.label(k) for k in att}
     names = list(readable.values())
     values = list(att.values())
     fig = go.Figure(go.Waterfall(x=[*names, "= logit"], y=[*values, att.logit],
@@ -59,10 +57,7 @@ st.subheader(f"{texts.NORM[cfg.norm]}, one token step by step")
 st.markdown(texts.layer_norm(cfg))
 c1, c2 = st.columns(2)
 where = widgets.choice("selectbox", "Norm", "res.norm", norm_names(cfg), default=norm_names(cfg)[0], where=c1,
-                       format_func=lambda n: {"ln_final": "final norm", "ln_embed": "embedding norm"}.get(n) or
-                       n.replace("blocks.", "layer ").replace(".ln1", ", before attention" if not cfg.post_norm else
-                                                              ", after attention").replace(
-                           ".ln2", ", before the feed-forward" if not cfg.post_norm else ", after the feed-forward"))
+                       format_func=lambda n: norm_label(cfg, n))
 pos = widgets.choice("selectbox", "Token", "res.pos", list(range(tr.n_tokens)), default=tr.n_tokens - 1, where=c2,
                      format_func=lambda i: f"{i}: {visible(tr.tokens[i])}")
 steps = norm_steps(model, cache.traced(ctx.model_name, ctx.device, ctx.text, record=NORM_RECORD),
