@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core.integrity import check_asset
 from core.model import Transformer, rope_inv_freq
 from core.trace import Trace, hook, trace
 
@@ -736,6 +737,7 @@ EXAMPLE_SENTENCES = Path(__file__).resolve().parent.parent / "assets" / "texts" 
 
 def example_sentences() -> list[str]:
     """The sentences the project ships for neuron examples (written for Glassbox; see assets/texts/NOTICE.md)."""
+    check_asset(EXAMPLE_SENTENCES)
     return [line for line in EXAMPLE_SENTENCES.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

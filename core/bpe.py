@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import regex
 
+from core.integrity import check_asset
 from core.tokenizer import ASSETS, ENDOFTEXT, R50K_PATTERN, Tokenizer
 
 SAMPLE_TEXT = ASSETS / "texts" / "bpe_sample.txt"  # a short story written for Glassbox (assets/texts/NOTICE.md)
@@ -109,6 +110,7 @@ def train_bpe(
 
 def sample_text() -> str:
     """The small corpus the app trains a BPE on together with the learner's text."""
+    check_asset(SAMPLE_TEXT)
     return SAMPLE_TEXT.read_text(encoding="utf-8")
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import regex
 import tiktoken
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from core.integrity import ASSETS, check_asset
+
 TOKENIZER_DIR = ASSETS / "tokenizers"
 
 ENDOFTEXT = "<|endoftext|>"
@@ -84,6 +85,7 @@ def scalar_text(text: str) -> str:
 
 def read_ranks(path: str | Path, sha256: str | None = None) -> dict[bytes, int]:
     """Parse a tiktoken rank file ("base64(token) rank" per line), checking its sha256 when one is given."""
+    check_asset(path)
     data = Path(path).read_bytes()
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError(f"{Path(path).name}: sha256 mismatch, the shipped rank file is damaged")

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from core.config import ModelConfig
+from core.integrity import DamagedFile, check_asset
 from core.model import Rotary, SinusoidalPositions, Transformer
 from core.tokenizer import Tokenizer, from_rank_file
 
@@ -176,6 +177,7 @@ def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     process for as long as any tensor of the file lives, next to the transposed copies the loader makes (GPT-2
     small held 1,047 MB instead of 736 MB after a forward pass). The format is simple — an 8-byte header length, a
     JSON header of dtype, shape and byte offsets, then the data — so it is read here, with every offset checked."""
+    check_asset(file)
     try:
         with open(file, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -283,7 +285,11 @@ def load_dir(
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} has no config.json")
-    meta = json.loads((path / "config.json").read_text())
+    check_asset(path / "config.json")
+    try:
+        meta = json.loads((path / "config.json").read_text())
+    except ValueError as err:
+        raise DamagedFile(f"{path / 'config.json'} is not valid JSON ({err})") from None
     if meta.get("format") == "glassbox":
         cfg = ModelConfig.from_dict(meta["model"])
         model = empty_model(cfg)
@@ -308,7 +314,16 @@ def load_dir(
         if tokenizer is None and (path / "tokenizer.tiktoken").exists():
             tokenizer = from_rank_file(path / "tokenizer.tiktoken", name=cfg.name)
     model.tokenizer = tokenizer
+    check_finite(model, weights or path)
     return _finish(model, device)
+
+
+def check_finite(model: Transformer, source: Path) -> None:
+    """Raise DamagedFile naming `source` when a weight holds NaN or ±inf (a damaged file loads, then every logit
+    is NaN and sampling fails far from the cause). About 0.1 s for SmolLM2's 135M numbers."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise DamagedFile(f"{source}: the weight {name} holds NaN or infinite values; the file is damaged")
 
 
 def save_weights(model: Transformer, file: str | Path, half: bool = False) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from core.analysis import best_head, previous_token_scores
 from core.generate import generate
+from core.integrity import write_sums
 from core.model import Transformer
 from core.registry import MODELS_DIR, load_model
 from core.trace import trace
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_card:
         write_card(MODELS_DIR / args.name, metrics)
         (MODELS_DIR / args.name / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
+        write_sums()  # the card and metrics are shipped files: record their new sums
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from core.bpe import train_bpe
 from core.config import PRESETS, ModelConfig
+from core.integrity import ASSETS, write_sums
 from core.registry import MODELS_DIR
 from core.tokenizer import ENDOFTEXT, write_ranks
 from core.training import (
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     })
     (out / "training_log.json").write_text(json.dumps(log.to_dict(), indent=1) + "\n")
     state_path.unlink(missing_ok=True)
+    if out.resolve().is_relative_to(ASSETS.resolve()):
+        write_sums()  # the shipped files changed on purpose: record their new sums
     print(f"done: {recipe.steps} steps, {trainer.tokens_seen:,} tokens in {wall / 60:.1f} min → {out}", flush=True)
     if out.resolve() == (MODELS_DIR / args.preset).resolve():
         from tools import model_card  # measures the shipped model and writes its card

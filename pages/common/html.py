@@ -12,7 +12,7 @@ import unicodedata
 import zlib
 from functools import lru_cache
 
-from core.tokenizer import ASSETS
+from core.integrity import ASSETS, check_asset
 
 PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fed7aa", "#a5f3fc", "#f5d0fe"]
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
@@ -89,6 +89,8 @@ def script_safe(code: str) -> str:
 @lru_cache(maxsize=1)
 def _vendor_js() -> str:
     vendor = ASSETS / "vendor"
+    for name in ("d3-5.7.0.min.js", "jquery-2.2.4.min.js", "require-2.3.6.js"):
+        check_asset(vendor / name)
     d3 = (vendor / "d3-5.7.0.min.js").read_text(encoding="utf-8")
     jquery = (vendor / "jquery-2.2.4.min.js").read_text(encoding="utf-8")
     require = (vendor / "require-2.3.6.js").read_text(encoding="utf-8")
