@@ -472,6 +472,15 @@ class Attribution(dict):
         _, layer, part = key.split(".")
         return f"layer {layer} {'attention' if part == 'attn' else 'feed-forward'}"
 
+    @staticmethod
+    def short_label(key: str) -> str:
+        """For a crowded axis: "blocks.3.mlp" → "L3 ffn"."""
+        fixed = {"embed": "embedding", "pos_embed": "position", "ln_final.bias": "norm bias"}
+        if key in fixed:
+            return fixed[key]
+        _, layer, part = key.split(".")
+        return f"L{layer} {'attn' if part == 'attn' else 'ffn'}"
+
 
 def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attribution:
     """How much the embedding, each attention layer (and head) and each MLP add to `token_id`'s logit at the last
@@ -701,8 +710,11 @@ def activation_name(cfg) -> str:
 
 
 def top_neurons(tr: Trace, layer: int, k: int = 20) -> list[int]:
-    """The k hidden units of one MLP with the largest |activation| anywhere in the text, largest first."""
-    post = tr.mlp_post(layer).abs().amax(dim=0)  # (m,)
+    """The k hidden units of one MLP with the largest |activation| anywhere in the text after its first token,
+    largest first. The first token is left out (when there are others): with nothing before it, many models give
+    it outsized activations that would crowd out every unit that reads the text."""
+    post = tr.mlp_post(layer)
+    post = (post[1:] if len(post) > 1 else post).abs().amax(dim=0)  # (m,)
     return post.topk(min(k, post.numel())).indices.tolist()
 
 
@@ -753,8 +765,8 @@ class NeuronExamples:
 
     def top(self, layer: int, neuron: int, k: int = 8) -> list[tuple[int, int, float]]:
         """(sentence, position, activation) of the k largest activations of one unit by size (a SwiGLU unit's sign
-        is the up branch's, so either sign is strong), largest first."""
-        column = self.acts[layer, :, neuron].float()
+        is the up branch's, so either sign is strong), largest first; first tokens left out (see top_neurons)."""
+        column = self.acts[layer, :, neuron].float().masked_fill(self.position_of == 0, 0.0)
         best = column.abs().topk(min(k, len(column))).indices
         return [(int(self.sentence_of[i]), int(self.position_of[i]), float(column[i])) for i in best]
 

@@ -43,13 +43,14 @@ def breakdown(cfg: ModelConfig, pooler: bool = False) -> list[ParamRow]:
     norm_formula, norm_count = _norm(cfg)
     if cfg.post_norm:
         rows.append(ParamRow("embedding norm", norm_formula, norm_count))
-    kv = "2·d·(n_kv·hs)" if cfg.kv_heads != cfg.n_heads else "2·d·d"
+    grouped = cfg.kv_heads != cfg.n_heads
     qkv = d * q_width + 2 * d * kv_width + (q_width + 2 * kv_width if b else 0)
     out = q_width * d + (d if b else 0)
     gated = cfg.mlp == "swiglu"
     mlp = (3 if gated else 2) * d * m + (((2 * m + d) if gated else (m + d)) if b else 0)
     rows += [
-        ParamRow("attention: query, key, value", f"L·(d·d + {kv}{' + biases' if b else ''})", L * qkv, True),
+        ParamRow("attention: query, key, value",
+                 f"L·({'d·d + 2·d·(n_kv·hs)' if grouped else '3·d·d'}{' + biases' if b else ''})", L * qkv, True),
         ParamRow("attention: output projection", f"L·(d·d{' + d' if b else ''})", L * out, True),
         ParamRow("feed-forward (MLP)", f"L·({'3' if gated else '2'}·d·m{' + biases' if b else ''})", L * mlp, True),
         ParamRow("norms inside the blocks (2 per block)", f"L·2·{norm_formula.split(' ')[0]}", L * 2 * norm_count, True),
@@ -81,19 +82,19 @@ class Published:
 
 PUBLISHED = [
     Published("GPT-2 small", ModelConfig(name="gpt2"),
-              "config.json of openai-community/gpt2 on the Hugging Face Hub", "124M (stated as 117M in the paper)"),
+              "openai-community/gpt2, config.json (HF Hub)", "124M (stated as 117M in the paper)"),
     Published("GPT-2 XL", ModelConfig(d_model=1600, n_layers=48, n_heads=25, name="gpt2-xl"),
-              "config.json of openai-community/gpt2-xl on the Hugging Face Hub", "1.5B"),
+              "openai-community/gpt2-xl, config.json (HF Hub)", "1.5B"),
     Published("GPT-3 175B", ModelConfig(n_ctx=2048, d_model=12288, n_layers=96, n_heads=96, name="gpt-3"),
-              "Brown et al. 2020, Table 2.1 (GPT-2's block, 96 layers, d = 12,288, context 2,048)", "175.0B"),
+              "Brown et al. 2020, Table 2.1", "175.0B"),
     Published("BERT-base", ModelConfig(vocab_size=30522, n_ctx=512, d_model=768, n_layers=12, n_heads=12,
                                        mlp="gelu_exact", causal=False, post_norm=True, n_token_types=2,
                                        lm_head=False, family="bert", name="bert-base"),
-              "config.json of google-bert/bert-base-uncased on the Hugging Face Hub", "110M", pooler=True),
+              "google-bert/bert-base-uncased, config.json (HF Hub)", "110M", pooler=True),
     Published("BERT-large", ModelConfig(vocab_size=30522, n_ctx=512, d_model=1024, n_layers=24, n_heads=16,
                                         mlp="gelu_exact", causal=False, post_norm=True, n_token_types=2,
                                         lm_head=False, family="bert", name="bert-large"),
-              "config.json of google-bert/bert-large-uncased on the Hugging Face Hub", "340M", pooler=True),
+              "google-bert/bert-large-uncased, config.json (HF Hub)", "340M", pooler=True),
 ]
 
 NOT_PUBLISHED = {

@@ -68,8 +68,8 @@ st.subheader("The most active units for your text")
 k = min(20, cfg.mlp_dim)
 top = top_neurons(tr, layer, k)
 values = post[:, top].numpy()
-fig = figures.heatmap(values.T, x=figures.labels(tr.tokens), y=[f"unit {n}" for n in top], robust=True, colorscale="RdBu_r",
-                      title=f"Activation of the {k} units with the largest |activation| anywhere in the text",
+fig = figures.heatmap(values.T, x=figures.labels(tr.tokens), y=[f"unit {n}" for n in top], colorscale="RdBu_r",
+                      title=f"Activation of the {k} units with the largest |activation| in the text (after its first token)",
                       height=max(320, 22 * k + 140))
 st.plotly_chart(fig, width="stretch", key="ff.top")
 st.caption("Red: positive activation, blue: negative (after the activation" +
@@ -92,7 +92,8 @@ with left:
     examples = cache.neuron_examples(ctx.model_name, ctx.device)
     found = examples.top(layer, neuron, 8)
     st.dataframe({"activation": [f"{v:+.3f}" for _, _, v in found],
-                  "before it": ["".join(examples.sentences[s][max(0, p - 8):p]) for s, p, _ in found],
+                  "before it": ["".join(examples.sentences[s][max(0, p - 8):p]) or "(start of text)"
+                                for s, p, _ in found],
                   "token": [examples.sentences[s][p] for s, p, _ in found]}, hide_index=True, width="stretch")
     st.caption(f"Fifty sentences written for this app (stories, facts, numbers, code), {examples.acts.shape[1]:,} "
                "tokens, each read on its own; the rows are the unit's largest activations by size (either sign), "

@@ -27,7 +27,9 @@ summary = cache.forward_summary(ctx.model_name, ctx.device, ctx.text, WINDOW)
 T = len(summary.tokens)
 name = (lambda i: visible(tok.display(i))) if tok else str
 first = summary.n_tokens - T
-pos = widgets.choice("selectbox", "Follow the token", "fp.token", list(range(T)), default=T - 1,
+specials = set(tok.special_tokens.values()) if tok else set()
+words = [i for i in range(T) if summary.token_ids[i] not in specials]  # not [CLS] or [SEP]
+pos = widgets.choice("selectbox", "Follow the token", "fp.token", list(range(T)), default=words[-1] if words else T - 1,
                      format_func=lambda i: f"{first + i}: {visible(summary.tokens[i])}")
 if first:
     st.caption(f"Your text is {summary.n_tokens:,} tokens; the page follows the last {T} (the model read them all).")
@@ -61,8 +63,9 @@ def overview() -> go.Figure:
                                showarrow=True, arrowhead=0, ay=-28, font=dict(size=11), bgcolor="#fef3c7")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12),
                       title=f"Token {first + pos} ({visible(summary.tokens[pos])}) through the model",
-                      xaxis=dict(title="stage (blue: attention, orange: feed-forward)", tickangle=-60,
-                                 type="category"), yaxis_title="vector length (L2 norm)")
+                      xaxis=dict(title="stage (blue: attention, orange: feed-forward)", tickangle=-90,
+                                 type="category", tickmode="array", tickvals=labels, tickfont=dict(size=10)),
+                      yaxis_title="vector length (L2 norm)")
     return fig
 
 
@@ -73,7 +76,8 @@ st.caption(
         " Labels: the token the model would predict if it stopped after that block (the final norm and "
         "unembedding applied early — the *logit lens*); after the last block it is the real prediction."
         if summary.lens_ids is not None else
-        " Each block ends with a LayerNorm (post-norm), so the stream's length is reset after every half."))
+        " A LayerNorm follows each of the two adds in every block (post-norm), so the stream's length is reset "
+        "twice per block."))
 
 st.subheader("1 · Text → tokens → ids")
 st.markdown(texts.stage(cfg, "tokens") + f" Your text is **{summary.n_tokens:,} tokens**.")

@@ -87,7 +87,7 @@ def test_residual_page_waterfall_adds_up_to_the_logit():
     at = open_page(app(text=TEXT), "pages/residual.py")
     fall = next(c for c in charts(at) if "part by part" in title(c))["data"][0]
     parts, total = fall["y"][:-1], fall["y"][-1]
-    assert fall["x"][:2] == ["token embedding", "position vector"] and fall["x"][-2] == "final norm's bias"
+    assert fall["x"][:2] == ["embedding", "position"] and fall["x"][-2] == "norm bias"
     assert sum(parts) == pytest.approx(total, rel=1e-4)
     model = load_model("tiny-stories-1m")
     assert total == pytest.approx(float(trace(model, TEXT).logits.max()), abs=1e-4)
