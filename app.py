@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import nav, sidebar, url
+from pages.common import errors, nav, sidebar, url
 
 st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide")
 # Names in code spans (`cl100k_base`, `<|im_start|>`) wrap between words, never inside one.
@@ -10,10 +10,12 @@ st.html("<style>[data-testid='stMarkdownContainer'] code {white-space: nowrap}</
 
 
 page = st.navigation(nav.pages())
-st.session_state["ctx"] = sidebar.sidebar()
-url.show_notices()
-st.session_state["_frame"] = True  # tells the page that this frame ran (see sidebar.context)
 try:
+    st.session_state["ctx"] = sidebar.sidebar()
+    url.show_notices()
+    st.session_state["_frame"] = True  # tells the page that this frame ran (see sidebar.context)
     page.run()
+except Exception as err:  # st.stop, st.rerun and switch_page are BaseExceptions and pass through
+    errors.report(err)
 finally:
     st.session_state.pop("_frame", None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.integrity import check_logits
 from core.model import Transformer
 
 
@@ -36,6 +37,7 @@ def sampling_distribution(
     probabilities reach top_p; 1 (or None) is off, and as top_p falls towards 0 only the most likely token is left
     (it always stays)."""
     logits = logits.float()
+    check_logits(logits, None)
     if temperature <= 0:
         probs = torch.zeros_like(logits)
         probs[logits.argmax()] = 1.0
@@ -187,6 +189,7 @@ def generate(
     with torch.inference_mode():
         idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)  # (1, T)
         logits, past = model(idx)  # (1, V)
+        check_logits(logits, getattr(model, "source", None))
         for n in range(max_new_tokens):
             columns = sampling_distribution(logits[0].cpu(), temperature, top_k, top_p)
             next_id = sample_token(columns, generator, greedy=temperature <= 0)

@@ -26,6 +26,20 @@ class DamagedFile(ValueError):
     """A file is missing, truncated or not the one that was recorded. The message names it."""
 
 
+class NonFinite(ValueError):
+    """A model computed NaN or infinite numbers (damaged weights): said where it shows, never left to crash later."""
+
+
+def check_logits(logits, source: str | None) -> None:
+    """Raise NonFinite, naming where the weights came from, unless every logit is a finite number."""
+    import torch
+
+    if logits is not None and not bool(torch.isfinite(logits).all()):
+        where = f" (weights read from {source})" if source else ""
+        raise NonFinite(f"The model computed NaN or infinite scores for this text{where}: its weights are damaged. "
+                        "Reload the model; if it persists, reinstall it or delete its cache.")
+
+
 def sha256(path: Path) -> str:
     """The file's SHA-256, computed once per (path, size, modification time) and process."""
     stat = path.stat()

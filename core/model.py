@@ -440,6 +440,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = cfg
         self.tokenizer = None  # set by the loaders; a bare checkpoint has none
+        self.source: str | None = None  # the file or folder the loaders read the weights from
         self.embed = table(cfg.vocab_size, cfg.d_model)
         self.pos_embed: nn.Module | None = {
             "learned": lambda: table(cfg.n_ctx, cfg.d_model),

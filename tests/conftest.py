@@ -14,6 +14,8 @@ from core.model import Transformer
 # Model caches (the Hub download folder, SmolLM2's converted weights) go to one temporary folder per test session,
 # never into the user's own cache, and are removed at the end (SmolLM2's is 540 MB); a test that needs its own
 # folder sets GLASSBOX_CACHE itself.
+# A bug on a page fails its test (in use, the app shows a friendly message and logs the traceback: pages/common/errors)
+os.environ.setdefault("GLASSBOX_RAISE_BUGS", "1")
 SESSION_CACHE = None if "GLASSBOX_CACHE" in os.environ else tempfile.mkdtemp(prefix="glassbox-test-cache-")
 if SESSION_CACHE:
     os.environ["GLASSBOX_CACHE"] = SESSION_CACHE

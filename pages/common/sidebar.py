@@ -60,7 +60,9 @@ def _load_with_progress(name: str, device: str) -> bool:
         bar.progress(frac, text=message)
 
     try:
-        registry.get(name).fetch(progress)  # outside the cached loader, so the bar can be drawn
+        notice = registry.get(name).fetch(progress)  # outside the cached loader, so the bar can be drawn
+        if notice:
+            url.notice(notice)
         cache.model(name, device)
         return True
     except (ConnectionError, FileNotFoundError, ValueError, OSError) as err:

@@ -1,0 +1,241 @@
+"""Issue 19: a damaged cache, a full or read-only disk, an interrupted conversion, two processes at once, a broken
+shipped file, NaN weights — each ends in a clear message with nothing lost. SmolLM2's conversion is replaced by a
+fast fake (a tiny Llama-style model) so every fault can be injected in seconds; the real conversion is tested in
+test_packaged.py."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import core.packaged as packaged
+from core import trace
+from core.integrity import DamagedFile, NonFinite, check_asset, recorded, sha256
+from core.tokenizer import HFTokenizer
+from tests.conftest import tiny
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_tokenizer() -> HFTokenizer:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    backend.train_from_iterator(["Once upon a time there was a little cat.", "The dog ran home."] * 20, trainer)
+    return HFTokenizer("fake", backend, "bpe", chat_template="{{ messages }}")
+
+
+def fake_model(*_, **__):
+    model = tiny("tiny-llama")
+    model.tokenizer = tiny_tokenizer()
+    return model
+
+
+@pytest.fixture
+def fake_smollm2(tmp_path, monkeypatch):
+    """SmolLM2's package replaced by a fake GGUF file and its conversion by fake_model; the cache in tmp_path.
+    Yields the list of conversions made."""
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / packaged.SMOLLM2[1]).write_bytes(os.urandom(1000))
+    monkeypatch.setattr(packaged, "package_dir", lambda module: package)
+    monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(packaged, "load_gguf", lambda *a, **k: calls.append(1) or fake_model())
+    monkeypatch.setattr(packaged, "_in_memory", {})
+    yield calls
+
+
+def cache_folder(tmp_path) -> Path:
+    return next(p for p in (tmp_path / "cache" / "packages").iterdir() if not p.name.startswith("."))
+
+
+def test_cache_is_written_verified_and_reused(fake_smollm2, tmp_path):
+    first = packaged.prepare_smollm2()
+    assert first.folder is not None and first.notice is None and fake_smollm2 == [1]
+    assert packaged.prepare_smollm2().folder == first.folder and fake_smollm2 == [1]
+    files = {p.name for p in first.folder.iterdir()}
+    assert {"manifest.json", "model.safetensors", "config.json", "tokenizer.json"} <= files
+    assert first.folder.stat().st_mode & 0o777 == 0o755  # a shared cache is readable by everyone
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in first.folder.iterdir())
+    model = packaged.load_smollm2("cpu")
+    assert torch.equal(trace(model, "Once upon a time").logits, trace(fake_model(), "Once upon a time").logits)
+
+
+@pytest.mark.parametrize("damage", ["overwrite", "truncate", "header", "delete"])
+def test_a_damaged_cache_is_rebuilt_with_a_notice(fake_smollm2, tmp_path, damage):
+    folder = packaged.prepare_smollm2().folder
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    if damage == "overwrite":  # 16 bytes inside the tensor data, header intact: the case that produced NaN
+        data[len(data) // 2: len(data) // 2 + 16] = b"\xff" * 16
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "header":
+        data[8:40] = b"x" * 32
+    if damage == "delete":
+        weights.unlink()
+    else:
+        weights.write_bytes(bytes(data))
+    again = packaged.prepare_smollm2()
+    assert fake_smollm2 == [1, 1] and again.folder == folder
+    assert "damaged" in again.notice and "converted again" in again.notice
+    assert packaged.prepare_smollm2().notice is None  # fixed for good
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".") and p.is_dir()] == []
+
+
+@pytest.mark.parametrize("fault,reason", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "read-only")])
+def test_a_cache_that_cannot_be_written_leaves_the_model_in_memory(fake_smollm2, tmp_path, monkeypatch, fault,
+                                                                   reason):
+    def fail(*_, **__):
+        raise OSError(fault, os.strerror(fault))
+
+    monkeypatch.setattr(packaged, "save_dir", fail)
+    prepared = packaged.prepare_smollm2()
+    assert prepared.folder is None and reason in prepared.notice and "from memory" in prepared.notice
+    model = packaged.load_smollm2("cpu")
+    assert model.tokenizer is not None and trace(model, "Once upon").logits is not None
+    assert fake_smollm2 == [1], "converted once, then used from memory"
+    leftovers = [p.name for p in (tmp_path / "cache" / "packages").iterdir() if p.is_dir()]
+    assert leftovers == [], "no empty staging folder is left behind"
+
+
+def test_safetensors_own_error_while_writing_is_caught(fake_smollm2, monkeypatch):
+    from safetensors import SafetensorError
+
+    def fail(*_, **__):
+        raise SafetensorError("Error while serializing: IoError(No space left on device)")
+
+    monkeypatch.setattr(packaged, "save_dir", fail)
+    prepared = packaged.prepare_smollm2()
+    assert prepared.folder is None and "SafetensorError" in prepared.notice
+
+
+def test_a_cache_path_that_is_a_file(fake_smollm2, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("GLASSBOX_CACHE", str(blocker))
+    prepared = packaged.prepare_smollm2()
+    assert prepared.folder is None and "cannot be written" in prepared.notice
+    assert packaged.load_smollm2("cpu").tokenizer is not None
+
+
+def test_a_killed_conversion_leaves_nothing_behind_for_long(fake_smollm2, tmp_path):
+    folder = packaged.prepare_smollm2().folder
+    staging = folder.parent / f".{folder.name}.staging-99999-1"  # what kill -9 mid-conversion leaves
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"half")
+    old = folder.parent / "smollm2-135m"  # the previous layout
+    old.mkdir()
+    assert packaged.prepare_smollm2().folder == folder
+    assert not staging.exists() and not old.exists()
+
+
+def test_same_gguf_reinstalled_is_not_converted_again(fake_smollm2, tmp_path):
+    packaged.prepare_smollm2()
+    gguf = tmp_path / "package" / packaged.SMOLLM2[1]
+    os.utime(gguf, (1, 1))  # a reinstall changes the timestamp, not the content
+    packaged.prepare_smollm2()
+    assert fake_smollm2 == [1]
+
+
+def test_two_processes_convert_once(tmp_path):
+    """The file lock works across processes: two at once, one conversion, the other reads it."""
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        os.environ["GLASSBOX_CACHE"] = {str(tmp_path / "cache")!r}
+        import core.packaged as packaged
+        from tests.test_robust import fake_model
+        from pathlib import Path
+        package = Path({str(tmp_path / "package")!r})
+        packaged.package_dir = lambda module: package
+        def slow(*a, **k):
+            with open({str(tmp_path / "calls")!r}, "a") as f:
+                f.write("x")
+            time.sleep(1.5)
+            return fake_model()
+        packaged.load_gguf = slow
+        print(packaged.prepare_smollm2().folder)
+    """)
+    (tmp_path / "package").mkdir()
+    (tmp_path / "package" / packaged.SMOLLM2[1]).write_bytes(b"same gguf")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs) and outs[0] == outs[1] != "None"
+    assert (tmp_path / "calls").read_text() == "x"
+
+
+def test_a_damaged_shipped_file_is_named(tmp_path, monkeypatch):
+    import core.integrity as integrity
+
+    assert recorded(), "assets/SHA256SUMS lists the shipped files"
+    copy = tmp_path / "assets"
+    (copy / "models").mkdir(parents=True)
+    src = integrity.ASSETS / "texts" / "bpe_sample.txt"
+    target = copy / "texts" / "bpe_sample.txt"
+    target.parent.mkdir()
+    target.write_bytes(src.read_bytes())
+    monkeypatch.setattr(integrity, "ASSETS", copy)
+    check_asset(target)  # intact
+    target.write_bytes(src.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(DamagedFile, match=r"assets/texts/bpe_sample.txt is damaged"):
+        check_asset(target)
+    target.unlink()
+    with pytest.raises(DamagedFile, match="missing"):
+        check_asset(target)
+
+
+def test_recorded_sums_match_every_shipped_file():
+    """assets/SHA256SUMS is current: regenerate it with `python -m tools.hashes` after changing an asset."""
+    import core.integrity as integrity
+
+    listed = recorded()
+    actual = {p.relative_to(integrity.ASSETS).as_posix(): p for p in integrity.asset_files()}
+    assert set(listed) == set(actual)
+    assert all(sha256(p) == listed[name] for name, p in actual.items())
+
+
+def test_nan_weights_are_refused_naming_the_file(tmp_path):
+    from core.weights import load_dir, save_dir
+
+    model = tiny("tiny-sinusoidal")
+    with torch.no_grad():
+        model.blocks[0].mlp.fc_in.weight[0, :4] = float("nan")
+    save_dir(model, tmp_path / "m")
+    with pytest.raises(DamagedFile, match=r"blocks\.0\.mlp\.fc_in\.weight holds NaN"):
+        load_dir(tmp_path / "m", "cpu")
+
+
+def test_nan_logits_are_caught_where_they_appear():
+    from core import generate, sampling_distribution
+
+    model = tiny("tiny-llama")
+    with torch.no_grad():
+        model.blocks[1].mlp.fc_out.weight[0, 0] = float("nan")
+    model.source = "/some/folder/model.safetensors"
+    with pytest.raises(NonFinite, match="/some/folder/model.safetensors"):
+        trace(model, [1, 2, 3])
+    with pytest.raises(NonFinite):
+        generate(model, [1, 2, 3], max_new_tokens=2)
+    with pytest.raises(NonFinite):
+        sampling_distribution(torch.tensor([0.0, float("nan")]))
+
+
+def test_streamlit_config_hides_tracebacks_and_binds_to_this_computer():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["server"]["address"] == "localhost"
+    assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
