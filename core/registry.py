@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from core import packaged
+from core import hub, packaged
 from core.model import Transformer
 from core.tokenizer import ASSETS, load_tokenizer
 from core.training import TrainingLog
-from core.weights import Progress, hub_download, load_dir
+from core.weights import Progress, load_dir
 
 MODELS_DIR = ASSETS / "models"
 DEFAULT_MODEL = "tiny-stories-1m"
@@ -112,9 +112,20 @@ def _hub(name: str, repo: str, about: str, tokenizer: str) -> ModelEntry:
     """A Hub repo in a format core.weights reads; `tokenizer` names the shipped tokenizer its weights use."""
 
     def load(device, progress):
-        return load_dir(hub_download(repo, progress=progress), device, tokenizer=load_tokenizer(tokenizer))
+        return hub.load(repo, device, progress, tokenizer=load_tokenizer(tokenizer), name=name)
 
-    return ModelEntry(name, about, "hub", load, prepare=lambda progress: hub_download(repo, progress=progress))
+    return ModelEntry(name, about, "hub", load, prepare=lambda progress: hub.download(repo, progress))
+
+
+@lru_cache(maxsize=64)
+def hub_entry(repo_id: str) -> ModelEntry:
+    """Any Hub repo by its id ("HuggingFaceTB/SmolLM2-360M"): loaded with its own tokenizer if its architecture is
+    one the core builds (core.hub)."""
+    if not hub.is_repo_id(repo_id):
+        raise ValueError(f"{repo_id!r} is not a Hub repo id (expected 'organisation/name')")
+    return ModelEntry(repo_id, "from the Hugging Face Hub", "hub",
+                      lambda device, progress: hub.load(repo_id, device, progress),
+                      prepare=lambda progress: hub.download(repo_id, progress))
 
 
 def _shipped_folders() -> list[Path]:
@@ -146,9 +157,13 @@ def names() -> list[str]:
 
 
 def get(name: str) -> ModelEntry:
-    if name not in ENTRIES:
-        raise ValueError(f"unknown model {name!r}; known: {list(ENTRIES)}")
-    return ENTRIES[name]
+    """A registry entry by name, or an entry for any Hub repo id."""
+    if name in ENTRIES:
+        return ENTRIES[name]
+    if hub.is_repo_id(name):
+        return hub_entry(name)
+    raise ValueError(f"unknown model {name!r}; known: {list(ENTRIES)}, or a Hub repo id such as "
+                     "'HuggingFaceTB/SmolLM2-360M'")
 
 
 def find(encoder: bool) -> ModelEntry | None:
@@ -159,7 +174,8 @@ def find(encoder: bool) -> ModelEntry | None:
 def load_model(
     name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
 ) -> Transformer:
-    """None → the embedded default model; a registry name → its entry; a folder path → load it."""
+    """None → the embedded default model; a registry name → its entry; a folder path → load it; a Hub repo id
+    ("org/name") → download once (core.hub) and load it with its own tokenizer."""
     if name is None:
         if DEFAULT_MODEL not in ENTRIES:
             raise FileNotFoundError(f"the embedded default model is missing: expected {MODELS_DIR / DEFAULT_MODEL} "
@@ -169,4 +185,7 @@ def load_model(
         return ENTRIES[name].load(device, progress)
     if Path(name).is_dir():
         return load_dir(name, device)
-    raise ValueError(f"unknown model {str(name)!r}: give a folder with config.json, or one of {list(ENTRIES)}")
+    if isinstance(name, str) and hub.is_repo_id(name):
+        return hub_entry(name).load(device, progress)
+    raise ValueError(f"unknown model {str(name)!r}: give a folder with config.json, one of {list(ENTRIES)}, or a "
+                     "Hub repo id")

@@ -74,6 +74,7 @@ BUILTIN = {
 ALIASES = {"r50k_base": "gpt2"}
 
 
+BYTE_TOKEN = regex.compile(r"<0x([0-9A-Fa-f]{2})>")  # SentencePiece's byte-fallback tokens
 SURROGATE = regex.compile("[\ud800-\udfff]")
 
 
@@ -291,6 +292,8 @@ class HFTokenizer:
 
     kind "bpe": a byte-level BPE given as vocabulary + merges (merge_replay follows the merge list, which is the
     `tokenizers` algorithm). kind "wordpiece": BERT's greedy longest-match-first subwords (no merges to replay).
+    kind "metaspace": SentencePiece-style BPE (Llama 2, TinyLlama): it merges characters, not bytes, writes a space
+    as ▁ and falls back to <0xNN> byte tokens; its merges are not replayed here.
     """
 
     def __init__(self, name: str, backend, kind: str, merges: list[tuple[str, str]] | None = None,
@@ -306,6 +309,8 @@ class HFTokenizer:
         self._special_re = regex.compile("|".join(map(regex.escape, sorted(self.special_tokens, key=len, reverse=True))))
         self._strings = {i: t for t, i in vocab.items()}
         self._from_char = {c: b for b, c in byte_alphabet().items()} if kind == "bpe" else None
+        if kind == "metaspace":
+            merges = []
         if kind == "bpe" and merges is None:  # read them back from the backend's own description
             listed = json.loads(backend.to_str())["model"]["merges"]
             merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in listed]
@@ -363,6 +368,9 @@ class HFTokenizer:
         token = self._strings[token_id]
         if self._from_char is not None and token_id not in self._special_ids:
             return self._spelled_bytes(token)
+        if self.kind == "metaspace" and token_id not in self._special_ids:
+            byte = BYTE_TOKEN.fullmatch(token)
+            return bytes([int(byte.group(1), 16)]) if byte else token.replace("\u2581", " ").encode()
         return token.encode()
 
     def display(self, token_id: int) -> str:

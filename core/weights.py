@@ -1,4 +1,5 @@
-"""Checkpoint formats and I/O: our own format, HF GPT-2, Llama and BERT checkpoints, safetensors, Hub downloads.
+"""Checkpoint formats and I/O: our own format, HF GPT-2, Llama and BERT checkpoints, safetensors (Hub downloads:
+core.hub).
 
 Which models exist and how each is fetched is core.registry's business; this module only reads and writes files.
 
@@ -12,9 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,8 +23,6 @@ from core.config import ModelConfig
 from core.integrity import DamagedFile, check_asset
 from core.model import Rotary, SinusoidalPositions, Transformer
 from core.tokenizer import Tokenizer, from_rank_file
-
-HUB_FILES = ("config.json", "model.safetensors")
 
 Progress = Callable[[float, str], None]
 
@@ -103,8 +99,9 @@ BERT_MAP = {
     "blocks.{i}.ln2.bias": ["encoder.layer.{i}.output.LayerNorm.bias"],
 }
 BERT_TRANSPOSED = LLAMA_TRANSPOSED
-# The position-id buffer, and the pooler (a tanh layer on [CLS] for BERT's next-sentence task; the pages never use it).
-BERT_IGNORED = re.compile(r"embeddings\.position_ids|pooler\.dense\.(weight|bias)")
+# The position-id buffer, the pooler and a masked-LM checkpoint's prediction head (cls.*, not loaded: no LM head),
+# and the pooler (a tanh layer on [CLS] for BERT's next-sentence task; the pages never use it).
+BERT_IGNORED = re.compile(r"embeddings\.position_ids|pooler\.dense\.(weight|bias)|cls\..*")
 
 MAPPINGS = {
     "gpt2": (GPT2_MAP, GPT2_TRANSPOSED, GPT2_IGNORED),
@@ -208,6 +205,9 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """model.safetensors, or pytorch_model.bin read with weights_only=True (no pickled code runs)."""
     if (path / "model.safetensors").exists():
         return read_safetensors(path / "model.safetensors")
+    if (path / "model.safetensors.index.json").exists():  # a sharded checkpoint
+        shards = sorted(set(json.loads((path / "model.safetensors.index.json").read_text())["weight_map"].values()))
+        return {k: v for shard in shards for k, v in read_safetensors(path / shard).items()}
     if (path / "pytorch_model.bin").exists():
         try:
             return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
@@ -314,8 +314,10 @@ def load_dir(
         if tokenizer is None and (path / "tokenizer.tiktoken").exists():
             tokenizer = from_rank_file(path / "tokenizer.tiktoken", name=cfg.name)
     model.tokenizer = tokenizer
-    model.source = str(weights or path)  # named when its numbers turn out damaged (core.integrity.check_logits)
-    check_finite(model, weights or path)
+    source = weights or next((path / f for f in ("model.safetensors", "model.safetensors.index.json",
+                                                 "pytorch_model.bin") if (path / f).exists()), path)
+    model.source = str(source)  # named when its numbers turn out damaged (core.integrity.check_logits)
+    check_finite(model, source)
     return _finish(model, device)
 
 
@@ -345,34 +347,3 @@ def save_dir(model: Transformer, path: str | Path, tokenizer_spec: dict | None =
 
 def cache_dir() -> Path:
     return Path(os.environ.get("GLASSBOX_CACHE", Path.home() / ".cache" / "glassbox"))
-
-
-def hub_download(repo: str, files: tuple[str, ...] = HUB_FILES, progress: Progress | None = None) -> Path:
-    """Fetch files of a Hub repo into the cache (once); HF_ENDPOINT overrides the Hub's address."""
-    target = cache_dir() / "hub" / repo.replace("/", "--")
-    todo = [f for f in files if not (target / f).exists()]
-    if not todo:
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    for n, filename in enumerate(todo):
-        url = f"{endpoint}/{repo}/resolve/main/{filename}"
-        part = target / (filename + ".part")
-        try:
-            with urllib.request.urlopen(url, timeout=20) as response, open(part, "wb") as out:
-                total = int(response.headers.get("Content-Length") or 0)
-                done = 0
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        frac = (n + (done / total if total else 0)) / len(todo)
-                        progress(min(frac, 1.0), f"downloading {repo}/{filename}: {done / 1e6:.1f} MB")
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            part.unlink(missing_ok=True)
-            raise ConnectionError(
-                f"could not download {repo} from the Hugging Face Hub ({getattr(err, 'reason', err)}). "
-                f"Are you offline? Missing: {', '.join(todo)} (cache: {target})"
-            ) from err
-        shutil.move(part, target / filename)
-    return target

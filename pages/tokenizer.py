@@ -86,7 +86,11 @@ for label, t in names[1:]:
 
 st.subheader("BPE step by step")
 pieces = [p for p in tok.pieces(ctx.text[:2000]) if len(p.encode("utf-8", "surrogatepass")) > 1]
-if tok.kind != "bpe":
+if tok.kind == "metaspace":
+    st.info(f"{tok.name} is a SentencePiece-style BPE: it merges characters (a space written ▁), not bytes, and "
+            "falls back to byte tokens <0xNN> for characters it lacks; its merges are not replayed here. The BPE you "
+            "can train below shows how merging works.")
+elif tok.kind != "bpe":
     st.info(f"{tok.name} is a WordPiece tokenizer: it has no merges to replay. It splits each word greedily into the "
             "longest vocabulary pieces, left to right. The BPE you can train below shows the other approach.")
 elif not pieces:

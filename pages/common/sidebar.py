@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from core import registry
+from core import hub, registry
 from core.trace import token_limit
 from pages.common import cache, url, widgets
 
@@ -76,12 +76,36 @@ def _use_example() -> None:
     st.session_state["text"] = st.session_state["_example"]
 
 
+def _use_hub_repo() -> None:
+    """The learner typed a Hub repo id: offer it in the model list and pick it (it loads on this run)."""
+    repo = st.session_state.get("_hub_repo", "").strip()
+    if not repo:
+        return
+    if not hub.is_repo_id(repo):
+        st.session_state["_hub_problem"] = f"“{repo[:80]}” is not a Hub repo id: it looks like organisation/name."
+        return
+    st.session_state.setdefault("_hub_models", [])
+    if repo not in st.session_state["_hub_models"]:
+        st.session_state["_hub_models"].append(repo)
+    st.session_state["model"] = repo
+
+
+def model_names() -> list[str]:
+    """The models offered here: the registry's, then the Hub repos this session asked for."""
+    extra = [m for m in st.session_state.get("_hub_models", []) if m not in registry.ENTRIES]
+    return registry.names() + extra
+
+
 def _choose_model() -> tuple[str, str]:
     """The model and device to use this run: the wanted ones once they load, else the last that did."""
     for key, options in (("model", registry.names()), ("device", device_choices())):
-        message = url.check(key, lambda raw, k=key, o=options: None if raw in o else url.ignored(k, raw, o[0]))
+        message = url.check(key, lambda raw, k=key, o=options: None if raw in o or (k == "model" and hub.is_repo_id(
+            raw)) else url.ignored(k, raw, o[0]))
         if message:
             url.notice(message)
+    linked = url.value("model", registry.DEFAULT_MODEL)
+    if linked not in model_names() and hub.is_repo_id(str(linked)):  # a shared link to a Hub model
+        st.session_state.setdefault("_hub_models", []).append(linked)
     loaded = st.session_state.get("_loaded", (registry.DEFAULT_MODEL, "cpu"))
     wanted = (url.value("model", registry.DEFAULT_MODEL), url.value("device", "cpu"))
     if wanted != loaded:
@@ -110,8 +134,15 @@ def _token_count(ctx: Context) -> None:
 def sidebar() -> Context:
     name, device = _choose_model()
     with st.sidebar:
-        widgets.choice("selectbox", "Model", "model", registry.names(), default=registry.DEFAULT_MODEL,
+        widgets.choice("selectbox", "Model", "model", model_names(), default=registry.DEFAULT_MODEL,
                        help="Which model reads your text. Shipped and packaged models work offline.")
+        st.text_input("…or any model on the Hugging Face Hub", key="_hub_repo", on_change=_use_hub_repo,
+                      placeholder="e.g. HuggingFaceTB/SmolLM2-360M",
+                      help="A GPT-2-, Llama- or BERT-family repo id. It downloads once (when online) into the "
+                           "standard Hugging Face cache, so a model you already have from transformers is reused.")
+        problem = st.session_state.pop("_hub_problem", None)
+        if problem:
+            st.warning(problem)
         st.caption(registry.get(name).label)
         widgets.choice("radio", "Device", "device", device_choices(), horizontal=True)
         text = widgets.text("text_area", "Your text", "text", DEFAULT_TEXT, MAX_TEXT_CHARS, height=110)

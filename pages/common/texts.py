@@ -10,6 +10,13 @@ from core.parameters import breakdown
 
 def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_one: bool = False,
               single_bytes: int = 256) -> str:
+    if kind == "metaspace":
+        return (
+            f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
+            f"an integer ID between 0 and {cfg.vocab_size - 1}. This model uses a SentencePiece-style **BPE** "
+            f"(`{tok_name}`): it learned which adjacent characters to merge, writes a space as `▁`, and spells a "
+            "character missing from its vocabulary as its UTF-8 bytes (`<0xE2>` …)."
+        )
     if kind == "wordpiece":
         return (
             f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
