@@ -204,3 +204,39 @@ def generate(
                 logits, past = model(torch.tensor([[next_id]], device=model.device), past=past)
     new_ids = [s.token_id for s in steps]
     return Generation(prompt_ids, new_ids, steps, tok.decode(new_ids) if tok else "", stopped)
+
+
+@dataclass
+class TimedGeneration:
+    new_ids: list[int]
+    seconds_per_token: float
+    cached: bool
+
+
+def greedy(model: Transformer, prompt_ids: list[int], n_new: int, use_cache: bool = True) -> TimedGeneration:
+    """The n_new most likely next tokens, one at a time, timed. With the KV cache each step feeds only the new token
+    and reuses every earlier key and value; without it each step runs the whole sequence again. Both must give the
+    same tokens (a test checks it); the time shows what the cache saves."""
+    import time
+
+    ids = list(prompt_ids)[-(model.config.n_ctx - n_new):] if n_new < model.config.n_ctx else list(prompt_ids)[-1:]
+    new: list[int] = []
+    with torch.inference_mode():
+        start = time.perf_counter()
+        logits, past = model(torch.tensor([ids], device=model.device))
+        for step in range(n_new):
+            next_id = int(logits[0].argmax())
+            new.append(next_id)
+            if step + 1 == n_new:
+                break
+            if use_cache:
+                logits, past = model(torch.tensor([[next_id]], device=model.device), past=past)
+            else:
+                logits, _ = model(torch.tensor([ids + new], device=model.device))
+        seconds = time.perf_counter() - start
+    return TimedGeneration(new, seconds / max(n_new, 1), use_cache)
+
+
+def kv_cache_bytes(cfg, n_tokens: int, bytes_per_number: int = 4) -> int:
+    """The KV cache's size after n_tokens: a key and a value vector per layer, key/value head and token."""
+    return 2 * cfg.n_layers * cfg.kv_heads * cfg.head_dim * n_tokens * bytes_per_number

@@ -1,0 +1,221 @@
+"""Learning in the app, in seconds on a CPU: fine-tune a copy of a small model on a few sentences, or pretrain a tiny
+GPT from random weights on a shipped text. The loss is reported step by step (`progress(step, loss)`); the model
+passed in is never modified (a test compares every parameter bit for bit); the same seed gives the same result.
+
+Also what the pages measure around it: which weights moved (`weight_change`), the loss on a text (`text_loss`),
+the probability of a continuation (`continuation_prob`), and a fingerprint of a model's weights (`fingerprint`), which
+shows that prompting changes none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from core.config import ModelConfig
+from core.integrity import ASSETS, check_asset
+from core.model import Transformer
+
+FINE_TUNE_MAX_PARAMS = 5_000_000  # a copy plus AdamW's two moments: ~4 × 4 bytes a parameter, ~80 MB at this size
+MAX_STEPS = 2000
+PRETRAIN_TEXT = ASSETS / "texts" / "pretrain_stories.txt"
+HELD_OUT_TEXT = ASSETS / "texts" / "bpe_sample.txt"  # a story written for Glassbox: in no training set
+Progress = Callable[[int, float], None]
+
+
+def shipped_text(path=PRETRAIN_TEXT) -> str:
+    check_asset(path)
+    return path.read_text(encoding="utf-8")
+
+
+def _ids(tokenizer, texts: list[str]) -> list[int]:
+    """The texts as one token sequence, each followed by the end-of-text token when the tokenizer has one."""
+    ids: list[int] = []
+    for text in texts:
+        ids += tokenizer.encode(text)
+        if tokenizer.eot_id is not None:
+            ids.append(tokenizer.eot_id)
+    return ids
+
+
+def _windows(ids: torch.Tensor, n_ctx: int, batch_size: int, generator: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets: the whole sequence when it fits, else `batch_size` random windows."""
+    if len(ids) <= n_ctx + 1:
+        return ids[None, :-1], ids[None, 1:]
+    starts = torch.randint(0, len(ids) - n_ctx - 1, (batch_size,), generator=generator)
+    x = torch.stack([ids[s: s + n_ctx] for s in starts.tolist()])
+    y = torch.stack([ids[s + 1: s + n_ctx + 1] for s in starts.tolist()])
+    return x, y
+
+
+def _train(model: Transformer, ids: torch.Tensor, steps: int, lr: float, seed: int, batch_size: int,
+           progress: Progress | None, warmup: int = 0, on_step: Callable[[int], None] | None = None) -> list[float]:
+    """AdamW on next-token loss; returns the loss of every step."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    losses = []
+    model.train()
+    with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded stream; the caller's is left alone
+        torch.manual_seed(seed)
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+            x, y = _windows(ids, model.config.n_ctx, batch_size, generator)
+            logits, _ = model(x, logits="all")  # (B, T, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            if on_step is not None:
+                on_step(step + 1)
+            if progress is not None:
+                progress(step + 1, losses[-1])
+    model.eval().requires_grad_(False)
+    return losses
+
+
+def _fresh_copy(model: Transformer) -> Transformer:
+    """A trainable copy on the CPU sharing nothing with `model` but its (read-only) tokenizer."""
+    copy = Transformer(model.config)
+    copy.load_state_dict({k: v.detach().clone().cpu() for k, v in model.state_dict().items()})
+    copy.tokenizer = model.tokenizer
+    return copy.requires_grad_(True)
+
+
+def fine_tune(model: Transformer, texts: list[str], steps: int, lr: float = 1e-3, seed: int = 0,
+              progress: Progress | None = None, batch_size: int = 8) -> Transformer:
+    """A new model: a copy of `model` trained for `steps` steps on the texts (next-token loss, AdamW, no weight
+    decay). `model` is untouched. Refuses models over FINE_TUNE_MAX_PARAMS parameters (memory per learner) and
+    more than MAX_STEPS steps. The returned model's `losses` holds the loss of each step."""
+    if model.num_params() > FINE_TUNE_MAX_PARAMS:
+        raise ValueError(f"{model.config.name} has {model.num_params():,} parameters; fine-tuning in the app is for "
+                         f"models up to {FINE_TUNE_MAX_PARAMS:,} (a copy and its optimiser state per learner)")
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
+    if model.tokenizer is None:
+        raise ValueError("fine-tuning on text needs a model with a tokenizer")
+    ids = torch.tensor(_ids(model.tokenizer, [t for t in texts if t.strip()]), dtype=torch.long)
+    if len(ids) < 2:
+        raise ValueError("nothing to learn from: type at least one sentence")
+    tuned = _fresh_copy(model)
+    tuned.losses = _train(tuned, ids, steps, lr, seed, batch_size, progress)
+    tuned.source = f"a copy of {model.config.name} fine-tuned for {steps} steps"
+    return tuned
+
+
+@dataclass
+class Pretrained:
+    """A tiny GPT trained from random weights: its config, the loss of every step, and the weights at a few steps
+    (`steps`, the first being 0 = random), so the pages can look at the model while it learned."""
+
+    config: ModelConfig
+    tokenizer: object
+    losses: list[float]
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(repr=False)
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self.snapshots)
+
+    def model(self, step: int) -> Transformer:
+        model = Transformer(self.config)
+        model.load_state_dict(self.snapshots[step])
+        model.tokenizer = self.tokenizer
+        model.source = f"a tiny GPT pretrained in the app, step {step}"
+        return model.eval().requires_grad_(False)
+
+
+def tiny_gpt(vocab_size: int) -> ModelConfig:
+    """The model the app pretrains: GPT-2's design at toy size (about 0.2M parameters with a 2,048-token vocabulary)."""
+    return ModelConfig(vocab_size=vocab_size, n_ctx=64, d_model=64, n_layers=2, n_heads=4, dropout=0.0,
+                       name="tiny GPT trained here")
+
+
+def pretrain(tokenizer, text: str, steps: int, seed: int = 0, lr: float = 3e-3, batch_size: int = 16,
+             n_snapshots: int = 5, progress: Progress | None = None) -> Pretrained:
+    """Train `tiny_gpt` from random weights on `text` for `steps` steps; keep the weights at n_snapshots steps
+    spread from 0 to the end."""
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
+    ids = torch.tensor(_ids(tokenizer, [p for p in re.split(r"\n\s*\n", text) if p.strip()]), dtype=torch.long)
+    cfg = tiny_gpt(tokenizer.n_vocab)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Transformer(cfg)
+    model.tokenizer = tokenizer
+    keep = sorted({round(steps * i / (n_snapshots - 1)) for i in range(n_snapshots)}) if n_snapshots > 1 else [steps]
+    snapshots = {0: {k: v.clone() for k, v in model.state_dict().items()}} if 0 in keep else {}
+
+    def snapshot(step: int) -> None:
+        if step in keep:
+            snapshots[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    losses = _train(model, ids, steps, lr, seed, batch_size, progress, warmup=min(50, steps), on_step=snapshot)
+    return Pretrained(cfg, tokenizer, losses, snapshots)
+
+
+COMPONENTS = re.compile(r"^(embed|pos_embed|ln_final|blocks\.\d+\.(attn|mlp|ln1|ln2))")
+
+
+def weight_change(before: Transformer, after: Transformer) -> dict[str, float]:
+    """How far each component moved: ‖after − before‖ / ‖before‖ over its parameters, by "embed", "pos_embed",
+    "blocks.{i}.attn", "blocks.{i}.mlp", "blocks.{i}.norms", "ln_final"."""
+    moved: dict[str, list[float]] = {}
+    old = before.state_dict()
+    for name, new in after.state_dict().items():
+        m = COMPONENTS.match(name)
+        if m is None:
+            continue
+        part = re.sub(r"\.ln[12]$", ".norms", m.group(0))
+        delta, base = moved.setdefault(part, [0.0, 0.0]), old[name].float().cpu()
+        delta[0] += float((new.float().cpu() - base).pow(2).sum())
+        delta[1] += float(base.pow(2).sum())
+    return {part: math.sqrt(d) / math.sqrt(b) if b else 0.0 for part, (d, b) in moved.items()}
+
+
+@torch.inference_mode()
+def text_loss(model: Transformer, text: str) -> float:
+    """Mean next-token loss (nats) of the model over a text, read in consecutive windows of its context."""
+    ids = torch.tensor(model.tokenizer.encode(text), dtype=torch.long)
+    n = model.config.n_ctx
+    total, count = 0.0, 0
+    for start in range(0, max(1, len(ids) - 1), n):
+        chunk = ids[start: start + n + 1]
+        if len(chunk) < 2:
+            break
+        logits, _ = model(chunk[None, :-1].to(model.device), logits="all")
+        total += F.cross_entropy(logits[0].float().cpu(), chunk[1:], reduction="sum").item()
+        count += len(chunk) - 1
+    return total / max(count, 1)
+
+
+@torch.inference_mode()
+def continuation_prob(model: Transformer, prompt: str | list[int], continuation: str | list[int]) -> float:
+    """P(continuation | prompt): the product of each continuation token's probability, token by token."""
+    tok = model.tokenizer
+    p_ids = tok.encode(prompt) if isinstance(prompt, str) else list(prompt)
+    c_ids = tok.encode_fragment(continuation) if isinstance(continuation, str) else list(continuation)
+    if not c_ids:
+        raise ValueError("the continuation has no tokens")
+    ids = torch.tensor([p_ids + c_ids], dtype=torch.long, device=model.device)
+    logits, _ = model(ids, logits="all")  # (1, T, V)
+    logp = logits[0, len(p_ids) - 1: -1].float().log_softmax(-1)  # the positions that predict the continuation
+    return math.exp(float(logp.gather(1, torch.tensor(c_ids, device=logp.device)[:, None]).sum()))
+
+
+def fingerprint(model: Transformer) -> str:
+    """SHA-256 over every parameter's bytes (first 16 hex digits): equal fingerprints, identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
