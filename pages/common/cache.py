@@ -6,6 +6,9 @@ Cached objects are shared between sessions and threads: callers must treat them 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import streamlit as st
 
 from core import load_tokenizer, registry, trace
@@ -132,3 +135,33 @@ def attribution(name: str, device: str, text: str, token_id: int):
     loaded = model(name, device)
     tr = trace(loaded, text, record=ATTRIBUTION_RECORD, max_tokens=token_limit(loaded.config))
     return logit_attribution(loaded, tr, token_id)
+
+
+@st.cache_resource(show_spinner=False)
+def _shelf() -> dict:
+    return {"store": OrderedDict(), "lock": threading.Lock()}
+
+
+def remember(key: tuple, make, max_entries: int = 4):
+    """Results too slow for every rerun that are drawn while they are computed (training with a live loss curve,
+    which st.cache_* cannot replay): kept per process, the latest `max_entries`, keyed by everything they depend on
+    (training is seeded: same key, same result). `make` runs outside any lock; two sessions asking at once both
+    compute."""
+    shelf = _shelf()
+    with shelf["lock"]:
+        if key in shelf["store"]:
+            shelf["store"].move_to_end(key)
+            return shelf["store"][key]
+    value = make()
+    with shelf["lock"]:
+        shelf["store"][key] = value
+        while len(shelf["store"]) > max_entries:
+            shelf["store"].popitem(last=False)
+    return value
+
+
+def recalled(key: tuple):
+    """What `remember` holds for `key`, or None."""
+    shelf = _shelf()
+    with shelf["lock"]:
+        return shelf["store"].get(key)

@@ -31,8 +31,11 @@ PAGES = [
     PageSpec("pages/feed_forward.py", "Feed-forward layer", "🧠", "feed_forward"),
     PageSpec("pages/residual.py", "Residual stream & norms", "➕", "residual"),
     PageSpec("pages/next_token.py", "Next token", "🎲", "next_token"),
+    PageSpec("pages/generation.py", "Generation & KV cache", "🔁", "generation"),
+    PageSpec("pages/prompting.py", "Zero- vs few-shot", "🧪", "prompting"),
     PageSpec("pages/parameters.py", "Where the parameters live", "🧮", "parameters"),
     PageSpec("pages/training.py", "How it learned", "📈", "training"),
+    PageSpec("pages/fine_tuning.py", "Train it yourself", "🏋️", "fine_tuning"),
 ]
 
 

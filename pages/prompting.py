@@ -1,0 +1,60 @@
+"""Zero- vs few-shot prompting: the same question with 0 to 5 worked examples before it, the probability of the right
+answer each time, what the model actually writes, the chat template where the model has one — and proof that no
+weight changed."""
+
+import streamlit as st
+
+from core import generate
+from core.learning import fingerprint
+from core.prompting import TASKS, answer_probability, few_shot, shots_curve
+from pages.common import cache, figures, sidebar, widgets
+
+ctx = sidebar.context()
+model = ctx.model
+cfg, tok = model.config, model.tokenizer
+
+st.title("🧪 Zero- vs few-shot prompting")
+st.markdown(
+    "A pretrained model can pick up a task from the prompt alone: **zero-shot** asks the question straight away, "
+    "**few-shot** first shows a few worked examples. This *in-context learning* changes only what the model reads — "
+    "not one weight (the fingerprint of all its weights is shown below, before and after)."
+)
+if not cfg.lm_head or tok is None:
+    st.info(f"{cfg.name} is an encoder with no next-token head: it cannot answer by continuing a prompt. Pick a "
+            "decoder in the sidebar.", icon="ℹ️")
+    st.stop()
+if tok.chat_template is None:
+    st.info(f"{cfg.name} was never trained on instructions, questions or any of these formats (the embedded model "
+            "only read children's stories), so expect it to fail at every number of examples: few-shot prompting "
+            "works when pretraining saw enough text of this kind. SmolLM2 (see the README) shows the effect.",
+            icon="ℹ️")
+before = fingerprint(model)
+c1, c2 = st.columns([2, 1])
+task = TASKS[widgets.choice("selectbox", "Task", "fs.task", list(TASKS), where=c1)]
+chat = widgets.toggle("Use the chat template", "fs.chat", where=c2) if tok.chat_template else False
+curve = cache.remember(("shots", ctx.model_name, ctx.device, task.name, chat), lambda: shots_curve(model, task, chat),
+                       max_entries=16)
+fig = figures.lines(list(range(len(curve))), {"P(right answer)": curve}, xtitle="examples in the prompt",
+                    ytitle="probability of the right answer",
+                    title=f"{cfg.name}: P(“{task.query[1]}”) with 0 to {len(curve) - 1} examples")
+fig.update_yaxes(range=[0, 1.02])
+st.plotly_chart(fig, width="stretch", key="fs.curve")
+n = widgets.slider("Examples in the prompt", "fs.n", 0, len(task.examples), 2)
+prompt = few_shot(task, n, tok.chat_template if chat else None)
+p = answer_probability(model, prompt)
+ids = tok.encode_with_special(prompt.text) if prompt.chat else tok.encode(prompt.text)
+written = generate(model, ids, max_new_tokens=12, temperature=0).text
+c1, c2 = st.columns(2)
+c1.metric(f"P(“{task.query[1]}”) with {n} example{'s' if n != 1 else ''}", f"{p:.3f}",
+          f"{p - curve[0]:+.3f} vs zero-shot" if n else None)
+c2.markdown(f"**What it writes (most likely tokens):** `{written.strip()[:80] or '∅'}`")
+st.code(prompt.text + "▌", language=None)
+st.caption(
+    f"The prompt as the model reads it ({len(ids)} tokens); the answer would go at ▌. Every token of "
+    f"“{task.query[1]}” counts in its probability." + (
+        " With the chat template the question becomes the user's turn and the model answers as the assistant, "
+        "usually in a sentence: the bare word right after the turn marker is then unlikely even when the sentence "
+        "it writes is right." if chat else ""))
+after = fingerprint(model)
+st.metric("Fingerprint of all the weights (SHA-256 of every parameter)", after,
+          "unchanged by prompting" if after == before else "CHANGED", delta_color="off")

@@ -1,0 +1,78 @@
+"""AppTest for issue 17's pages: train it yourself (pretraining and fine-tuning), zero- vs few-shot prompting, and
+the generation loop with its KV cache — asserting on what the learner sees."""
+
+import math
+
+import pytest
+
+from tests.test_app import PACKAGED, app, charts, matrix, open_page, title
+
+
+def test_pretraining_from_scratch_in_the_app():
+    at = open_page(app(), "pages/fine_tuning.py")
+    at.select_slider(key="pt.steps").set_value(300).run()
+    at.button(key="pt.go").click().run()
+    assert not at.exception
+    curve = next(c for c in charts(at) if title(c).startswith("Pretraining loss"))
+    losses = curve["data"][0]["y"]
+    assert len(losses) == 300 and losses[0] == pytest.approx(math.log(2048), abs=0.1) and losses[-1] < 5
+    table = next(d.value for d in at.dataframe if "step" in d.value.columns)
+    assert list(table["step"]) == [0, 75, 150, 225, 300]
+    assert any("predicts" in m.value for m in at.markdown)
+    assert any("Step 300: layer 0, head 0" in title(c) for c in charts(at))
+
+
+def test_fine_tuning_a_copy_in_the_app():
+    at = open_page(app(), "pages/fine_tuning.py")
+    at.button(key="ft.go").click().run()
+    assert not at.exception
+    metrics = {m.label: m for m in at.metric}
+    gain = metrics["P(“Zorbo” | prompt)"]
+    assert float(gain.value) > 0.5 and "×" in gain.delta
+    assert metrics["Fingerprint of the shared model's weights"].delta == "unchanged"
+    assert float(metrics["Loss on a story it never trained on (forgetting)"].value) > 0
+    compare = next(c for c in charts(at) if title(c).startswith("Next token after"))
+    assert [s["name"] for s in compare["data"]] == ["before", "after fine-tuning"]
+    assert any(title(c).startswith("Which weights moved") for c in charts(at))
+
+
+def test_prompting_on_the_embedded_model_says_it_was_never_taught_this():
+    at = open_page(app(), "pages/prompting.py")
+    assert any("never trained on instructions" in i.value for i in at.info)
+    assert any("with 0 to 5 examples" in title(c) for c in charts(at))
+    assert {m.label: m for m in at.metric}["Fingerprint of all the weights (SHA-256 of every parameter)"].delta == \
+        "unchanged by prompting"
+    assert "Country: Germany\nCapital:" in at.code[0].value
+
+
+@PACKAGED
+def test_few_shot_sentiment_on_smollm2():
+    at = open_page(app(model="smollm2-135m"), "pages/prompting.py")
+    at.selectbox(key="fs.task").set_value("Sentiment").run()
+    curve = next(c for c in charts(at) if "examples" in title(c))["data"][0]["y"]
+    assert curve[0] < 0.2 and curve[1] > 0.6, curve  # one example teaches the format
+    at.toggle(key="fs.chat").set_value(True).run()
+    assert "<|im_start|>user" in at.code[0].value and not at.exception
+
+
+def test_generation_loop_and_kv_cache():
+    at = open_page(app(text="Once upon a time"), "pages/generation.py")
+    assert any("prefill" in m.value for m in at.markdown)
+    at.slider(key="gen.step").set_value(3).run()
+    assert any("only the token chosen at step 2" in m.value for m in at.markdown)
+    assert {m.label: m.value for m in at.metric}["Same tokens?"] == "yes"
+    cache_map = next(c for c in charts(at) if "computed now" in title(c))
+    z = matrix(cache_map["data"][0]["z"])
+    assert (z[:, -1] == 1).all() and (z.sum(axis=1) == 1).all(), "one new token's k and v computed in every layer"
+    assert any("no grouped-query attention" in m.value for m in at.markdown)
+
+
+@PACKAGED
+def test_generation_page_shows_gqa_saving_on_smollm2():
+    at = open_page(app(model="smollm2-135m", text="The capital of France is"), "pages/generation.py")
+    assert any("3× smaller" in m.value for m in at.markdown)
+
+
+def test_generation_page_on_an_encoder():
+    at = open_page(app(model="minilm-l6"), "pages/generation.py")
+    assert any("does not generate" in i.value for i in at.info)
