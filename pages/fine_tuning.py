@@ -96,8 +96,9 @@ else:
         rows[f"“{prompt}” continued (most likely tokens)"].append(
             generate(model, prompt, max_new_tokens=16, temperature=0).text.replace("<|endoftext|>", " ⏎ "))
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption("At step 0 the continuation is noise; the first frequent words appear within a few hundred steps, "
-               "then word order and punctuation. This small model stops far above the embedded one.")
+    st.caption("At step 0 the weights are random and the continuation is noise. As the loss falls the model "
+               "writes the stories' most frequent words, then their most frequent phrases: the text it reads is "
+               "small and repetitive, so it learns those fast.")
     widgets.need_text(ctx.text)
     step = widgets.choice("select_slider", "Look at the model at step", "pt.view", run.steps, default=run.steps[-1])
     model = run.model(step)

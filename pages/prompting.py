@@ -43,7 +43,7 @@ n = widgets.slider("Examples in the prompt", "fs.n", 0, len(task.examples), 2)
 prompt = few_shot(task, n, tok.chat_template if chat else None)
 p = answer_probability(model, prompt)
 ids = tok.encode_with_special(prompt.text) if prompt.chat else tok.encode(prompt.text)
-written = generate(model, ids, max_new_tokens=12, temperature=0).text
+written = generate(model, ids, max_new_tokens=12, temperature=0).text.replace("\n", " ⏎ ")
 c1, c2 = st.columns(2)
 c1.metric(f"P(“{task.query[1]}”) with {n} example{'s' if n != 1 else ''}", f"{p:.3f}",
           f"{p - curve[0]:+.3f} vs zero-shot" if n else None)
