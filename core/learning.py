@@ -182,6 +182,15 @@ def weight_change(before: Transformer, after: Transformer) -> dict[str, float]:
     return {part: math.sqrt(d) / math.sqrt(b) if b else 0.0 for part, (d, b) in moved.items()}
 
 
+def component_label(part: str) -> str:
+    """A weight_change key in words: "blocks.3.mlp" → "layer 3 feed-forward"."""
+    fixed = {"embed": "token embedding", "pos_embed": "position embedding", "ln_final": "final norm"}
+    if part in fixed:
+        return fixed[part]
+    _, layer, kind = part.split(".")
+    return f"layer {layer} " + {"attn": "attention", "mlp": "feed-forward", "norms": "norms"}[kind]
+
+
 @torch.inference_mode()
 def text_loss(model: Transformer, text: str) -> float:
     """Mean next-token loss (nats) of the model over a text, read in consecutive windows of its context."""

@@ -10,6 +10,7 @@ from core import generate, registry, trace
 from core.learning import (
     FINE_TUNE_MAX_PARAMS,
     HELD_OUT_TEXT,
+    component_label,
     continuation_prob,
     fine_tune,
     fingerprint,
@@ -32,7 +33,7 @@ st.markdown(
     "it can then be **fine-tuned**: trained a little more on specialised text, which changes its weights again. "
     "Both happen here, for real, on the CPU, in seconds — on models small enough for that."
 )
-if ctx.model_name != registry.DEFAULT_MODEL:
+if ctx.model is not base:  # the sidebar holds another model (or device)
     st.info(f"This page trains copies of the embedded model ({registry.DEFAULT_MODEL}, "
             f"{base.num_params() / 1e6:.1f} M parameters), whatever the sidebar shows: training {ctx.model_name} "
             f"would need a copy of all its weights and an optimiser state for each learner (fine-tuning here is for "
@@ -162,7 +163,7 @@ if prompt.strip():
                 st.metric(f"P(“{rest.strip()}” | prompt)", f"{p1:.3g}", f"× {p1 / p0:,.3g} (was {p0:.2g})")
 moved = weight_change(base, tuned)
 ranked = sorted(moved.items(), key=lambda kv: -kv[1])
-fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[k.replace("blocks.", "layer ") for k, _ in ranked],
+fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[component_label(k) for k, _ in ranked],
                        orientation="h", marker_color="#2563eb"))
 fig.update_layout(height=60 + 22 * len(ranked), margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"),
                   title="Which weights moved: ‖after − before‖ / ‖before‖", xaxis_title="relative change")

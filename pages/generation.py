@@ -68,10 +68,10 @@ c[2].metric(f"At the full context ({cfg.n_ctx:,} tokens)", f"{full / 2**20:,.1f}
 formula = (f"2 (k and v) × {cfg.n_layers} layers × {cfg.kv_heads} key/value heads × {cfg.head_dim} numbers × "
            f"{len(seen)} tokens × 4 bytes = {bytes_now:,} bytes")
 if cfg.kv_heads != cfg.n_heads:
-    without = kv_cache_bytes(cfg, len(seen)) * cfg.n_heads // cfg.kv_heads
+    without = bytes_now * cfg.group_size
     st.markdown(f"{formula}. With grouped-query attention its {cfg.n_heads} query heads share {cfg.kv_heads} "
-                f"key/value heads, so the cache is {cfg.n_heads // cfg.kv_heads}× smaller than with one key/value "
-                f"head per query head ({without:,} bytes; {full * cfg.n_heads // cfg.kv_heads / 2**20:,.0f} MB at "
+                f"key/value heads, so the cache is {cfg.group_size}× smaller than with one key/value "
+                f"head per query head ({without:,} bytes; {full * cfg.group_size / 2**20:,.0f} MB at "
                 "the full context).")
 else:
     st.markdown(f"{formula}. Every query head has its own key/value head here (no grouped-query attention).")

@@ -36,7 +36,8 @@ if not (Path(CHROMIUM).exists() and sync_playwright):
 
 from pages.common.nav import PAGES as SPECS  # noqa: E402
 
-DRAWN = {"attention": ["plotly", "bertviz"], "": []}  # what must be drawn beyond the defaults (a plotly chart)
+# what must be drawn beyond the defaults (a plotly chart); Train it yourself draws after a click (its own test)
+DRAWN = {"attention": ["plotly", "bertviz"], "": [], "fine_tuning": []}
 PAGES = {p.url_path: DRAWN.get(p.url_path, ["plotly"]) for p in SPECS}  # the navigation's own list
 LOCAL = ("localhost", "127.0.0.1", "[::1]")
 SERVER_LOG = Path(tempfile.gettempdir()) / f"glassbox-browser-test-server-{os.getpid()}.log"
@@ -288,6 +289,23 @@ def test_hovering_a_token_rings_it_in_every_view(server, browser):
     time.sleep(0.5)
     rings = [copies.nth(i).evaluate("e => getComputedStyle(e).boxShadow") for i in range(copies.count())]
     assert all("220, 38, 38" in r for r in rings), rings
+    page.context.close()
+
+
+def test_training_in_a_real_browser(server, browser):
+    """Issue 17: pretraining and fine-tuning run from their buttons, with results drawn and no exception."""
+    page = new_page(browser, [])
+    page.goto(f"{server}/fine_tuning?pt.steps=300", wait_until="domcontentloaded")
+    settle(page)
+    page.get_by_role("button", name="Train from scratch").click()
+    page.wait_for_selector("text=Look at the model at step", timeout=120_000)
+    page.get_by_role("button", name="Fine-tune a copy").click()
+    page.wait_for_selector("text=Which weights moved", timeout=120_000)
+    settle(page)
+    assert page.locator(".js-plotly-plot").count() >= 4
+    assert page.get_by_text("unchanged", exact=True).count() >= 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(SHOTS / "fine_tuning_trained.png"), full_page=True)
     page.context.close()
 
 
