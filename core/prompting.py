@@ -59,10 +59,12 @@ def few_shot(task: Task, n_shots: int, chat_template: str | None = None) -> Prom
 
 
 def answer_probability(model: Transformer, prompt: Prompt) -> float:
-    """P(right answer | prompt), every answer token counted (see core.learning.continuation_prob)."""
+    """P(right answer | prompt), every answer token counted (see core.learning.continuation_prob), in either case:
+    "negative" and "Negative" are both right, and as different token sequences their probabilities add up."""
     tok = model.tokenizer
     ids = tok.encode_with_special(prompt.text) if prompt.chat else tok.encode(prompt.text)
-    return continuation_prob(model, ids, tok.encode_fragment(prompt.answer))
+    spellings = {prompt.answer, prompt.answer.replace(prompt.answer.strip(), prompt.answer.strip().capitalize())}
+    return sum(continuation_prob(model, ids, tok.encode_fragment(s)) for s in spellings)
 
 
 def shots_curve(model: Transformer, task: Task, chat: bool = False) -> list[float]:

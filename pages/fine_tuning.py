@@ -86,8 +86,14 @@ if st.button("Train from scratch", key="pt.go", type="primary") and run is None:
 if run is None:
     st.caption("Press the button to train (a click elsewhere while it trains stops the run: the page starts over).")
 else:
-    st.plotly_chart(loss_figure(run.losses, f"Pretraining loss: {run.losses[0]:.2f} → {run.losses[-1]:.2f}",
-                                math.log(tok.n_vocab)), width="stretch", key="pt.curve")
+    fig = loss_figure(run.losses, f"Pretraining loss: {run.losses[0]:.2f} → {run.losses[-1]:.2f}",
+                      math.log(tok.n_vocab))
+    reference = cache.remember(("embedded-loss", len(story)), lambda: text_loss(base, story[:20000]), max_entries=16)
+    fig.add_hline(y=reference, line_dash="dash", line_color="#16a34a",
+                  annotation_text=f"the embedded model (which wrote these stories): {reference:.2f}")
+    st.plotly_chart(fig, width="stretch", key="pt.curve")
+    st.caption("The loss is measured on the batches it trains on: with 28,000 tokens of text it reads each story "
+               "many times, so a low loss partly means it has memorised them — not that it has learned English.")
     prompt = "Once upon a time"
     rows = {"step": [], "loss then": [], f"“{prompt}” continued (most likely tokens)": []}
     for step in run.steps:
@@ -98,8 +104,9 @@ else:
             generate(model, prompt, max_new_tokens=16, temperature=0).text.replace("<|endoftext|>", " ⏎ "))
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("At step 0 the weights are random and the continuation is noise. As the loss falls the model "
-               "writes the stories' most frequent words, then their most frequent phrases: the text it reads is "
-               "small and repetitive, so it learns those fast.")
+               "writes the stories' most frequent words and then whole phrases, with punctuation, after only a few "
+               "hundred steps: the text it reads is small and repetitive (the embedded model's favourite stories), "
+               "so it picks those up fast.")
     widgets.need_text(ctx.text)
     step = widgets.choice("select_slider", "Look at the model at step", "pt.view", run.steps, default=run.steps[-1])
     model = run.model(step)
@@ -113,6 +120,7 @@ else:
     st.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens,
                                               f"Step {step}: layer {layer}, head {head}", hidden=tr.hidden().numpy()),
                     width="stretch", key="pt.attn")
+    st.caption("Pale yellow: the future, masked — a token only attends to itself and the tokens before it.")
 
 # ---------- 2. Fine-tuning ----------
 st.header("2 · Fine-tuning: teach the embedded model something new")
@@ -145,6 +153,9 @@ if tuned is None:
     st.stop()
 st.plotly_chart(loss_figure(tuned.losses, f"Fine-tuning loss on your sentences: {tuned.losses[0]:.2f} → "
                                           f"{tuned.losses[-1]:.3f}"), width="stretch", key="ft.curve")
+if tuned.losses[-1] < 0.05:
+    st.caption("A loss near 0 means the copy now predicts your sentences almost perfectly: it has memorised them. "
+               "The side effects are below.")
 prompt = widgets.text("text_input", "Prompt to compare", "ft.prompt", "The dragon's name is", 300)
 if prompt.strip():
     before, after = trace(base, prompt).probs, trace(tuned, prompt).probs
@@ -160,7 +171,18 @@ if prompt.strip():
             rest = first[cut + len(prompt.strip()):].split(".")[0]
             if rest.strip():
                 p0, p1 = continuation_prob(base, prompt.strip(), rest), continuation_prob(tuned, prompt.strip(), rest)
-                st.metric(f"P(“{rest.strip()}” | prompt)", f"{p1:.3g}", f"× {p1 / p0:,.3g} (was {p0:.2g})")
+                pieces = [name(i) for i in tok.encode_fragment(rest)]
+                ratio = p1 / p0 if p0 else float("inf")
+                st.metric(f"P(“{rest.strip()}” | prompt)", f"{p1:.4f}",
+                          f"{ratio:,.0f}× more likely (was {p0:.2g})" if ratio < 1e6 else
+                          f"{ratio:.1e}× more likely (was {p0:.2g})")
+                st.caption(f"“{rest}” is {len(pieces)} token{'s' if len(pieces) != 1 else ''} for this model: "
+                           f"{' + '.join(f'`{p}`' for p in pieces)}. The bars show only the next one; the probability "
+                           "above multiplies the probabilities of all of them, each given the ones before.")
+side = "Once upon a time"
+st.markdown("**Side effects** — the same story opening, most likely tokens:\n\n"
+            f"- before: `{generate(base, side, max_new_tokens=20, temperature=0).text.strip()}`\n"
+            f"- after: `{generate(tuned, side, max_new_tokens=20, temperature=0).text.strip()}`")
 moved = weight_change(base, tuned)
 ranked = sorted(moved.items(), key=lambda kv: -kv[1])
 fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[component_label(k) for k, _ in ranked],
@@ -173,7 +195,8 @@ l0, l1 = text_loss(base, held_out), text_loss(tuned, held_out)
 c1, c2 = st.columns(2)
 c1.metric("Loss on a story it never trained on (forgetting)", f"{l1:.3f}", f"{l1 - l0:+.3f} (was {l0:.3f})",
           delta_color="inverse")
-c2.metric("Fingerprint of the shared model's weights", fingerprint(base), "unchanged", delta_color="off")
+c2.metric("Fingerprint of the shared model's weights", fingerprint(base), "unchanged", delta_color="off",
+          delta_arrow="off")
 st.caption("The held-out story is assets/texts/bpe_sample.txt, written for Glassbox. A few steps on a few sentences "
            "make them very likely and can make everything else a little (or a lot) less likely: try fewer steps or a "
            "smaller learning rate and compare.")

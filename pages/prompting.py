@@ -23,6 +23,9 @@ if not cfg.lm_head or tok is None:
     st.info(f"{cfg.name} is an encoder with no next-token head: it cannot answer by continuing a prompt. Pick a "
             "decoder in the sidebar.", icon="ℹ️")
     st.stop()
+if tok.chat_template is not None:
+    st.markdown(f"{cfg.name} is an **instruction-tuned** model: after pretraining it was fine-tuned on conversations "
+                "to follow requests. Its chat template (the toggle) writes the prompt the way it saw them.")
 if tok.chat_template is None:
     st.info(f"{cfg.name} was never trained on instructions, questions or any of these formats (the embedded model "
             "only read children's stories), so expect it to fail at every number of examples: few-shot prompting "
@@ -49,6 +52,9 @@ c1.metric(f"P(“{task.query[1]}”) with {n} example{'s' if n != 1 else ''}", f
           f"{p - curve[0]:+.3f} vs zero-shot" if n else None)
 c2.markdown(f"**What it writes (most likely tokens):** `{written.strip()[:80] or '∅'}`")
 st.code(prompt.text + "▌", language=None)
+st.caption("One question, scored on its exact answer in either case (“negative” or “Negative”): which examples are "
+           "shown, and in what order, changes the numbers, so read the curve's shape, not each wiggle. A low zero-shot "
+           "score can mean the model would answer in another form (a sentence), not that it cannot tell.")
 st.caption(
     f"The prompt as the model reads it ({len(ids)} tokens); the answer would go at ▌. Every token of "
     f"“{task.query[1]}” counts in its probability." + (
@@ -57,4 +63,5 @@ st.caption(
         "it writes is right." if chat else ""))
 after = fingerprint(model)
 st.metric("Fingerprint of all the weights (SHA-256 of every parameter)", after,
-          "unchanged by prompting" if after == before else "CHANGED", delta_color="off")
+          "unchanged by prompting" if after == before else "CHANGED", delta_color="off", delta_arrow="off")
+st.caption(f"Taken before this page ran the model ({before}) and after every prompt above ({after}).")

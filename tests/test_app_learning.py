@@ -50,7 +50,7 @@ def test_few_shot_sentiment_on_smollm2():
     at = open_page(app(model="smollm2-135m"), "pages/prompting.py")
     at.selectbox(key="fs.task").set_value("Sentiment").run()
     curve = next(c for c in charts(at) if "examples" in title(c))["data"][0]["y"]
-    assert curve[0] < 0.2 and curve[1] > 0.6, curve  # one example teaches the format
+    assert curve[0] < 0.4 and curve[1] > 0.6 and curve[1] > 2 * curve[0], curve  # one example teaches the format
     at.toggle(key="fs.chat").set_value(True).run()
     assert "<|im_start|>user" in at.code[0].value and not at.exception
 

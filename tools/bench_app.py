@@ -60,9 +60,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         torch.manual_seed(0)
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config())
-        hf.save_pretrained(Path(cache) / "hub" / "openai-community--gpt2")
+        repo = Path(cache) / "models--openai-community--gpt2"  # the standard Hugging Face cache layout
+        hf.save_pretrained(repo / "snapshots" / ("0" * 40))
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0" * 40)
         del hf
-        results["gpt2"] = run("gpt2", {**os.environ, "GLASSBOX_CACHE": cache})
+        results["gpt2"] = run("gpt2", {**os.environ, "HF_HUB_CACHE": cache, "HF_HUB_OFFLINE": "1"})
     print("GPT-2 small:", json.dumps(results["gpt2"], indent=1))
     warm = list(results["embedded"]["warm_rerun_ms"].values())
     print(f"median warm rerun over pages (embedded): {sorted(warm)[len(warm) // 2]} ms")
