@@ -31,12 +31,12 @@ if tok.chat_template is None:
             "only read children's stories), so expect it to fail at every number of examples: few-shot prompting "
             "works when pretraining saw enough text of this kind. SmolLM2 (see the README) shows the effect.",
             icon="ℹ️")
-before = fingerprint(model)
 c1, c2 = st.columns([2, 1])
 task = TASKS[widgets.choice("selectbox", "Task", "fs.task", list(TASKS), where=c1)]
 chat = widgets.toggle("Use the chat template", "fs.chat", where=c2) if tok.chat_template else False
-curve = cache.remember(("shots", ctx.model_name, ctx.device, task.name, chat), lambda: shots_curve(model, task, chat),
-                       max_entries=16)
+before, curve, after = cache.remember(  # the weights' fingerprint taken before and after every prompt of the curve
+    ("shots", ctx.model_name, ctx.device, task.name, chat),
+    lambda: (fingerprint(model), shots_curve(model, task, chat), fingerprint(model)), max_entries=16)
 fig = figures.lines(list(range(len(curve))), {"P(right answer)": curve}, xtitle="examples in the prompt",
                     ytitle="probability of the right answer",
                     title=f"{cfg.name}: P(“{task.query[1]}”) with 0 to {len(curve) - 1} examples")
@@ -44,9 +44,10 @@ fig.update_yaxes(range=[0, 1.02])
 st.plotly_chart(fig, width="stretch", key="fs.curve")
 n = widgets.slider("Examples in the prompt", "fs.n", 0, len(task.examples), 2)
 prompt = few_shot(task, n, tok.chat_template if chat else None)
-p = answer_probability(model, prompt)
 ids = tok.encode_with_special(prompt.text) if prompt.chat else tok.encode(prompt.text)
-written = generate(model, ids, max_new_tokens=12, temperature=0).text.replace("\n", " ⏎ ")
+p, written = cache.remember(("shot", ctx.model_name, ctx.device, task.name, chat, n), lambda: (
+    answer_probability(model, prompt), generate(model, ids, max_new_tokens=12, temperature=0).text), max_entries=16)
+written = written.replace("\n", " ⏎ ")
 c1, c2 = st.columns(2)
 c1.metric(f"P(“{task.query[1]}”) with {n} example{'s' if n != 1 else ''}", f"{p:.3f}",
           f"{p - curve[0]:+.3f} vs zero-shot" if n else None)
@@ -61,7 +62,7 @@ st.caption(
         " With the chat template the question becomes the user's turn and the model answers as the assistant, "
         "usually in a sentence: the bare word right after the turn marker is then unlikely even when the sentence "
         "it writes is right." if chat else ""))
-after = fingerprint(model)
 st.metric("Fingerprint of all the weights (SHA-256 of every parameter)", after,
           "unchanged by prompting" if after == before else "CHANGED", delta_color="off", delta_arrow="off")
-st.caption(f"Taken before this page ran the model ({before}) and after every prompt above ({after}).")
+st.caption(f"Taken before the model read the prompts of the curve above ({before}) and after all of them "
+           f"({after}).")
