@@ -464,22 +464,16 @@ class Attribution(dict):
         self.heads, self.attn_bias, self.logit, self.scale, self.token_id = heads, attn_bias, logit, scale, token_id
 
     @staticmethod
-    def label(key: str) -> str:
-        """A part's name in words: "blocks.3.mlp" → "layer 3 feed-forward"."""
-        fixed = {"embed": "token embedding", "pos_embed": "position vector", "ln_final.bias": "final norm's bias"}
+    def label(key: str, short: bool = False) -> str:
+        """A part's name in words: "blocks.3.mlp" → "layer 3 feed-forward" (short, for a crowded axis: "L3 ffn")."""
+        fixed = {"embed": ("token embedding", "embedding"), "pos_embed": ("position vector", "position"),
+                 "ln_final.bias": ("final norm's bias", "norm bias")}
         if key in fixed:
-            return fixed[key]
+            return fixed[key][short]
         _, layer, part = key.split(".")
+        if short:
+            return f"L{layer} {'attn' if part == 'attn' else 'ffn'}"
         return f"layer {layer} {'attention' if part == 'attn' else 'feed-forward'}"
-
-    @staticmethod
-    def short_label(key: str) -> str:
-        """For a crowded axis: "blocks.3.mlp" → "L3 ffn"."""
-        fixed = {"embed": "embedding", "pos_embed": "position", "ln_final.bias": "norm bias"}
-        if key in fixed:
-            return fixed[key]
-        _, layer, part = key.split(".")
-        return f"L{layer} {'attn' if part == 'attn' else 'ffn'}"
 
 
 def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attribution:

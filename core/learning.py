@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from core.config import ModelConfig
 from core.integrity import ASSETS, check_asset
 from core.model import Transformer
+from core.training import batch, encode_stories, loss_on
 
 FINE_TUNE_MAX_PARAMS = 5_000_000  # a copy plus AdamW's two moments: ~4 × 4 bytes a parameter, ~80 MB at this size
 MAX_STEPS = 2000
@@ -34,25 +35,12 @@ def shipped_text(path=PRETRAIN_TEXT) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _ids(tokenizer, texts: list[str]) -> list[int]:
-    """The texts as one token sequence, each followed by the end-of-text token when the tokenizer has one."""
-    ids: list[int] = []
-    for text in texts:
-        ids += tokenizer.encode(text)
-        if tokenizer.eot_id is not None:
-            ids.append(tokenizer.eot_id)
-    return ids
-
-
 def _windows(ids: torch.Tensor, n_ctx: int, batch_size: int, generator: torch.Generator
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-token targets: the whole sequence when it fits, else `batch_size` random windows."""
     if len(ids) <= n_ctx + 1:
         return ids[None, :-1], ids[None, 1:]
-    starts = torch.randint(0, len(ids) - n_ctx - 1, (batch_size,), generator=generator)
-    x = torch.stack([ids[s: s + n_ctx] for s in starts.tolist()])
-    y = torch.stack([ids[s + 1: s + n_ctx + 1] for s in starts.tolist()])
-    return x, y
+    return batch(ids, torch.randint(0, len(ids) - n_ctx - 1, (batch_size,), generator=generator), n_ctx)
 
 
 def _train(model: Transformer, ids: torch.Tensor, steps: int, lr: float, seed: int, batch_size: int,
@@ -68,8 +56,7 @@ def _train(model: Transformer, ids: torch.Tensor, steps: int, lr: float, seed: i
             for group in optimizer.param_groups:
                 group["lr"] = lr * min(1.0, (step + 1) / warmup) if warmup else lr
             x, y = _windows(ids, model.config.n_ctx, batch_size, generator)
-            logits, _ = model(x, logits="all")  # (B, T, V)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+            loss = loss_on(model, x, y, torch.float32)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -103,7 +90,7 @@ def fine_tune(model: Transformer, texts: list[str], steps: int, lr: float = 1e-3
         raise ValueError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
     if model.tokenizer is None:
         raise ValueError("fine-tuning on text needs a model with a tokenizer")
-    ids = torch.tensor(_ids(model.tokenizer, [t for t in texts if t.strip()]), dtype=torch.long)
+    ids = encode_stories(model.tokenizer, [t for t in texts if t.strip()])
     if len(ids) < 2:
         raise ValueError("nothing to learn from: type at least one sentence")
     tuned = _fresh_copy(model)
@@ -146,7 +133,7 @@ def pretrain(tokenizer, text: str, steps: int, seed: int = 0, lr: float = 3e-3, 
     spread from 0 to the end."""
     if not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
-    ids = torch.tensor(_ids(tokenizer, [p for p in re.split(r"\n\s*\n", text) if p.strip()]), dtype=torch.long)
+    ids = encode_stories(tokenizer, [p for p in re.split(r"\n\s*\n", text) if p.strip()])
     cfg = tiny_gpt(tokenizer.n_vocab)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

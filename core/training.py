@@ -165,11 +165,13 @@ def split_stories(stories: list[str], val_every: int) -> tuple[list[str], list[s
 
 
 def encode_stories(tokenizer, stories: list[str]) -> torch.Tensor:
+    """The stories as one token sequence, each followed by the end-of-text token (when the tokenizer has one)."""
     eot = tokenizer.eot_id
     ids: list[int] = []
     for story in stories:
         ids.extend(tokenizer.encode(story))
-        ids.append(eot)
+        if eot is not None:
+            ids.append(eot)
     return torch.tensor(ids, dtype=torch.long)
 
 

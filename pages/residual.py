@@ -30,7 +30,7 @@ else:
                               format_func=lambda i: f"{name(i)} ({float(tr.probs[i]):.1%})")
     att = cache.attribution(ctx.model_name, ctx.device, ctx.text, token_id)
     readable = {k: att.label(k) for k in att}
-    names = [att.short_label(k) for k in att]
+    names = [att.label(k, short=True) for k in att]
     values = list(att.values())
     fig = go.Figure(go.Waterfall(x=[*names, "= logit"], y=[*values, att.logit], hovertext=[*readable.values(), "logit"],
                                  measure=["relative"] * len(values) + ["total"],
