@@ -14,7 +14,11 @@ try:
     st.session_state["ctx"] = sidebar.sidebar()
     url.show_notices()
     st.session_state["_frame"] = True  # tells the page that this frame ran (see sidebar.context)
-    page.run()
+    spec, kind = nav.spec(page.url_path), st.session_state["ctx"].entry.kind
+    if kind in spec.kinds:
+        page.run()
+    else:
+        nav.not_for_this_model(spec, st.session_state["ctx"].model_name, kind)
 except Exception as err:  # st.stop, st.rerun and switch_page are BaseExceptions and pass through
     errors.report(err)
 finally:

@@ -3,6 +3,7 @@
     from core import load_model, load_tokenizer, trace, generate
     model = load_model()                 # the embedded default model (core.registry lists the others)
     tr = trace(model, "Hello world")     # tr.tokens, tr.logits, tr.pattern(layer), tr.resid_post(0)
+    translate(load_model("translator-en-fr"), "the cat sees a dog").text   # the encoder–decoder: core.seq2seq
 
 Pure torch/numpy/tiktoken: never imports streamlit or plotly, so it works from a notebook.
 """
@@ -11,6 +12,7 @@ from core.config import PRESETS, ModelConfig
 from core.generate import Generation, GenerationTree, generate, sample_token, sampling_distribution
 from core.model import DEFAULT_RECORD, Recorder, Transformer
 from core.registry import load_model
+from core.seq2seq import translate
 from core.tokenizer import Tokenizer, load_tokenizer
 from core.trace import Trace, trace
 
@@ -30,4 +32,5 @@ __all__ = [
     "sample_token",
     "sampling_distribution",
     "trace",
+    "translate",
 ]

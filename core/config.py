@@ -3,7 +3,8 @@
 Three families meet learners, and one frozen dataclass covers them all:
 - GPT-2: learned absolute positions, LayerNorm, GELU MLP, biases, tied unembedding.
 - Llama (SmolLM2, Llama 3): rotary positions (RoPE), RMSNorm, SwiGLU MLP, grouped-query attention, no biases.
-- The original transformer paper's fixed sinusoidal positions, as a third positional scheme.
+- The original transformer paper's fixed sinusoidal positions, as a third positional scheme, and its
+  encoder–decoder (n_decoder_layers > 0, built by core.seq2seq).
 Change a config with `dataclasses.replace`; derived values are properties.
 """
 
@@ -17,7 +18,7 @@ import torch
 
 Positional = Literal["learned", "sinusoidal", "rope"]
 Norm = Literal["layernorm", "rmsnorm"]
-MLPKind = Literal["gelu", "gelu_exact", "swiglu"]  # gelu: the tanh approximation GPT-2 uses
+MLPKind = Literal["gelu", "gelu_exact", "swiglu", "relu"]  # gelu: the tanh approximation GPT-2 uses; relu: the paper
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class ModelConfig:
     vocab_size: int = 50257
     n_ctx: int = 1024  # context length: the most tokens one forward pass sees
     d_model: int = 768
-    n_layers: int = 12
+    n_layers: int = 12  # an encoder–decoder: the encoder's blocks
+    n_decoder_layers: int = 0  # > 0: an encoder–decoder (core.seq2seq) with this many decoder blocks
     n_heads: int = 12
     n_kv_heads: int | None = None  # grouped-query attention: fewer key/value heads than query heads
     d_head: int | None = None  # None: d_model // n_heads
@@ -52,10 +54,15 @@ class ModelConfig:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.positional not in ("learned", "sinusoidal", "rope"):
             raise ValueError(f"unknown positional scheme {self.positional!r}")
-        if self.mlp not in ("gelu", "gelu_exact", "swiglu"):
+        if self.mlp not in ("gelu", "gelu_exact", "swiglu", "relu"):
             raise ValueError(f"unknown MLP kind {self.mlp!r}")
         if self.positional == "rope" and self.head_dim % 2:
             raise ValueError("RoPE needs an even head dimension")
+
+    @property
+    def encoder_decoder(self) -> bool:
+        """Two stacks, as in "Attention Is All You Need": an encoder reads the source, a decoder writes the target."""
+        return self.n_decoder_layers > 0
 
     @property
     def head_dim(self) -> int:
@@ -118,6 +125,11 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny-bert": ModelConfig(
         vocab_size=512, n_ctx=64, d_model=64, n_layers=2, n_heads=4, mlp="gelu_exact", causal=False, post_norm=True,
         n_token_types=2, lm_head=False, norm_eps=1e-12, family="bert", name="tiny-bert",
+    ),
+    # 0.7M: the English→French encoder–decoder (core.seq2seq; tools.train_translator): the paper's layout at toy size
+    "translator-en-fr": ModelConfig(
+        vocab_size=65, n_ctx=32, d_model=128, n_layers=2, n_decoder_layers=2, n_heads=4, d_mlp=256,
+        positional="sinusoidal", mlp="relu", post_norm=True, dropout=0.1, family="seq2seq", name="translator-en-fr",
     ),
     # 0.1M: for tests and quick experiments with sinusoidal positions
     "tiny-sinusoidal": ModelConfig(

@@ -274,20 +274,14 @@ class Attention(nn.Module):
         rec: Recorder | None,
         rotary: Rotary | None,
         past: tuple[torch.Tensor, torch.Tensor] | None,
+        memory: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, T, d) → (output (B, T, d), this call's keys and values for the KV cache). `memory` is for
+        core.seq2seq's cross-attention, whose keys and values come from the encoder's output."""
         cfg, p = self.cfg, self.prefix
         B, T, _ = x.shape
         nh, nkv, hs = cfg.n_heads, cfg.kv_heads, cfg.head_dim
-        q, k, v = self.qkv(x).split(self.split, dim=-1)
-        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        start = 0 if past is None else past[0].shape[2]
-        if rotary is not None:
-            q, k = rotary(q, start), rotary(k, start)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # (B, nkv, S, hs)
-            v = torch.cat([past[1], v], dim=2)  # (B, nkv, S, hs)
+        q, k, v, start = self.project(x, rotary, past, memory)
         S = k.shape[2]
         if rec is not None:
             rec(p + "hook_q", q.transpose(1, 2))  # (B, T, nh, hs)
@@ -326,6 +320,25 @@ class Attention(nn.Module):
         z = self.switch_off(z, rec)
         _rec(rec, p + "hook_z", z)
         return self.out(z.reshape(B, T, nh * hs)), (k, v)  # (B, T, d)
+
+    def project(self, x: torch.Tensor, rotary: Rotary | None, past: tuple[torch.Tensor, torch.Tensor] | None,
+                memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Self-attention's q, k, v, all from x (after RoPE; cached keys and values in front), and the position of
+        x's first token."""
+        cfg = self.cfg
+        B, T, _ = x.shape
+        nh, nkv, hs = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        q, k, v = self.qkv(x).split(self.split, dim=-1)
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        start = 0 if past is None else past[0].shape[2]
+        if rotary is not None:
+            q, k = rotary(q, start), rotary(k, start)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, nkv, S, hs)
+            v = torch.cat([past[1], v], dim=2)  # (B, nkv, S, hs)
+        return q, k, v, start
 
     def switch_off(self, z: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
         """z (B, T, nh, hs) with the heads this call's Ablation switches off set to zero (a copy; z itself is kept)."""
@@ -376,16 +389,17 @@ class MLP(nn.Module):
         else:
             pre = self.fc_in(x)  # (B, T, m)
             # GPT-2's "gelu_new" is the tanh approximation; BERT uses the exact erf form.
-            post = F.gelu(pre, approximate="tanh" if self.kind == "gelu" else "none")  # (B, T, m)
+            post = F.relu(pre) if self.kind == "relu" else \
+                F.gelu(pre, approximate="tanh" if self.kind == "gelu" else "none")  # (B, T, m)
         _rec(rec, p + "hook_pre", pre)
         _rec(rec, p + "hook_post", post)
         return self.fc_out(post)  # (B, T, d)
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, index: int):
+    def __init__(self, cfg: ModelConfig, index: int, root: str = ""):
         super().__init__()
-        self.prefix = p = f"blocks.{index}."
+        self.prefix = p = f"{root}blocks.{index}."  # root: "encoder." in core.seq2seq
         self.dropout, self.post_norm = cfg.dropout, cfg.post_norm
         self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
         self.index = index

@@ -36,20 +36,28 @@ Loader = Callable[[str | torch.device, Progress | None], Transformer]
 
 
 class History:
-    """A shipped model's training: its typed log and the fp16 snapshots in checkpoints/ (the last step is the model
-    itself)."""
+    """A shipped model's training: its log and the fp16 snapshots in checkpoints/ (the last step is the model
+    itself). A language model's log is a typed TrainingLog (core.training); the translator's is its own
+    (tools.train_translator); both name their step count under "recipe"."""
+
+    LOGS = ("training_log.json", "translator_log.json")
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self.file = next((folder / f for f in self.LOGS if (folder / f).exists()), folder / self.LOGS[0])
+
+    @cached_property
+    def raw(self) -> dict:
+        return json.loads(self.file.read_text())
 
     @cached_property
     def log(self) -> TrainingLog:
-        return TrainingLog.from_dict(json.loads((self.folder / "training_log.json").read_text()))
+        return TrainingLog.from_dict(self.raw)
 
     @cached_property
     def steps(self) -> list[int]:
         steps = sorted(int(p.stem.removeprefix("step_")) for p in (self.folder / "checkpoints").glob("step_*.safetensors"))
-        return steps + [self.log.recipe.steps] if steps else []
+        return steps + [int(self.raw["recipe"]["steps"])] if steps else []
 
     def load(self, step: int, device: str | torch.device = "auto") -> Transformer:
         """The model as it was at training step `step` (fp16 snapshot computed in fp32)."""
@@ -69,6 +77,12 @@ class ModelEntry:
     prepare: Callable[[Progress | None], object] | None = None  # the slow one-time part: download, conversion
     encoder: bool = False  # bidirectional, no next-token head
     module: str | None = None  # the pip package that must be installed
+    seq2seq: bool = False  # an encoder–decoder (core.seq2seq): it translates, it does not continue a text
+
+    @property
+    def kind(self) -> str:
+        """"decoder" (GPT, Llama), "encoder" (BERT) or "encoder-decoder" (the original Transformer)."""
+        return "encoder-decoder" if self.seq2seq else "encoder" if self.encoder else "decoder"
 
     @property
     def label(self) -> str:
@@ -99,13 +113,19 @@ class ModelEntry:
 @lru_cache(maxsize=8)
 def _history(folder: Path) -> History | None:
     """One History per shipped folder and process: its log is parsed and checked once, not on every page run."""
-    history = History(folder) if (folder / "training_log.json").exists() else None
+    history = History(folder) if any((folder / f).exists() for f in History.LOGS) else None
     return history if history is not None and history.steps else None
 
 
 def _shipped(folder: Path) -> ModelEntry:
-    about = "embedded" if folder.name == DEFAULT_MODEL else "shipped with the app"
-    return ModelEntry(folder.name, about, "shipped", lambda device, progress: load_dir(folder, device))
+    try:  # only its shape, to list it under the right kind; loading checks the file properly
+        seq2seq = json.loads((folder / "config.json").read_text())["model"].get("n_decoder_layers", 0) > 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        seq2seq = False
+    about = "embedded" if folder.name == DEFAULT_MODEL else \
+        "English→French encoder–decoder, shipped" if seq2seq else "shipped with the app"
+    return ModelEntry(folder.name, about, "shipped", lambda device, progress: load_dir(folder, device),
+                      seq2seq=seq2seq)
 
 
 def _hub(name: str, repo: str, about: str, tokenizer: str) -> ModelEntry:
@@ -166,9 +186,11 @@ def get(name: str) -> ModelEntry:
                      "'HuggingFaceTB/SmolLM2-360M'")
 
 
-def find(encoder: bool) -> ModelEntry | None:
-    """The first available model of a kind (an encoder to set beside a decoder, or the other way round)."""
-    return next((e for e in entries() if e.encoder == encoder), None)
+def find(encoder: bool | None = None, kind: str | None = None) -> ModelEntry | None:
+    """The first available model of a kind: an encoder (encoder=True) to set beside a decoder, a decoder
+    (encoder=False), or kind="encoder-decoder"."""
+    wanted = kind or ("encoder" if encoder else "decoder")
+    return next((e for e in entries() if e.kind == wanted), None)
 
 
 def load_model(

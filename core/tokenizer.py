@@ -31,6 +31,7 @@ from core.integrity import ASSETS, check_asset
 TOKENIZER_DIR = ASSETS / "tokenizers"
 
 ENDOFTEXT = "<|endoftext|>"
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"  # a word vocabulary's specials (WordTokenizer)
 R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 CL100K_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|"""
@@ -396,3 +397,92 @@ class HFTokenizer:
 
     def merge_replay_text(self, text: str) -> list[list[MergeStep]]:
         return [self.merge_replay(p) for p in self.pieces(text)]
+
+
+class WordTokenizer:
+    """A closed vocabulary of whole words (core.seq2seq's translator): one token per word, lower-cased; a final
+    full stop, question or exclamation mark is dropped; anything else the vocabulary lacks becomes <unk>, and
+    `unknown(text)` names it. `source_words` are the words the model was trained to read (English), a subset of
+    the vocabulary, which also holds the words it writes (French)."""
+
+    kind = "words"
+    chat_template = None
+    merges: list = []
+
+    def __init__(self, name: str, tokens: list[str], source_words: list[str], unk: str = UNK):
+        self.name, self.tokens, self.source_words = name, list(tokens), frozenset(source_words)
+        self._ids = {t: i for i, t in enumerate(self.tokens)}
+        if len(self._ids) != len(self.tokens) or unk not in self._ids or not self.source_words <= set(self._ids):
+            raise ValueError(f"{name}: a word vocabulary needs distinct tokens, {unk!r}, and its source words")
+        self.unk_id = self._ids[unk]
+        self.special_tokens = {t: i for t, i in self._ids.items() if t.startswith("<") and t.endswith(">")}
+
+    @classmethod
+    def from_file(cls, path: str | Path, name: str) -> WordTokenizer:
+        check_asset(path)
+        try:
+            spec = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(name, spec["tokens"], spec["source_words"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a word vocabulary ({err!r})") from None
+
+    def __repr__(self) -> str:
+        return f"WordTokenizer({self.name!r}, n_vocab={self.n_vocab})"
+
+    @property
+    def n_vocab(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def eot_id(self) -> int | None:
+        return None
+
+    def _matches(self, text: str) -> list:
+        text = scalar_text(text)
+        found = list(WORD.finditer(text))
+        while found and found[-1].group(0) in ".!?":
+            found.pop()
+        return found
+
+    def pieces(self, text: str) -> list[str]:
+        """The words of `text`, lower-cased, a final full stop (! ?) dropped."""
+        return [m.group(0).lower() for m in self._matches(text)]
+
+    def unknown(self, text: str, source: bool = True) -> list[str]:
+        """The words of `text` the model cannot read (source=True: not among the words it was trained to read)."""
+        known = self.source_words if source else self._ids
+        return list(dict.fromkeys(w for w in self.pieces(text) if w not in known))
+
+    def encode(self, text: str) -> list[int]:
+        return [self._ids.get(w, self.unk_id) for w in self.pieces(text)]
+
+    encode_fragment = encode_with_special = encode
+
+    def char_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self._matches(text)]
+
+    def decode(self, ids: list[int]) -> str:
+        """Words joined by spaces, none after an elided "l'" or "n'"."""
+        out = ""
+        for i in ids:
+            word = self.tokens[i]
+            out += word if not out or out.endswith("'") else " " + word
+        return out
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.tokens[token_id].encode()
+
+    def display(self, token_id: int) -> str:
+        return self.tokens[token_id]
+
+    def id_of(self, token: bytes | str) -> int:
+        return self._ids[token.decode() if isinstance(token, bytes) else token]
+
+    def merge_replay(self, piece: str | bytes) -> list[MergeStep]:
+        raise ValueError(f"{self.name} has a word vocabulary: it has no merges to replay")
+
+    def merge_replay_text(self, text: str) -> list[list[MergeStep]]:
+        return [self.merge_replay(p) for p in self.pieces(text)]
+
+
+WORD = regex.compile(r"\p{L}+'(?!\p{L})|\p{L}+(?:'\p{L}+)?|\S")  # a word ("doesn't" is one), an elided "l'", or one symbol

@@ -22,7 +22,8 @@ from safetensors.torch import save_file
 from core.config import ModelConfig
 from core.integrity import DamagedFile, check_asset
 from core.model import Rotary, SinusoidalPositions, Transformer
-from core.tokenizer import Tokenizer, from_rank_file
+from core.seq2seq import EncoderDecoder
+from core.tokenizer import Tokenizer, WordTokenizer, from_rank_file
 
 Progress = Callable[[float, str], None]
 
@@ -153,7 +154,7 @@ def empty_model(cfg: ModelConfig) -> Transformer:
     """The architecture with its parameters on the meta device: no time spent on a random initialisation that the
     checkpoint overwrites anyway (3 s for SmolLM2's 135M parameters). Computed buffers are built for real."""
     with torch.device("meta"):
-        model = Transformer(cfg)
+        model = EncoderDecoder(cfg) if cfg.encoder_decoder else Transformer(cfg)
     if cfg.positional == "rope":
         model.rotary = Rotary(cfg)
     if cfg.positional == "sinusoidal":
@@ -299,7 +300,9 @@ def load_dir(
         if missing or unexpected:
             raise KeyError(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         spec = meta.get("tokenizer")
-        if spec and tokenizer is None:
+        if spec and tokenizer is None and spec.get("kind") == "words":
+            tokenizer = WordTokenizer.from_file(path / spec["file"], cfg.name)
+        elif spec and tokenizer is None:
             tokenizer = from_rank_file(
                 path / spec["file"], name=cfg.name, pattern=spec["pattern"],
                 special_tokens=spec["special_tokens"], sha256=spec.get("sha256"),

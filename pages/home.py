@@ -23,12 +23,15 @@ st.page_link("pages/forward_pass.py", label="**Start here: the whole forward pas
              icon="🧩")
 st.subheader("The loaded model")
 family = {"gpt2": "GPT-2 style decoder", "llama": "Llama style decoder",
-          "bert": "BERT style encoder (bidirectional, no next-token head)"}.get(cfg.family, cfg.family)
-mlp = {"gelu": "GELU", "gelu_exact": "GELU", "swiglu": "SwiGLU"}[cfg.mlp]
+          "bert": "BERT style encoder (bidirectional, no next-token head)",
+          "seq2seq": "encoder–decoder, as in the original Transformer paper (translates English to French)",
+          }.get(cfg.family, cfg.family)
+mlp = {"gelu": "GELU", "gelu_exact": "GELU", "swiglu": "SwiGLU", "relu": "ReLU"}[cfg.mlp]
 pos = {"learned": "learned positions", "rope": "rotary positions (RoPE)", "sinusoidal": "sinusoidal positions"}
 cols = st.columns([2.2, 1, 1, 1.3, 1.3])  # model names are long
 cols[0].metric("Model", cfg.name)
-cols[1].metric("Layers", cfg.n_layers)
+cols[1].metric("Layers", f"{cfg.n_layers} + {cfg.n_decoder_layers}" if cfg.encoder_decoder else cfg.n_layers,
+               help="encoder + decoder blocks" if cfg.encoder_decoder else None)
 cols[2].metric("Heads per layer", cfg.n_heads)
 cols[3].metric("Parameters", f"{model.num_params() / 1e6:.2f} M")
 cols[4].metric("Context (tokens)", f"{cfg.n_ctx:,}")
@@ -37,7 +40,9 @@ st.caption(
     f"d_model {cfg.d_model} · "
     f"vocabulary {cfg.vocab_size:,} tokens · device {ctx.device}"
 )
-if model.tokenizer is not None and ctx.text:
+if cfg.encoder_decoder:
+    st.page_link("pages/translation.py", label="**This model translates: see it on the Translation page**", icon="🇫🇷")
+elif model.tokenizer is not None and ctx.text:
     ids = model.tokenizer.encode(ctx.text)[: cfg.n_ctx]
     st.markdown(f"Your text is **{len(ids)} tokens** for this model: " + ", ".join(
         f"`{model.tokenizer.display(i)!r}`" for i in ids[:12]) + (" …" if len(ids) > 12 else ""))

@@ -21,7 +21,7 @@ cfg, tok = model.config, model.tokenizer
 
 st.title("🎲 Next token")
 if not cfg.lm_head:
-    st.info(texts.no_next_token(cfg, [e.name for e in registry.entries() if not e.encoder]), icon="ℹ️")
+    st.info(texts.no_next_token(cfg, [e.name for e in registry.entries() if e.kind == "decoder"]), icon="ℹ️")
     st.stop()
 st.markdown(texts.next_token(cfg))
 widgets.need_text(ctx.text)

@@ -84,6 +84,9 @@ if cfg.positional == "sinusoidal":
     widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": paper[:, j] for j in range(cfg.d_model)}},
                          "positions.csv")
 
+if cfg.encoder_decoder:
+    st.page_link("pages/translation.py", label="See this model translate", icon="🇫🇷")
+    st.stop()
 st.subheader("Word-order experiment")
 widgets.need_text(ctx.text)
 if model.tokenizer is None:

@@ -165,3 +165,33 @@ def recalled(key: tuple):
     shelf = _shelf()
     with shelf["lock"]:
         return shelf["store"].get(key)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def translation(name: str, device: str, text: str):
+    """core.seq2seq.translate; raises ValueError (unknown words, empty, too long), which is not cached."""
+    from core.seq2seq import translate
+
+    return translate(model(name, device), text)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def teacher_forced(name: str, device: str, text: str, reference: tuple[str, ...]):
+    from core.seq2seq import teacher_forced as forced
+
+    return forced(model(name, device), text, list(reference))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def continue_after(name: str, device: str, text: str, prefix: tuple[str, ...]) -> list[str]:
+    from core.seq2seq import continue_after as cont
+
+    return cont(model(name, device), text, list(prefix))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def snapshot_translations(name: str, text: str) -> list[tuple[int, str]]:
+    """What each training snapshot writes for `text` (the last step is the shipped model)."""
+    from core.seq2seq import translate
+
+    return [(step, translate(snapshot(name, step), text).text) for step in registry.get(name).history.steps]

@@ -13,25 +13,33 @@ DENSE = 64  # rows or columns past which axis labels are thinned out
 ATTENTION_COLORS = "Blues"  # attention weights, 0 to 1
 
 
+def plain(text: str) -> str:
+    """Text for a Plotly label or title, shown as typed: Plotly reads <s>, <b>, <br> … as markup (an encoder–decoder's
+    `<s>` became a strikethrough and `</s>` vanished), so < > & become entities, which it shows as the characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def labels(tokens: list[str]) -> list[str]:
-    """Axis labels: position-prefixed so repeated tokens stay distinct, whitespace visible."""
-    return [f"{i}:{visible(t)[:14]}" for i, t in enumerate(tokens)]
+    """Axis labels: position-prefixed so repeated tokens stay distinct, whitespace visible, markup shown as text."""
+    return [plain(f"{i}:{visible(t)[:14]}") for i, t in enumerate(tokens)]
 
 
 def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
-                      hidden: np.ndarray | None = None) -> go.Figure:
-    """rows = query tokens, columns = key tokens; cells the model's mask hides (`hidden`, True = masked) are drawn
-    grey with 'masked' on hover."""
-    T = pattern.shape[0]
+                      hidden: np.ndarray | None = None, key_tokens: list[str] | None = None,
+                      ytitle: str = "query (attending)", xtitle: str = "key (attended to)") -> go.Figure:
+    """rows = query tokens, columns = key tokens (`key_tokens` when they differ, as in cross-attention); cells the
+    model's mask hides (`hidden`, True = masked) are drawn grey with 'masked' on hover."""
+    T, S = pattern.shape
     z = pattern.astype(float).copy()
     text = np.vectorize(lambda v: f"{v:.3f}")(z)
     if hidden is not None:
         z[hidden] = np.nan
         text[hidden] = "masked (future)"
-    ax = labels(tokens)
+    ay = labels(tokens)
+    ax = ay if key_tokens is None else labels(key_tokens)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=ax, y=ax, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, text=text, hoverongaps=False,
+            z=z, x=ax, y=ay, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, text=text, hoverongaps=False,
             hovertemplate="query %{y}<br>key %{x}<br>weight %{text}<extra></extra>", colorbar=dict(title="weight"),
         )
     )
@@ -39,10 +47,10 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
         # masked cells are gaps that show the background; with nothing masked (an encoder) no yellow anywhere
         title=title, plot_bgcolor=MASKED if hidden is not None and hidden.any() else "white",
         height=min(MAX_HEIGHT, max(320, 22 * T + 140)), margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(title="key (attended to)", tickangle=-60, side="bottom", range=[-0.5, T - 0.5]),
-        yaxis=dict(title="query (attending)", range=[T - 0.5, -0.5]),  # query 0 at the top, no padding
+        xaxis=dict(title=xtitle, tickangle=-60, side="bottom", range=[-0.5, S - 0.5]),
+        yaxis=dict(title=ytitle, range=[T - 0.5, -0.5]),  # query 0 at the top, no padding
     )
-    return thin_labels(fig, T, T)
+    return thin_labels(fig, T, S)
 
 
 def thin_labels(fig: go.Figure, n_rows: int, n_cols: int) -> go.Figure:
@@ -97,7 +105,7 @@ def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = "R
 
 
 def bars(labels_: list[str], values: list[float], title: str = "", xtitle: str = "probability") -> go.Figure:
-    fig = go.Figure(go.Bar(x=values, y=labels_, orientation="h", text=[f"{v:.3f}" for v in values],
+    fig = go.Figure(go.Bar(x=values, y=[plain(label) for label in labels_], orientation="h", text=[f"{v:.3f}" for v in values],
                            textposition="outside", cliponaxis=False))
     top = max(values, default=1.0)
     fig.update_layout(title=title, height=max(260, 28 * len(values) + 80), margin=dict(l=10, r=60, t=40, b=10),

@@ -117,7 +117,7 @@ def _choose_model() -> tuple[str, str]:
 
 def _token_count(ctx: Context) -> None:
     model = ctx.model
-    if model.tokenizer is None:
+    if model.tokenizer is None or model.config.encoder_decoder:  # the translator reads its own box, not this text
         return
     n = len(model.tokenizer.encode(ctx.text))
     limit = token_limit(model.config)

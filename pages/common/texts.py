@@ -75,6 +75,15 @@ def positions(cfg: ModelConfig) -> str:
             "what q and k hold still depends on the tokens themselves. The sinusoidal table below is the original "
             "paper's scheme, shown for comparison."
         )
+    if cfg.encoder_decoder:
+        return (
+            f"{ORDER} This model is the original paper's encoder–decoder and uses its **sinusoidal** positions: a "
+            "fixed (not learned) table of sines and cosines of different frequencies, added to the word embeddings "
+            "(scaled by √d_model first, as in the paper) before the first encoder block and, counted again from 0 "
+            "for the French words, before the first decoder block. The table below is the one it adds. (The "
+            "word-order experiment further down needs a model that reads one text; the Translation page shows this "
+            "one at work.)"
+        )
     return (
         f"{ORDER} This model uses the original transformer paper's **sinusoidal** positions: a fixed (not "
         "learned) table of sines and cosines of different frequencies, added to the token embeddings before the first "
@@ -340,3 +349,70 @@ def layer_norm(cfg: ModelConfig) -> str:
     return ("**LayerNorm** subtracts the vector's mean and divides by its standard deviation √(var + ε), so the "
             f"{cfg.d_model} numbers have mean 0 and spread 1, then multiplies each by a learned gain{bias}. It acts on "
             "each token's vector alone, not across tokens.")
+
+
+def seq2seq_intro(cfg: ModelConfig, n_words: int) -> str:
+    return (
+        "The architecture of *Attention Is All You Need* (2017), at toy size and trained by this project on "
+        f"sentences it generates over {n_words} English words (`tools/train_translator.py`). An **encoder** of "
+        f"{cfg.n_layers} blocks reads the whole English sentence at once: every word may attend to every other. A "
+        f"**decoder** of {cfg.n_decoder_layers} blocks writes the French one word at a time. Each decoder block has "
+        "three sublayers: **masked self-attention** over the French words written so far, **cross-attention** — "
+        "queries from the decoder, keys and values from the encoder's output — and a feed-forward layer, each "
+        "followed by Add & Norm (the paper's order: norm after the residual add). "
+        f"{cfg.n_heads} heads per attention, d_model {cfg.d_model}, one embedding matrix for English words, French "
+        "words and the output layer, as in the paper."
+    )
+
+
+def seq2seq_step(cfg: ModelConfig) -> str:
+    return (
+        "At each step the decoder is fed `<s>` and the words it has written so far; its last position's vector, "
+        f"multiplied by the embedding matrix, scores all {cfg.vocab_size} words of the vocabulary (English ones "
+        "too: nothing but training keeps it in French), and softmax turns the scores into probabilities. Greedy "
+        "decoding takes the most likely word and feeds it back, until it writes `</s>`. The encoder ran once: every "
+        "step reads the same encoder output."
+    )
+
+
+def cross_attention(cfg: ModelConfig) -> str:
+    return (
+        "A row is one decoder step: the word it was fed (left of the arrow) and the word it chose (right). The "
+        "columns are the English tokens the encoder read, ending with `</s>`. The weights say where that step's "
+        "queries looked in the **encoder's output**: after "
+        f"{cfg.n_layers} blocks of attention over the whole sentence, the vector under “car” mostly, but not only, "
+        "carries “car”. French puts colour adjectives after the noun, so the alignment crosses: the step that "
+        "writes *voiture* reads “car”, and the next one, which writes *rouge*, reads “red”."
+    )
+
+
+def teacher_forcing() -> str:
+    return (
+        "**In training** the decoder is fed the correct French sentence shifted right by one (`<s>` la petite …) "
+        "and predicts every next word in ONE pass: the causal mask lets position t see only the words before it, so "
+        "that pass computes what writing word by word would, if every earlier word were right (teacher forcing). "
+        "**At inference** there is no correct sentence: each step is fed the words the model wrote itself, one "
+        "pass per word. When every word is right the two agree; when one is wrong, training would still feed the "
+        "right one next, inference feeds the mistake."
+    )
+
+
+NOTES_CORRECTED = (
+    ("“The desired output … is fed into our decoder block.”",
+     "Only in training (teacher forcing). At inference the decoder is fed the words it wrote itself."),
+    ("The decoder's masked attention hides information “to make the model learn”.",
+     "The mask hides the words AFTER each position, so that training's all-at-once pass computes what writing "
+     "word by word computes; without it a position could simply read the word it must predict."),
+    ("Cross-attention “receives input from the multi-headed attention layer of the encoder block”.",
+     "Its keys and values come from the encoder's final output (after all encoder blocks, feed-forward and norms "
+     "included), the same for every decoder layer; its queries come from the decoder, after its masked "
+     "self-attention and Add & Norm."),
+    ("“Linear is a feed forward neural network” before the softmax.",
+     "It is one matrix multiplication, no hidden layer: here the embedding matrix itself, shared as in the paper."),
+    ("“Feed all words at once to the transformer model.”",
+     "The encoder reads the source all at once; the decoder writes one word per step at inference (all positions "
+     "at once only in training)."),
+    ("Encoder and decoder “consist of many layers connected by … self-attention”.",
+     "Layers are stacked one after another, joined by the residual stream; each CONTAINS self-attention and a "
+     "feed-forward layer, and each decoder layer adds cross-attention."),
+)
