@@ -19,8 +19,9 @@ st.markdown(
     "**How to use it:** pick a page on the left, change the text (or choose an example) in the sidebar, and move "
     "the sliders. The address bar always holds your text and settings: copy it to share exactly this view."
 )
-st.page_link("pages/forward_pass.py", label="**Start here: the whole forward pass of your sentence, in one picture**",
-             icon="🧩")
+if not cfg.encoder_decoder:  # the translator has its own page (below)
+    st.page_link("pages/forward_pass.py",
+                 label="**Start here: the whole forward pass of your sentence, in one picture**", icon="🧩")
 st.subheader("The loaded model")
 family = {"gpt2": "GPT-2 style decoder", "llama": "Llama style decoder",
           "bert": "BERT style encoder (bidirectional, no next-token head)",

@@ -32,6 +32,9 @@ def test_translation_page_shows_the_french_and_a_crossing_alignment():
     voiture = rows.index("5:une→voiture")
     rouge = rows.index("6:voiture→rouge")
     assert cols[int(z[voiture].argmax())] == "6:car" and cols[int(z[rouge].argmax())] == "5:red"  # the crossing
+    said = " ".join(m.value for m in at.markdown)
+    assert "The alignment crosses: *voiture* reads “car”, then *rouge* reads “red”" in said
+    assert "Writing *une* it reads “car”" in said
     masked = chart(at, "Decoder masked self-attention")
     assert np.isnan(matrix(masked["data"][0]["z"])[0, 1:]).all()  # <s> sees nothing after itself
     assert not np.isnan(matrix(chart(at, "Encoder self-attention")["data"][0]["z"])).any()
@@ -57,8 +60,8 @@ def test_a_sentence_outside_the_grammar_is_flagged():
 
 def test_stepping_through_shows_each_word_and_where_it_looked():
     at = open_page(app(**{"tr.text": "a big dog eats the green apple"}), PAGE)
-    at.slider(key="tr.step").set_value(6).run()
-    bars = chart(at, "Step 6")
+    at.slider(key="tr.step").set_value(5).run()  # row 5: fed "<s> un grand chien mange la", writes "pomme"
+    bars = chart(at, "Step 5")
     assert bars["data"][0]["y"][0] == "pomme" and bars["data"][0]["x"][0] > 0.9
     looked = chart(at, "…and where it looked")["data"][0]
     assert looked["y"][int(np.argmax(looked["x"]))] == "6:apple" and looked["y"][-1] == "7:&lt;/s&gt;"
@@ -75,7 +78,7 @@ def test_teacher_forcing_and_a_wrong_word():
     at.slider(key="tr.wrong_at").set_value(3).run()
     at.selectbox(key="tr.wrong").set_value("garçon").run()
     body = " ".join(m.value for m in at.markdown)
-    assert "**Inference** fed “garçon” at step 4" in body and "step 4 is fed “fille”" in body
+    assert "**Inference** fed “garçon” at position 3" in body and "position 3 is fed “fille”" in body
 
 
 def test_bertviz_shows_the_three_attentions_offline():

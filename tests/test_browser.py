@@ -309,6 +309,30 @@ def test_training_in_a_real_browser(server, browser):
     page.context.close()
 
 
+def test_translation_in_a_real_browser(server, browser):
+    """Issue 16: the encoder–decoder translates, its three attentions are drawn (bertviz too) with nothing fetched
+    from outside, and a page that does not apply to it says so."""
+    blocked: list[str] = []
+    page = new_page(browser, blocked)
+    text = urllib.parse.quote("the big red car doesn't see the house")
+    page.goto(f"{server}/translation?tr.text={text}&tr.bertviz=true", wait_until="domcontentloaded")
+    settle(page)
+    page.wait_for_selector("text=la grande voiture rouge ne voit pas la maison", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 5
+    page.locator("iframe").first.scroll_into_view_if_needed()
+    deadline = time.time() + 30
+    while svg_count_in_frames(page) == 0 and time.time() < deadline:
+        time.sleep(0.5)
+    assert svg_count_in_frames(page) > 0 and not blocked, blocked
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(SHOTS / "translation_bertviz.png"), full_page=True)
+    page.goto(f"{server}/attention?model=translator-en-fr", wait_until="domcontentloaded")
+    settle(page)
+    page.wait_for_selector("text=its views do not apply", timeout=60_000)
+    page.context.close()
+
+
 def test_zz_server_log_has_no_traceback(server):
     """Runs last in this module (pytest keeps file order): every page above was served; the server's own log must
     hold no traceback (an error a learner never sees still means a view went wrong)."""

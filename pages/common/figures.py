@@ -158,8 +158,9 @@ def tree(places: list[tuple[int, int]], parents: list[int | None], labels: list[
 def two_axes(x, left: tuple[str, list[float]], right: tuple[str, list[float]], title: str = "",
              xtitle: str = "") -> go.Figure:
     """Two curves over the same x, each on its own y-axis (entropy in nats beside a probability)."""
-    fig = go.Figure([go.Scatter(x=x, y=left[1], name=left[0], mode="lines"),
-                     go.Scatter(x=x, y=right[1], name=right[0], mode="lines", yaxis="y2")])
+    fig = go.Figure([go.Scatter(x=x, y=left[1], name=left[0], mode="lines", line_color="#0068c9"),
+                     go.Scatter(x=x, y=right[1], name=right[0], mode="lines", yaxis="y2", line_color="#e8590c",
+                                line_dash="dash")])  # blue and dashed orange: apart for every colour vision
     fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=xtitle,
                       yaxis=dict(title=left[0]), yaxis2=dict(title=right[0], overlaying="y", side="right",
                                                              range=[0, 1.02]),

@@ -358,10 +358,13 @@ def seq2seq_intro(cfg: ModelConfig, n_words: int) -> str:
         f"{cfg.n_layers} blocks reads the whole English sentence at once: every word may attend to every other. A "
         f"**decoder** of {cfg.n_decoder_layers} blocks writes the French one word at a time. Each decoder block has "
         "three sublayers: **masked self-attention** over the French words written so far, **cross-attention** — "
-        "queries from the decoder, keys and values from the encoder's output — and a feed-forward layer, each "
-        "followed by Add & Norm (the paper's order: norm after the residual add). "
-        f"{cfg.n_heads} heads per attention, d_model {cfg.d_model}, one embedding matrix for English words, French "
-        "words and the output layer, as in the paper."
+        "queries from the decoder, keys and values from the encoder's FINAL output, the same for every decoder "
+        "block — and a feed-forward layer, each followed by Add & Norm (the paper's order: norm after the residual "
+        "add). Both stacks add the paper's sinusoidal positions to their word embeddings, each counting from 0.\n\n"
+        f"Sizes: {cfg.n_heads} heads per attention, d_model {cfg.d_model}, feed-forward {cfg.mlp_dim} "
+        f"(ReLU), at most {cfg.n_ctx} tokens per side, one embedding matrix for English words, French words and the "
+        "output layer, as in the paper. The paper's base model: 6 + 6 blocks, 8 heads, d_model 512, feed-forward "
+        "2,048, beam search of size 4; this page decodes greedily (the most likely word each time)."
     )
 
 
@@ -380,10 +383,29 @@ def cross_attention(cfg: ModelConfig) -> str:
         "A row is one decoder step: the word it was fed (left of the arrow) and the word it chose (right). The "
         "columns are the English tokens the encoder read, ending with `</s>`. The weights say where that step's "
         "queries looked in the **encoder's output**: after "
-        f"{cfg.n_layers} blocks of attention over the whole sentence, the vector under “car” mostly, but not only, "
-        "carries “car”. French puts colour adjectives after the noun, so the alignment crosses: the step that "
-        "writes *voiture* reads “car”, and the next one, which writes *rouge*, reads “red”."
+        f"{cfg.n_layers} blocks of attention over the whole sentence, the vector under an English word mostly, but "
+        "not only, carries that word."
     )
+
+
+def alignment(written: list[str], read: list[str], read_at: list[int], articles: set[str], nouns: set[str],
+              which: str) -> str:
+    """What this cross-attention map shows for this sentence: the English word each French word weighted most, the
+    first crossing (a later French word reading an earlier English one), and an article reading its noun."""
+    pairs = [(w, r, j) for w, r, j in zip(written, read, read_at) if w != "</s>"]
+    text = f"Most weight per step ({which}): " + ", ".join(f"*{w}* ← “{r}”" for w, r, _ in pairs) + "."
+    cross = next((t for t in range(1, len(pairs)) if pairs[t][2] < pairs[t - 1][2]), None)
+    if cross is not None:
+        (w0, r0, _), (w1, r1, _) = pairs[cross - 1], pairs[cross]
+        text += (f" The alignment crosses: *{w0}* reads “{r0}”, then *{w1}* reads “{r1}”, which comes earlier in the "
+                 "English — the two languages order these words differently.")
+    else:
+        text += " Here the steps read the English in order."
+    agree = next(((w, r) for w, r, _ in pairs if w in articles and r in nouns), None)
+    if agree:
+        text += (f" Writing *{agree[0]}* it reads “{agree[1]}”: a French article's gender comes from its noun, which "
+                 "the decoder has not written yet.")
+    return text
 
 
 def teacher_forcing() -> str:
