@@ -100,17 +100,23 @@ class HeadLabels:
         return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
 
 
-def head_labels(model: Transformer, text_trace: Trace, seed: int = 0) -> HeadLabels:
-    """Scores of every head for each kind: previous- and first-token on the given text's trace, duplicate-token and
-    induction on a repeated random sequence."""
+def sequence_scores(model: Transformer, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Duplicate-token and induction scores of every head on a repeated random sequence: they do not depend on the
+    learner's text, so a caller can compute them once per model."""
     ids = repeated_random_ids(model, seed=seed)
     rep = trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none")
+    return {"duplicate-token": duplicate_token_scores(rep), "induction": induction_scores(rep, len(ids) // 2)}
+
+
+def head_labels(model: Transformer, text_trace: Trace, seed: int = 0,
+                sequence: dict[str, torch.Tensor] | None = None) -> HeadLabels:
+    """Scores of every head for each kind: previous- and first-token on the given text's trace, duplicate-token and
+    induction on a repeated random sequence (`sequence_scores`, computed here unless given)."""
     return HeadLabels(
         {
             "previous-token": previous_token_scores(text_trace),
             "first-token": first_token_scores(text_trace),
-            "duplicate-token": duplicate_token_scores(rep),
-            "induction": induction_scores(rep, len(ids) // 2),
+            **(sequence if sequence is not None else sequence_scores(model, seed)),
         }
     )
 

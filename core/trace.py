@@ -11,6 +11,9 @@ lower triangles (the masked upper triangle is all zeros), which cuts them to a q
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -188,6 +191,34 @@ def pattern_bytes(cfg: ModelConfig, n_tokens: int) -> int:
     return heads * n_tokens * n_tokens * 4
 
 
+TRACE_BUDGET = 2_000_000_000  # bytes of recorded tensors one trace may hold (GLASSBOX_TRACE_BUDGET overrides)
+
+
+def recording_bytes(cfg: ModelConfig, rec: Recorder, n_tokens: int) -> int:
+    """What the recorder will hold for n_tokens, counting the tensors that grow as T² (patterns and scores) and the
+    (T, d)-sized ones; the rest (q, k, v, z, MLP activations) is counted at their own sizes."""
+    T, d, nh, hs = n_tokens, cfg.d_model, cfg.n_heads, cfg.head_dim
+    per_layer = {"attn.hook_pattern": pattern_bytes(cfg, T) // cfg.n_layers,
+                 "attn.hook_attn_scores": nh * T * T * 4,
+                 "attn.hook_q": T * nh * hs * 4, "attn.hook_k": T * cfg.kv_heads * hs * 4,
+                 "attn.hook_v": T * cfg.kv_heads * hs * 4, "attn.hook_z": T * nh * hs * 4,
+                 "mlp.hook_pre": T * cfg.mlp_dim * 4, "mlp.hook_pre_linear": T * cfg.mlp_dim * 4,
+                 "mlp.hook_post": T * cfg.mlp_dim * 4}
+    total = 0
+    for layer in range(cfg.n_layers):
+        for name, size in per_layer.items():
+            total += size if rec.wants(hook(layer, name)) else 0
+        total += sum(T * d * 4 for n in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
+                                          "hook_mlp_out", "ln1.hook_normalized", "ln2.hook_normalized")
+                     if rec.wants(hook(layer, n)))
+    return total
+
+
+def trace_budget() -> int:
+    raw = os.environ.get("GLASSBOX_TRACE_BUDGET", "")
+    return int(float(raw)) if raw.strip() else TRACE_BUDGET
+
+
 def token_limit(cfg: ModelConfig, max_pattern_bytes: int = 160_000_000) -> int:
     """The most tokens an interactive view should trace: the context length, or fewer when the attention
     patterns would outgrow `max_pattern_bytes` (SmolLM2's 8,192-token context would need 18 GB of patterns)."""
@@ -254,6 +285,13 @@ def trace(
     compact = len(ids) > COMPACT_FROM and model.config.causal  # an encoder's pattern has no zero triangle to drop
     rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact,
                    ablation=ablation)
+    needed, budget = recording_bytes(model.config, rec, len(ids)), trace_budget()
+    if needed > budget:
+        raise ValueError(
+            f"recording this on {len(ids):,} tokens would hold {needed / 1e9:.1f} GB, over the trace budget of "
+            f"{budget / 1e9:.1f} GB (GLASSBOX_TRACE_BUDGET): record less (the patterns grow as tokens², e.g. "
+            'record=("blocks.*.hook_resid_post",)) and compute one head\'s pattern with core.trace.head_pattern, or '
+            "pass max_tokens")
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     with torch.inference_mode():
         out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"),
@@ -273,3 +311,41 @@ def trace(
         token_ids=ids, tokens=tokens, token_bytes=token_bytes, config=model.config, _cache=cache, _logits=last,
         _all_logits=all_logits, _lens_ids=lens_ids, _lens_probs=lens_probs, n_truncated=n_truncated, _packed=packed,
     )
+
+
+@torch.no_grad()
+def with_attention(model: Transformer, tr: Trace, layer: int) -> Trace:
+    """`tr` plus one layer's attention internals (`attention_record(layer)`: q, k, v, scores, pattern, z), computed
+    from the residual stream `tr` recorded entering that layer: one block's attention instead of a whole forward
+    pass (about 1/n_layers of the work), on the same inputs with the same weights, so the same numbers. `tr` must
+    come from `model` without ablation (an ablated head's z would differ)."""
+    names = attention_record(layer)
+    if all(n in tr for n in names):
+        return tr
+    block = model.blocks[layer]
+    x = tr.resid_pre(layer).to(model.device)[None]  # (1, T, d)
+    rec = Recorder(names)
+    block.attn(x if model.config.post_norm else block.ln1(x), rec, model.rotary, None)
+    extra = {name: tensor[0].float().cpu() for name, tensor in rec.store.items()}
+    return dataclasses.replace(tr, _cache={**tr._cache, **extra},
+                               _packed={k: v for k, v in tr._packed.items() if k not in extra})
+
+
+@torch.no_grad()
+def head_pattern(model: Transformer, tr: Trace, layer: int, head: int) -> torch.Tensor:
+    """(T, T) one head's attention weights, computed from the residual stream `tr` recorded entering `layer`: its
+    q and k (RoPE included), q·kᵀ/√hs, the model's mask, softmax — the model's own pattern, to float rounding,
+    without any pattern having been stored. At SmolLM2's 8,192 tokens it is 268 MB where all 270 heads would be
+    18 GB; `tr` needs only the residual stream (e.g. record=("blocks.*.hook_resid_post",))."""
+    cfg = model.config
+    if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
+        raise ValueError(f"layer {layer} head {head} is not in this model ({cfg.n_layers} × {cfg.n_heads})")
+    block = model.blocks[layer]
+    x = tr.resid_pre(layer).to(model.device)[None]  # (1, T, d)
+    q, k, _, _ = block.attn.project(x if cfg.post_norm else block.ln1(x), model.rotary, None, None)
+    q = q[0, head] * (1.0 / math.sqrt(cfg.head_dim))  # (T, hs), scaled as the model does
+    scores = q @ k[0, cfg.kv_head(head)].T  # (T, T)
+    hidden = attention_mask(cfg, 0, scores.shape[-1], scores.device)
+    if hidden is not None:
+        scores.masked_fill_(hidden, float("-inf"))
+    return torch.softmax(scores, dim=-1, out=scores).cpu()  # in place: one T×T buffer

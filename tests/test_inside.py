@@ -205,3 +205,58 @@ def test_a_trace_with_the_named_records_is_used_as_is(name, monkeypatch):
     A.norm_steps(model, tr, A.norm_names(model.config)[-1], 2)
     if model.config.lm_head:
         A.logit_attribution(model, trace(model, TEXT_IDS, record=A.ATTRIBUTION_RECORD), 3)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_one_layers_attention_from_the_recorded_residual_equals_the_forward(name):
+    """Issue 20: a layer's q, k, v, scores and pattern recomputed from the residual stream entering it equal a whole
+    recorded forward pass (to float rounding), and the trace it extends is not changed."""
+    from core.trace import attention_record, with_attention
+
+    model = tiny(name, dropout=0.0)
+    base = trace(model, TEXT_IDS)
+    before = base.names
+    for layer in range(model.config.n_layers):
+        full = trace(model, TEXT_IDS, record=attention_record(layer))
+        fast = with_attention(model, base, layer)
+        for key in attention_record(layer):
+            assert torch.allclose(fast[key], full[key], atol=1e-5), (name, layer, key)
+        assert with_attention(model, fast, layer) is fast
+    assert base.names == before
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_one_heads_pattern_on_demand_equals_the_recorded_one(name):
+    """Issue 20: any head's pattern from a trace that stored only the residual stream, equal to the model's own."""
+    from core.trace import head_pattern
+
+    model = tiny(name, dropout=0.0)
+    ids = list(range(3, 43))
+    full = trace(model, ids, record="*")
+    light = trace(model, ids, record=("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post"))
+    assert not any("pattern" in n for n in light.names)
+    for layer in range(model.config.n_layers):
+        for head in range(model.config.n_heads):
+            assert torch.allclose(head_pattern(model, light, layer, head), full.pattern(layer)[head], atol=1e-5)
+    with pytest.raises(ValueError, match="not in this model"):
+        head_pattern(model, light, model.config.n_layers, 0)
+
+
+def test_a_trace_over_its_memory_budget_is_refused_before_anything_is_allocated(monkeypatch):
+    """Issue 20: recording every pattern of a long input must never try to allocate gigabytes: over the budget it is
+    a clear ValueError; the residual stream alone passes."""
+    from core.trace import recording_bytes
+
+    model = tiny("tiny-stories-1m", dropout=0.0)
+    ids = list(range(5, 205))
+    monkeypatch.setenv("GLASSBOX_TRACE_BUDGET", "2e6")  # 2 MB
+    with pytest.raises(ValueError, match=r"over the trace budget of 0\.0 GB .*head_pattern"):
+        trace(model, ids)
+    light = trace(model, ids, record=("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post"))
+    assert light.nbytes <= 2e6
+    from core.model import Recorder
+    from core.trace import pattern_bytes
+
+    cfg = PRESETS["tiny-stories-1m"]
+    for n in (100, 300):  # full float32 patterns, then float16 triangles (COMPACT_FROM)
+        assert recording_bytes(cfg, Recorder("blocks.*.attn.hook_pattern"), n) == pattern_bytes(cfg, n)

