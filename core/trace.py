@@ -219,6 +219,17 @@ def trace_budget() -> int:
     return int(float(raw)) if raw.strip() else TRACE_BUDGET
 
 
+def check_budget(cfg: ModelConfig, rec: Recorder, n_tokens: int) -> None:
+    """A clear ValueError, before anything is allocated, when what `rec` asks for would outgrow the trace budget."""
+    needed, budget = recording_bytes(cfg, rec, n_tokens), trace_budget()
+    if needed > budget:
+        raise ValueError(
+            f"recording this on {n_tokens:,} tokens would hold {needed / 1e9:.1f} GB, over the trace budget of "
+            f"{budget / 1e9:.1f} GB (GLASSBOX_TRACE_BUDGET): record less (the patterns grow as tokens², e.g. "
+            'record=("blocks.*.hook_resid_post",)) and compute one head\'s pattern with core.trace.head_pattern, or '
+            "pass max_tokens")
+
+
 def token_limit(cfg: ModelConfig, max_pattern_bytes: int = 160_000_000) -> int:
     """The most tokens an interactive view should trace: the context length, or fewer when the attention
     patterns would outgrow `max_pattern_bytes` (SmolLM2's 8,192-token context would need 18 GB of patterns)."""
@@ -285,13 +296,7 @@ def trace(
     compact = len(ids) > COMPACT_FROM and model.config.causal  # an encoder's pattern has no zero triangle to drop
     rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact,
                    ablation=ablation)
-    needed, budget = recording_bytes(model.config, rec, len(ids)), trace_budget()
-    if needed > budget:
-        raise ValueError(
-            f"recording this on {len(ids):,} tokens would hold {needed / 1e9:.1f} GB, over the trace budget of "
-            f"{budget / 1e9:.1f} GB (GLASSBOX_TRACE_BUDGET): record less (the patterns grow as tokens², e.g. "
-            'record=("blocks.*.hook_resid_post",)) and compute one head\'s pattern with core.trace.head_pattern, or '
-            "pass max_tokens")
+    check_budget(model.config, rec, len(ids))
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     with torch.inference_mode():
         out, _ = model(idx, rec=rec, logits="all" if logits == "all" else ("none" if logits == "none" else "last"),
