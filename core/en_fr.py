@@ -114,6 +114,14 @@ class Sentence:
         return "negation" if self.negation else "two adjectives or the extra nouns"
 
 
+def other_gender(french: str) -> str | None:
+    """The same word of the other gender (la → le, petite → petit, noire → noir), None when it has none."""
+    for masculine, feminine in [*DETS.values(), *SIZE.values(), *COLOUR.values(), ("l'", "la")]:
+        if masculine != feminine and french in (masculine, feminine):
+            return feminine if french == masculine else masculine
+    return None
+
+
 def english_words() -> list[str]:
     words = [*DETS, *SIZE, *COLOUR, *NOUNS, *VERBS, *(base for base, _ in VERBS.values())]
     return words + sorted({w for n in NEGATIONS for w in n})

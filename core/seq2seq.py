@@ -298,7 +298,7 @@ def run(model: EncoderDecoder, source: list[int], decoder_input: list[int],
 
 def translate(model: EncoderDecoder, text: str, record: str | Iterable[str] = DEFAULT_RECORD) -> Translation:
     """Greedy translation of an English sentence, with everything the encoder and decoder computed on the way."""
-    if not getattr(model.config, "encoder_decoder", False):
+    if not model.config.encoder_decoder:
         raise ValueError(f"{model.config.name} is not an encoder–decoder: it does not translate")
     source = source_ids(model, text)
     written, _ = greedy(model, source)

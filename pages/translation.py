@@ -183,8 +183,8 @@ else:
     at = widgets.slider("Position (in the table) fed a wrong word", "tr.wrong_at", 1, n_fr, 1,
                         clamp="for this sentence", where=c1)
     options = [w for w in en_fr.french_words() if w != expected.french[at - 1]]
-    other_gender = {"le": "la", "la": "le", "un": "une", "une": "un", "l'": "la"}.get(expected.french[at - 1])
-    wrong = widgets.choice("selectbox", "Wrong word", "tr.wrong", options, default=other_gender or options[0],
+    wrong = widgets.choice("selectbox", "Wrong word", "tr.wrong", options,
+                           default=en_fr.other_gender(expected.french[at - 1]) or options[0],
                            where=c2)
     after = [w for w in cache.continue_after(entry.name, ctx.device, text, tuple([*expected.french[: at - 1], wrong]))
              if w != "</s>"]

@@ -225,3 +225,8 @@ def test_teacher_forcing_feeds_the_reference():
     assert tr.target_tokens == [BOS, *reference]
     predicted = [model.tokenizer.display(i) for i in tr.logits.argmax(-1).tolist()]
     assert predicted == [*reference, EOS]
+
+
+def test_other_gender():
+    assert [en_fr.other_gender(w) for w in ("la", "le", "une", "petite", "grand", "noire", "l'", "rouge", "chat")] == \
+        ["le", "la", "un", "petit", "grande", "noir", "la", None, None]

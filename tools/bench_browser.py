@@ -39,6 +39,22 @@ PLAN = [  # (page path, model, has a control to step: the first slider — Layer
 ]
 
 
+def start_server(port: int) -> subprocess.Popen:
+    """A Streamlit server for the app on this machine only, once it answers its health check."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
+    for _ in range(240):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError("the server did not start")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,18 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         plan = [p for p in plan if not p[0] or p[0] in args.only.split(",")]
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
+    server = start_server(port)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
             rows = [(path or "home", model, measure(browser, url, path, model, layered, args.reps))

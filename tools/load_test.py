@@ -11,35 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
-from tools.bench_browser import UNDRAWN, free_port
+from tools.bench_browser import UNDRAWN, free_port, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["Lily and Tom went to the park", "The little dog found a red ball", "Once upon a time a cat sat",
              "The girl wanted to play outside", "A big bird flew over the house"]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
-    for _ in range(240):
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError("the server did not start")
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

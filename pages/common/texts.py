@@ -80,9 +80,9 @@ def positions(cfg: ModelConfig) -> str:
             f"{ORDER} This model is the original paper's encoder–decoder and uses its **sinusoidal** positions: a "
             "fixed (not learned) table of sines and cosines of different frequencies, added to the word embeddings "
             "(scaled by √d_model first, as in the paper) before the first encoder block and, counted again from 0 "
-            "for the French words, before the first decoder block. The table below is the one it adds. (The "
-            "word-order experiment further down needs a model that reads one text; the Translation page shows this "
-            "one at work.)"
+            "for the French words, before the first decoder block. The table below is the one it adds. (This "
+            "page's word-order experiment needs a model that reads one text, so it is left out; the Translation page "
+            "shows this one at work.)"
         )
     return (
         f"{ORDER} This model uses the original transformer paper's **sinusoidal** positions: a fixed (not "
