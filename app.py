@@ -2,19 +2,23 @@
 
 import streamlit as st
 
-from pages.common import errors, nav, sidebar, url
+from pages.common import errors, nav, present, sidebar, url
+from pages.common.chart import browser_side
 
-st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide")
-# Names in code spans (`cl100k_base`, `<|im_start|>`) wrap between words, never inside one.
-st.html("<style>[data-testid='stMarkdownContainer'] code {white-space: nowrap}</style>")
+st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide",
+                   initial_sidebar_state="collapsed" if present.from_link() else "auto")
+st.html(browser_side(), unsafe_allow_javascript=True)  # the download buttons' script and the shared styles
 
 
 page = st.navigation(nav.pages())
 try:
     st.session_state["ctx"] = sidebar.sidebar()
+    if present.on():
+        st.html(present.STYLE)
     url.show_notices()
     st.session_state["_frame"] = True  # tells the page that this frame ran (see sidebar.context)
     spec, kind = nav.spec(page.url_path), st.session_state["ctx"].entry.kind
+    st.session_state["_page"] = spec.url_path or "home"  # for file names of downloads
     if kind in spec.kinds:
         page.run()
     else:

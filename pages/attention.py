@@ -8,7 +8,7 @@ import streamlit as st
 from core import registry
 from core.analysis import one_word_edit, query_math
 from core.packaged import INSTALL_HINT
-from pages.common import cache, errors, figures, sidebar, switch_off, texts, widgets
+from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible
 
 ctx = sidebar.context()
@@ -67,10 +67,9 @@ def one_word_changed(layer: int, head: int, pattern: np.ndarray) -> None:
             diff = tb.pattern(layer)[head].numpy() - pattern
             diff[hidden] = np.nan
             changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
-            st.plotly_chart(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
+            chart.show(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
                                             title=f"B − A, layer {layer} head {head} (changed positions: {changed})",
-                                            xtitle="key", ytitle="query", height=max(320, 22 * T + 140)),
-                            width="stretch", key="attn.diff")
+                                            xtitle="key", ytitle="query", height=max(320, 22 * T + 140)), key="attn.diff")
 
 
 def encoder_versus_decoder(layer: int) -> None:
@@ -91,10 +90,9 @@ def encoder_versus_decoder(layer: int) -> None:
             lay = min(layer, n_layers - 1)
             shown = min(side.n_tokens, 40)
             mean = side.pattern(lay)[:, :shown, :shown].mean(0).numpy()  # (T, T): every head of the layer, averaged
-            col.plotly_chart(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
+            chart.show(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
                                                        f"{side.config.n_heads} heads",
-                                                       hidden=side.hidden()[:shown, :shown].numpy()),
-                             width="stretch", key=f"attn.versus.{kind}")
+                                                       hidden=side.hidden()[:shown, :shown].numpy()), key=f"attn.versus.{kind}", where=col)
         st.caption("Left, the encoder: every cell can be filled — each token mixes in words from both sides, which is "
                    "what understanding a whole sentence needs (search, classification, filling in a blank). Right, the "
                    "decoder: the grey triangle is the causal mask — a token only sees itself and what came before, so "
@@ -107,8 +105,7 @@ def one_head() -> None:
     """Everything that follows the chosen layer and head: moving either reruns only this part of the page."""
     layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads)
     pattern = tr.pattern(layer)[head].numpy()  # (T, T)
-    st.plotly_chart(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden),
-                    width="stretch", key="attn.main")
+    chart.show(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden), key="attn.main", layer=layer, head=head)
     if T > figures.DENSE:
         st.caption(f"{T} tokens: the map keeps its size — drag a box over it to zoom in, double-click to zoom out; every "
                    "cell names its query and key on hover.")
@@ -157,7 +154,7 @@ st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
     st.caption("Long text on a big model: the grid shows the first 64 tokens.")
 grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
-st.plotly_chart(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:64, :64]), width="stretch", key="attn.grid")
+chart.show(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:64, :64]), key="attn.grid")
 st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
            "tokens. What each head tends to do is summarised above; every head's label and scores are in the table "
            "there.")

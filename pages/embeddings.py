@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import registry
 from core.analysis import analogy, embedding_rows, high_byte_cluster, token_neighbours, word_in_contexts
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
 ctx = sidebar.context()
@@ -20,11 +20,10 @@ emb = tr.embed().numpy()  # (T, d): the rows the model looked up
 
 st.subheader("The embedding row each token picks")
 shown = min(emb.shape[1], 256)
-st.plotly_chart(figures.heatmap(emb[:, :shown], x=list(range(shown)), y=figures.labels(tr.tokens),
+chart.show(figures.heatmap(emb[:, :shown], x=list(range(shown)), y=figures.labels(tr.tokens),
                                 title=f"Token embeddings (first {shown} of {cfg.d_model} dimensions)",
                                 xtitle="dimension", ytitle="token", height=max(260, 24 * len(tr.tokens) + 120),
-                                robust=True),
-                width="stretch")
+                                robust=True), key="emb.rows")
 widgets.download_csv({"token": tr.tokens, "id": tr.token_ids, **{f"d{j}": emb[:, j] for j in range(emb.shape[1])}},
                      "embeddings.csv")
 
@@ -38,10 +37,9 @@ dims = widgets.choice("radio", "Projection", "emb.dims", [2, 3], format_func=lam
 hover = [visible(tok.display(i)) for i in range(n_vocab_rows)]
 typed = list(dict.fromkeys(tr.token_ids))
 placed = projection.place(embedding_rows(model, typed)).numpy()  # the typed tokens, wherever their ids are
-st.plotly_chart(figures.scatter_tokens(projection.coords.numpy(), hover, placed,
+chart.show(figures.scatter_tokens(projection.coords.numpy(), hover, placed,
                                        [visible(tok.display(i)) for i in typed], dims,
-                                       title=f"PCA of {n_vocab_rows:,} token embeddings, with your tokens"),
-                width="stretch")
+                                       title=f"PCA of {n_vocab_rows:,} token embeddings, with your tokens"), key="emb.cloud")
 specials_first = any(i < 256 for i in tok.special_tokens.values())
 order = ("special and unused slots, single characters, then whole words and ##pieces" if tok.kind == "wordpiece"
          else ("special tokens, then " if specials_first else "") + "single bytes, then merged tokens in the order they "
@@ -112,7 +110,7 @@ for col, name in zip(st.columns(2 if compare else 1), [ctx.model_name] + ([other
                         title=f"{name} ({kind}): “{word.strip()}” in A and in B, layer by layer",
                         ytitle="cosine similarity")
     fig.update_yaxes(range=[min(0.0, min(cosine) - 0.05), 1.02])  # the whole scale: a drift of 0.01 looks like one
-    col.plotly_chart(fig, width="stretch", key=f"emb.context.{kind}")
+    chart.show(fig, key=f"emb.context.{kind}", where=col)
     col.caption(texts.word_in_contexts(side.config, name, word.strip(), found))
 if not found_any:
     st.caption("Cosine similarity of the word's vector in A and in B: 1 means the model holds the same vector in both.")

@@ -9,7 +9,7 @@ import torch
 
 from core.analysis import activation, activation_name, firing, neuron_logit_effect, top_neurons
 from core.trace import mlp_record
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
 ctx = sidebar.context()
@@ -51,7 +51,7 @@ fig = go.Figure([go.Scatter(x=xs.tolist(), y=curve.tolist(), mode="lines", name=
 fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12),
                   xaxis_title="input to the activation" + (" (the gate)" if cfg.mlp == "swiglu" else ""),
                   yaxis_title="activation")
-st.plotly_chart(fig, width="stretch", key="ff.curve")
+chart.show(fig, key="ff.curve")
 if cfg.mlp == "swiglu":
     up = tr.mlp_pre_linear(layer)[pos]
     st.caption(f"Each dot is one of the {cfg.mlp_dim:,} units: its gate on the curve of SiLU(x) = x·sigmoid(x). "
@@ -71,7 +71,7 @@ values = post[:, top].numpy()
 fig = figures.heatmap(values.T, x=figures.labels(tr.tokens), y=[f"unit {n}" for n in top], colorscale="RdBu_r",
                       title=f"Activation of the {k} units with the largest |activation| in the text (after its first token)",
                       height=max(320, 22 * k + 140))
-st.plotly_chart(fig, width="stretch", key="ff.top")
+chart.show(fig, key="ff.top")
 st.caption("Red: positive activation, blue: negative (after the activation" +
            (", i.e. SiLU(gate) × up)." if cfg.mlp == "swiglu" else ")."))
 st.markdown("Share of units firing at each token: " + " · ".join(
@@ -85,7 +85,7 @@ bars = go.Figure(go.Bar(x=figures.labels(tr.tokens), y=acts,
                         marker_color=np.where(acts >= 0, "#dc2626", "#2563eb")))
 bars.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="activation",
                    title=f"Unit {neuron} of layer {layer} on each token of your text", xaxis=dict(type="category"))
-st.plotly_chart(bars, width="stretch", key="ff.unit.bars")
+chart.show(bars, key="ff.unit.bars")
 left, right = st.columns(2)
 with left:
     st.markdown(f"**Where unit {neuron} fires most on sentences Glassbox ships**")

@@ -19,7 +19,7 @@ from core.learning import (
     text_loss,
     weight_change,
 )
-from pages.common import cache, figures, sidebar, widgets
+from pages.common import cache, chart, figures, sidebar, widgets
 from pages.common.html import visible
 
 ctx = sidebar.context()
@@ -49,7 +49,7 @@ def live_curve(title: str, floor: float | None = None):
         losses.append(loss)
         if step % 25 == 0 or step == total:
             bar.progress(step / total, text=f"step {step} of {total}: loss {loss:.3f}")
-            chart.plotly_chart(loss_figure(losses, title, floor), width="stretch", key=f"live.{title}.{step}")
+            chart.show(loss_figure(losses, title, floor), key=f"live.{title}.{step}", where=chart)
 
     return progress
 
@@ -91,7 +91,7 @@ else:
     reference = cache.remember(("embedded-loss", len(story)), lambda: text_loss(base, story[:20000]), max_entries=16)
     fig.add_hline(y=reference, line_dash="dash", line_color="#16a34a",
                   annotation_text=f"the embedded model (which wrote these stories): {reference:.2f}")
-    st.plotly_chart(fig, width="stretch", key="pt.curve")
+    chart.show(fig, key="pt.curve")
     st.caption("The loss is measured on the batches it trains on: with 28,000 tokens of text it reads each story "
                "many times, so a low loss partly means it has memorised them — not that it has learned English.")
     prompt = "Once upon a time"
@@ -117,9 +117,8 @@ else:
     c1, c2 = st.columns(2)
     layer = widgets.slider("Layer", "pt.layer", 0, model.config.n_layers - 1, 0, where=c1)
     head = widgets.slider("Head", "pt.head", 0, model.config.n_heads - 1, 0, where=c2)
-    st.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens,
-                                              f"Step {step}: layer {layer}, head {head}", hidden=tr.hidden().numpy()),
-                    width="stretch", key="pt.attn")
+    chart.show(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens,
+                                              f"Step {step}: layer {layer}, head {head}", hidden=tr.hidden().numpy()), key="pt.attn", layer=layer, head=head)
     st.caption("Pale yellow: the future, masked — a token only attends to itself and the tokens before it.")
 
 # ---------- 2. Fine-tuning ----------
@@ -151,8 +150,8 @@ if tuned is None:
     st.caption("Up to 200 steps on the embedded model: 40 steps take about 2 s here. A click elsewhere while it "
                "trains stops the run.")
     st.stop()
-st.plotly_chart(loss_figure(tuned.losses, f"Fine-tuning loss on your sentences: {tuned.losses[0]:.2f} → "
-                                          f"{tuned.losses[-1]:.3f}"), width="stretch", key="ft.curve")
+chart.show(loss_figure(tuned.losses, f"Fine-tuning loss on your sentences: {tuned.losses[0]:.2f} → "
+                                          f"{tuned.losses[-1]:.3f}"), key="ft.curve")
 if tuned.losses[-1] < 0.05:
     st.caption("A loss near 0 means the copy now predicts your sentences almost perfectly: it has memorised them. "
                "The side effects are below.")
@@ -160,10 +159,9 @@ prompt = widgets.text("text_input", "Prompt to compare", "ft.prompt", "The drago
 if prompt.strip():
     before, after = trace(base, prompt).probs, trace(tuned, prompt).probs
     shown = list(dict.fromkeys(before.topk(6).indices.tolist() + after.topk(6).indices.tolist()))
-    st.plotly_chart(figures.grouped_bars([name(i) for i in shown], {"before": before[shown].tolist(),
+    chart.show(figures.grouped_bars([name(i) for i in shown], {"before": before[shown].tolist(),
                                                                      "after fine-tuning": after[shown].tolist()},
-                                         title=f"Next token after “{prompt}”", ytitle="probability"),
-                    width="stretch", key="ft.compare")
+                                         title=f"Next token after “{prompt}”", ytitle="probability"), key="ft.compare")
     if lines:
         first = lines[0]
         cut = first.find(prompt.strip())
@@ -189,7 +187,7 @@ fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[component_label(k) for k, _ 
                        orientation="h", marker_color="#2563eb"))
 fig.update_layout(height=60 + 22 * len(ranked), margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"),
                   title="Which weights moved: ‖after − before‖ / ‖before‖", xaxis_title="relative change")
-st.plotly_chart(fig, width="stretch", key="ft.moved")
+chart.show(fig, key="ft.moved")
 held_out = shipped_text(HELD_OUT_TEXT)
 l0, l1 = text_loss(base, held_out), text_loss(tuned, held_out)
 c1, c2 = st.columns(2)

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.analysis import norm_of
-from pages.common import cache, sidebar, texts, widgets
+from pages.common import cache, chart, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 WINDOW = 24  # the last tokens the page follows (the stream of earlier ones is computed but not summarised)
@@ -69,7 +69,7 @@ def overview() -> go.Figure:
     return fig
 
 
-st.plotly_chart(overview(), width="stretch", key="fp.overview")
+chart.show(overview(), key="fp.overview")
 st.caption(
     "Bars: how long the vector each attention layer (blue) and feed-forward layer (orange) added to this token's "
     "stream is; line: the stream's own length after each stage." + (
@@ -81,7 +81,7 @@ st.caption(
 
 st.subheader("1 · Text → tokens → ids")
 st.markdown(texts.stage(cfg, "tokens") + f" Your text is **{summary.n_tokens:,} tokens**.")
-st.html(token_spans(summary.tokens, show_ids=True, scope="fp"))
+chart.tokens(token_spans(summary.tokens, show_ids=True, scope="fp"), "fp.tokens")
 widgets.open_page("tokenizer", "Tokenizer", "fp.go.tokens")
 
 st.subheader("2 · Embedding" + ("" if cfg.positional == "rope" else " + position"))

@@ -8,7 +8,7 @@ import streamlit as st
 from core.generate import greedy, kv_cache_bytes
 from core.learning import shipped_text
 from core.trace import token_limit
-from pages.common import cache, sidebar, widgets
+from pages.common import cache, chart, sidebar, widgets
 from pages.common.html import token_spans, visible
 
 N_NEW = 8  # tokens generated step by step
@@ -40,7 +40,8 @@ run = cache.remember(("greedy", ctx.model_name, ctx.device, tuple(prompt)), lamb
 step = widgets.slider("Step", "gen.step", 1, N_NEW, 1, help="1 is the prefill: the whole prompt at once")
 seen = prompt + run.new_ids[: step - 1]  # what the model has read after this step
 computed = len(prompt) if step == 1 else 1
-st.html(token_spans([tok.display(i) for i in seen], show_ids=False, mark_from=len(seen) - computed))
+chart.tokens(token_spans([tok.display(i) for i in seen], show_ids=False, mark_from=len(seen) - computed),
+             "gen.tokens")
 st.markdown(
     (f"**Step 1 (prefill):** all {len(prompt)} prompt tokens go through the model at once; their keys and values "
      "fill the cache." if step == 1 else
@@ -56,7 +57,7 @@ fig = go.Figure(go.Heatmap(z=status, x=[f"{i}: {visible(tok.display(t))}" for i,
 fig.update_layout(height=min(760, 90 + 18 * cfg.n_layers), margin=dict(l=10, r=10, t=40, b=10),
                   title=f"Keys and values at step {step}: orange computed now, grey read from the cache",
                   xaxis=dict(type="category", tickangle=-60), yaxis=dict(autorange="reversed"))
-st.plotly_chart(fig, width="stretch", key="gen.cache")
+chart.show(fig, key="gen.cache")
 
 st.subheader("How big the cache gets")
 bytes_now = kv_cache_bytes(cfg, len(seen))

@@ -12,7 +12,7 @@ import torch
 from core import GenerationTree, registry, sample_token, sampling_distribution
 from core.analysis import entropy
 from core.trace import token_limit
-from pages.common import cache, errors, figures, sidebar, switch_off, texts, widgets
+from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
@@ -32,8 +32,8 @@ probs = tr.probs
 top = probs.topk(15)
 said = "".join(tr.tokens)
 st.subheader(f"After “{said if len(said) <= 70 else '…' + said[-70:]}”, the model predicts…")
-st.plotly_chart(figures.bars([name(i) for i in top.indices.tolist()], top.values.tolist(),
-                             title="Top 15 of the softmax at the last position"), width="stretch", key="nt.top")
+chart.show(figures.bars([name(i) for i in top.indices.tolist()], top.values.tolist(),
+                             title="Top 15 of the softmax at the last position"), key="nt.top")
 H = entropy(probs)
 c1, c2, c3 = st.columns(3)
 c1.metric("Sum of all probabilities", f"{float(probs.double().sum()):.6f}")  # summed in float64: no rounding drift
@@ -100,7 +100,7 @@ def sampling_controls():
         fig.add_vline(x=kept + 0.5, line_dash="dot", line_color="#dc2626", annotation_text=f"{kept} kept")
     if top_p < 1:
         fig.add_hline(y=top_p, line_dash="dash", annotation_text=f"top-p = {top_p:g}")
-    st.plotly_chart(fig, width="stretch", key="nt.cum")
+    chart.show(fig, key="nt.cum")
     st.caption(f"With these settings {kept:,} token{'s' if kept != 1 else ''} can be drawn. Top-p looks at the "
                "distribution after temperature and top-k: it keeps the most likely tokens until their probabilities "
                "reach p (1 = off; close to 0 only the most likely token is left).")
@@ -117,7 +117,7 @@ def uncertainty(temperature: float, cols) -> None:
                            xtitle="temperature T")
     fig.add_vline(x=max(temperature, 0.05), line_dash="dash",
                   annotation_text=f"your T = {temperature:g}" if temperature > 0 else "T = 0: greedy, entropy 0")
-    st.plotly_chart(fig, width="stretch", key="nt.temp")
+    chart.show(fig, key="nt.temp")
     H_T = entropy(cols.probs)
     st.caption(f"At your settings the distribution sampled from has entropy {H_T:.3f} nats (about {math.exp(H_T):.1f} "
                f"effective choices), against {H:.3f} at T = 1. Dividing the logits by a small T sharpens the softmax "
@@ -136,7 +136,7 @@ def simulator(cols, seed: int, kept: int) -> None:
                      go.Bar(name=f"share of {n_draws} draws", x=[name(i) for i in shown],
                             y=(counts[shown] / n_draws).tolist())])
     sim.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10))
-    st.plotly_chart(sim, width="stretch", key="nt.sim")
+    chart.show(sim, key="nt.sim")
     st.caption("Each draw picks a token with its probability; with more draws the histogram approaches the "
                "distribution (the law of large numbers). The seed makes the draws repeatable.")
 
@@ -167,7 +167,8 @@ def step_by_step(temperature: float, top_k: int, top_p: float, seed: int) -> Non
     else:
         step_tr = ctx.trace(prefix) if generated else tr
         step_cols = sampling_distribution(step_tr.logits, temperature, top_k or None, top_p)
-        st.html(token_spans([tok.display(i) for i in prefix], show_ids=False, mark_from=tr.n_tokens))
+        chart.tokens(token_spans([tok.display(i) for i in prefix], show_ids=False, mark_from=tr.n_tokens),
+                     "nt.path")
         c1, c2 = st.columns([1, 3])
         if c1.button("Sample the next token", key="nt.sample", type="primary"):
             drawn = sample_token(step_cols, torch.Generator().manual_seed(int(seed) + len(tree)), greedy=temperature <= 0)
@@ -181,9 +182,7 @@ def step_by_step(temperature: float, top_k: int, top_p: float, seed: int) -> Non
         st.info(f"The tree is full ({tree.max_nodes} tokens): rewind to a branch you made, or change the text to start "
                 "a new tree.")
     labels = ["your text"] + [f"{name(t)} {percent(p)}" for t, p in zip(tree.token_ids[1:], tree.probs[1:])]
-    event = st.plotly_chart(figures.tree(tree.layout(), tree.parents, labels, tree.on_path(), tree.current),
-                            width="stretch", key=f"nt.tree.{len(tree)}.{tree.current}", on_select="rerun",
-                            selection_mode="points")
+    event = chart.show(figures.tree(tree.layout(), tree.parents, labels, tree.on_path(), tree.current), key=f"nt.tree.{len(tree)}.{tree.current}", on_select="rerun", selection_mode="points")
     clicked = [int(p["point_index"]) for p in (event.selection.points if event else [])
                if p.get("curve_number") == 1 and p.get("point_index") is not None]  # curve 1: the nodes, in node order
     if clicked and clicked[0] != tree.current:
@@ -219,4 +218,4 @@ fig = figures.heatmap(lens_p, x=figures.labels(tr.tokens), y=[f"after layer {i}"
                       title="Each cell: the token the final norm + unembedding would predict from that layer's "
                       "residual stream (colour = its probability)", colorscale="Viridis", zmid=None,
                       height=max(300, 40 * cfg.n_layers + 160), text=cells, xtitle="position (predicting the next token)")
-st.plotly_chart(fig, width="stretch", key="nt.lens")
+chart.show(fig, key="nt.lens")

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.parameters import NOT_PUBLISHED, PUBLISHED, breakdown, total
-from pages.common import sidebar, widgets
+from pages.common import chart, sidebar, widgets
 
 ctx = sidebar.context()
 model = ctx.model
@@ -36,7 +36,7 @@ fig = go.Figure(go.Bar(x=[r.count for r in rows if r.count], y=[r.component for 
                        orientation="h", marker_color="#2563eb"))
 fig.update_layout(height=60 + 34 * sum(1 for r in rows if r.count), margin=dict(l=10, r=10, t=30, b=10),
                   xaxis_title="parameters", yaxis=dict(autorange="reversed"), title=f"{cfg.name} by component")
-st.plotly_chart(fig, width="stretch", key="par.bars")
+chart.show(fig, key="par.bars")
 embed = rows[0].count / n
 
 

@@ -5,7 +5,7 @@ import streamlit as st
 from core.analysis import cosine_matrix, mean_norm_ratio, odd_positions, position_table, rope_pair
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
 from core.trace import attention_record
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
@@ -19,12 +19,12 @@ n_show = min(cfg.n_ctx, 256)
 if cfg.positional == "learned":
     table = position_table(model, n_show)  # (n, d)
     st.subheader("This model's learned position table")
-    st.plotly_chart(figures.heatmap(table.numpy(), title=f"Positions 0–{n_show - 1} × {cfg.d_model} dimensions "
+    chart.show(figures.heatmap(table.numpy(), title=f"Positions 0–{n_show - 1} × {cfg.d_model} dimensions "
                                     "(learned weights; colours span 99% of the values)", xtitle="dimension",
-                                    ytitle="position", height=460, robust=True), width="stretch")
+                                    ytitle="position", height=460, robust=True), key="pos.table")
     sim = cosine_matrix(table).numpy()
-    st.plotly_chart(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
-                                    ytitle="position", height=460), width="stretch")
+    chart.show(figures.heatmap(sim, title="Cosine similarity between position vectors", xtitle="position",
+                                    ytitle="position", height=460), key="pos.similarity")
     history = ctx.entry.history
     if history is not None and history.log.recipe.pos_init_scale:
         start = position_table(cache.snapshot(ctx.model_name, history.steps[0]), n_show)
@@ -43,15 +43,14 @@ if cfg.positional == "learned":
 elif cfg.positional == "rope":
     freqs = rope_inv_freq(cfg).numpy()
     st.subheader("This model's rotary frequencies")
-    st.plotly_chart(figures.lines(list(range(len(freqs))), {"radians per position": freqs.tolist()},
+    chart.show(figures.lines(list(range(len(freqs))), {"radians per position": freqs.tolist()},
                                   title=f"Rotation speed of each of the {len(freqs)} dimension pairs (θ = "
                                   f"{cfg.rope_theta:g}; log scale: the slow pairs still turn)", xtitle="dimension pair",
-                                  ytitle="radians / position").update_yaxes(type="log"),
-                    width="stretch")
+                                  ytitle="radians / position").update_yaxes(type="log"), key="pos.frequencies")
     score = rope_distance_profile(cfg, min(cfg.n_ctx, 512))
-    st.plotly_chart(figures.lines(list(range(len(score))), {"q·k (normalised)": score.tolist()},
+    chart.show(figures.lines(list(range(len(score))), {"q·k (normalised)": score.tolist()},
                                   title="How q·k depends only on the distance between two tokens",
-                                  xtitle="relative distance", ytitle="score"), width="stretch")
+                                  xtitle="relative distance", ytitle="score"), key="pos.distance")
     st.caption("For identical q and k (all ones), the rotated dot product is the mean of cos(distance × θ_j): it "
                "depends on the distance only, and fast pairs wash out with distance.")
     widgets.download_csv({"pair": list(range(len(freqs))), "radians_per_position": freqs}, "rope_frequencies.csv")
@@ -65,12 +64,10 @@ elif cfg.positional == "rope":
         turn = rope_pair(text_tr, rope_layer, rope_head, pair)
         labels = [f"{i}:{visible(t)}" for i, t in enumerate(text_tr.tokens)]
         c1, c2 = st.columns(2)
-        c1.plotly_chart(figures.rotation(turn.q_before.numpy(), turn.q_after.numpy(), labels,
-                                         title=f"q, layer {rope_layer} head {rope_head}, pair {pair}"),
-                        width="stretch", key="pos.rope.q")
-        c2.plotly_chart(figures.rotation(turn.k_before.numpy(), turn.k_after.numpy(), labels,
-                                         title=f"k, key/value head {cfg.kv_head(rope_head)}, pair {pair}"),
-                        width="stretch", key="pos.rope.k")
+        chart.show(figures.rotation(turn.q_before.numpy(), turn.q_after.numpy(), labels,
+                                         title=f"q, layer {rope_layer} head {rope_head}, pair {pair}"), key="pos.rope.q", where=c1)
+        chart.show(figures.rotation(turn.k_before.numpy(), turn.k_after.numpy(), labels,
+                                         title=f"k, key/value head {cfg.kv_head(rope_head)}, pair {pair}"), key="pos.rope.k", where=c2)
         st.caption(texts.rope_on_text(cfg, pair, turn.radians_per_position, text_tr.n_tokens))
 
 st.subheader("The original paper's sinusoidal encoding" + (" (this model's scheme)" if cfg.positional == "sinusoidal"
@@ -78,8 +75,8 @@ st.subheader("The original paper's sinusoidal encoding" + (" (this model's schem
 st.latex(r"PE_{(pos,\,2i)} = \sin\!\left(pos / 10000^{2i/d}\right),\quad PE_{(pos,\,2i+1)} = "
          r"\cos\!\left(pos / 10000^{2i/d}\right)")
 paper = sinusoidal_table(n_show, cfg.d_model).numpy()
-st.plotly_chart(figures.heatmap(paper, title=f"Sinusoidal table, {n_show} positions × {cfg.d_model} dimensions",
-                                xtitle="dimension", ytitle="position", height=420), width="stretch")
+chart.show(figures.heatmap(paper, title=f"Sinusoidal table, {n_show} positions × {cfg.d_model} dimensions",
+                                xtitle="dimension", ytitle="position", height=420), key="pos.sinusoid")
 if cfg.positional == "sinusoidal":
     widgets.download_csv({"position": list(range(n_show)), **{f"d{j}": paper[:, j] for j in range(cfg.d_model)}},
                          "positions.csv")
@@ -99,7 +96,8 @@ st.markdown(texts.word_order(cfg))
 c1, c2 = st.columns(2)
 for col, ids, title in ((c1, exp.original, "Original order"), (c2, exp.shuffled, "Shuffled")):
     col.markdown(f"**{title}**")
-    col.html(token_spans([tok.display(i) for i in ids], ids, show_ids=False, scope=tok.name))  # hover: where it went
+    chart.tokens(token_spans([tok.display(i) for i in ids], ids, show_ids=False, scope=tok.name),  # hover: where
+                 f"pos.order.{title.split()[0].lower()}", where=col)
 if exp.probs is not None:
     rows = {"order": [], "position signal": [], "top 5 next tokens": []}
     for (order, positions), probs in exp.probs.items():
@@ -120,10 +118,10 @@ st.caption(texts.word_order_result(cfg, float(without.min())))
 layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads, columns=False)
 ts = ctx.trace(exp.shuffled)
 c1, c2 = st.columns(2)
-c1.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original",
-                                          hidden=tr.hidden().numpy()), width="stretch", key="pos.attn.orig")
-c2.plotly_chart(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
-                                          hidden=ts.hidden().numpy()), width="stretch", key="pos.attn.shuf")
+chart.show(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original",
+                                          hidden=tr.hidden().numpy()), key="pos.attn.orig", where=c1, layer=layer, head=head)
+chart.show(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
+                                          hidden=ts.hidden().numpy()), key="pos.attn.shuf", where=c2, layer=layer, head=head)
 st.caption("The same head on both orders (position signal on). Compare them: a head that follows positions (the "
            "token just before, the first token) keeps its place relative to the diagonal while the words under it "
            "move; a head that follows particular words moves with them.")

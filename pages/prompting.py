@@ -7,7 +7,7 @@ import streamlit as st
 from core import generate
 from core.learning import fingerprint
 from core.prompting import TASKS, answer_probability, few_shot, shots_curve
-from pages.common import cache, figures, sidebar, widgets
+from pages.common import cache, chart, figures, sidebar, widgets
 
 ctx = sidebar.context()
 model = ctx.model
@@ -41,7 +41,7 @@ fig = figures.lines(list(range(len(curve))), {"P(right answer)": curve}, xtitle=
                     ytitle="probability of the right answer",
                     title=f"{cfg.name}: P(“{task.query[1]}”) with 0 to {len(curve) - 1} examples")
 fig.update_yaxes(range=[0, 1.02])
-st.plotly_chart(fig, width="stretch", key="fs.curve")
+chart.show(fig, key="fs.curve")
 n = widgets.slider("Examples in the prompt", "fs.n", 0, len(task.examples), 2)
 prompt = few_shot(task, n, tok.chat_template if chat else None)
 ids = tok.encode_with_special(prompt.text) if prompt.chat else tok.encode(prompt.text)

@@ -7,7 +7,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core.analysis import NORM_RECORD, norm_label, norm_names, norm_steps
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
 ctx = sidebar.context()
@@ -40,7 +40,7 @@ else:
                       title=f"The logit of “{name(token_id)}” ({att.logit:.2f}), part by part",
                       xaxis=dict(tickangle=-90, type="category", tickmode="array", tickvals=[*names, "= logit"],
                                  tickfont=dict(size=10)), yaxis_title="share of the logit")
-    st.plotly_chart(fig, width="stretch", key="res.waterfall")
+    chart.show(fig, key="res.waterfall")
     ranked = sorted(att.items(), key=lambda kv: -abs(kv[1]))[:3]
     st.caption(f"Red raises the logit, blue lowers it; the bars add up to the model's logit {att.logit:.3f} "
                f"(sum of parts {sum(values):.3f}; the final norm divided this token's stream by {att.scale:.3f}). "
@@ -49,7 +49,7 @@ else:
     fig = figures.heatmap(heads, x=[f"head {h}" for h in range(cfg.n_heads)],
                           y=[f"layer {i}" for i in range(cfg.n_layers)], title="Each attention head's share",
                           height=max(280, 22 * cfg.n_layers + 120), colorscale="RdBu_r")
-    st.plotly_chart(fig, width="stretch", key="res.heads")
+    chart.show(fig, key="res.heads")
     layer, head = np.unravel_index(np.abs(heads).argmax(), heads.shape)
     st.caption(f"The head with the largest direct share is layer {layer}, head {head} ({heads[layer, head]:+.2f}). A "
                f"layer's heads{' plus its output bias' if cfg.bias else ''} add up to its attention bar above. Switch a head off on the "
@@ -81,7 +81,7 @@ for col, (label, values) in enumerate(series.items(), start=1):
     fig.update_xaxes(title_text=f"dimension 0–{cfg.d_model - 1}", row=1, col=col)
 fig.update_layout(height=320, margin=dict(l=10, r=10, t=60, b=10), bargap=0,
                   title=f"The {cfg.d_model} numbers of token {pos} at each step (each panel its own scale)")
-st.plotly_chart(fig, width="stretch", key="res.norm.fig")
+chart.show(fig, key="res.norm.fig")
 first = min(8, cfg.d_model)
 rows = {"step": list(series)} | {f"dim {j}": [f"{float(v[j]):.3f}" for v in series.values()] for j in range(first)}
 st.dataframe(rows, hide_index=True)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.bpe import sample_text
 from core.tokenizer import render_chat, single_byte_tokens
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
@@ -23,7 +23,7 @@ widgets.need_text(ctx.text)
 
 ids = tok.encode(ctx.text)
 st.subheader(f"Your text as {len(ids)} tokens")
-st.html(token_spans([tok.display(i) for i in ids[:2000]], ids[:2000], scope=tok.name))
+chart.tokens(token_spans([tok.display(i) for i in ids[:2000]], ids[:2000], scope=tok.name), "tok.tokens")
 if len(ids) > 2000:
     st.caption(f"Showing the first 2,000 of {len(ids):,} tokens.")
 st.caption("Hover a token for its position, ID and bytes. · is a space, ↵ a newline, → a tab.")
@@ -82,7 +82,7 @@ st.dataframe(pd.DataFrame(compare), hide_index=True,
 for label, t in names[1:]:
     short = t.encode(ctx.text[:400])
     st.markdown(f"**{label}**")
-    st.html(token_spans([t.display(i) for i in short], short, scope=t.name))
+    chart.tokens(token_spans([t.display(i) for i in short], short, scope=t.name), f"tok.other.{t.name}")
 
 st.subheader("BPE step by step")
 pieces = [p for p in tok.pieces(ctx.text[:2000]) if len(p.encode("utf-8", "surrogatepass")) > 1]
@@ -133,8 +133,8 @@ curve = figures.lines(steps, {"tokens in your text": counts}, title="Each merge 
                       xtitle="merges learned", ytitle="tokens")
 curve.add_vline(x=k, line_dash="dot", line_color="#dc2626")
 curve.update_yaxes(rangemode="tozero", tickformat="d")  # whole tokens, from 0: one token fewer is not a cliff
-c2.plotly_chart(curve, width="stretch", key="tok.curve")
-st.html(token_spans([own.display(i) for i in own_ids[:400]], own_ids[:400]))
+chart.show(curve, key="tok.curve", where=c2)
+chart.tokens(token_spans([own.display(i) for i in own_ids[:400]], own_ids[:400]), "tok.own")
 st.caption(f"Learned from a short story written for Glassbox ({len(sample_text().split())} words, "
            "`assets/texts/bpe_sample.txt`) plus your text, so that common English pairs are merged even when you type "
            f"one sentence. Move the second slider to watch your text after each merge: at 0 it is {n_bytes} single "
@@ -165,9 +165,8 @@ tax = {"language": list(sentences), "characters": [len(s) for s in sentences.val
 for label, t in names:
     tax[label] = [len(t.encode(s)) for s in sentences.values()]
 st.dataframe(pd.DataFrame(tax), hide_index=True)
-st.plotly_chart(figures.grouped_bars(list(sentences), {label: tax[label] for label, _ in names},
-                                     title="Tokens per sentence, for each tokenizer", ytitle="tokens"), width="stretch",
-                key="tok.tax")
+chart.show(figures.grouped_bars(list(sentences), {label: tax[label] for label, _ in names},
+                                     title="Tokens per sentence, for each tokenizer", ytitle="tokens"), key="tok.tax")
 st.caption("The same meaning costs very different numbers of tokens: a tokenizer trained mostly on English text "
            "learned few merges for other scripts, so their words fall apart into many byte-level pieces — more "
            "tokens means more compute, more cost and less text fitting in the context. The first row is your own "

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import registry
 from core.analysis import best_head, previous_token_scores
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
 ctx = sidebar.context()
@@ -32,7 +32,7 @@ short = recipe.short_steps
 if short:
     fig.add_vline(x=short, line_dash="dot", line_color="#64748b",
                   annotation_text=f"{recipe.short_ctx} → {n_ctx}-token windows")
-st.plotly_chart(fig, width="stretch", key="train.loss")
+chart.show(fig, key="train.loss")
 curriculum = (
     f" For the first {short:,} steps it trained on short {recipe.short_ctx}-token windows (as many tokens per "
     f"step), while the validation loss is always measured on {n_ctx}-token windows: positions past "
@@ -52,13 +52,13 @@ tr = cache.snapshot_trace(name, step, ctx.text)
 model = cache.snapshot(name, step)
 top = tr.probs.topk(8)
 c1, c2 = st.columns(2)
-c1.plotly_chart(figures.bars([visible(model.tokenizer.display(i)) for i in top.indices.tolist()], top.values.tolist(),
-                             title=f"Next-token prediction at step {step}"), width="stretch", key="train.bars")
+chart.show(figures.bars([visible(model.tokenizer.display(i)) for i in top.indices.tolist()], top.values.tolist(),
+                             title=f"Next-token prediction at step {step}"), key="train.bars", where=c1)
 cfg = model.config
 with c2:
     layer, head = widgets.layer_head(name, cfg.n_layers, cfg.n_heads, columns=False)
-c2.plotly_chart(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head} at step {step}",
-                                          hidden=tr.hidden().numpy()), width="stretch", key="train.attn")
+chart.show(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head} at step {step}",
+                                          hidden=tr.hidden().numpy()), key="train.attn", where=c2, layer=layer, head=head)
 hint = ""
 if len(tr.tokens) > 1:
     prev_layer, prev_head, prev_score = best_head(previous_token_scores(cache.snapshot_trace(name, steps[-1], ctx.text)))

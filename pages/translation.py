@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import en_fr, registry
-from pages.common import cache, figures, sidebar, texts, widgets
+from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import bertviz_offline
 
 DEFAULT = "the small girl sees a red car"
@@ -88,18 +88,16 @@ probs = tr.probs[step]
 top = probs.topk(5)
 c1, c2 = st.columns(2)
 c1.markdown("Fed: " + " ".join(f"`{t}`" for t in tr.target_tokens[: step + 1]))
-c1.plotly_chart(figures.bars([tok.display(i) for i in top.indices.tolist()], top.values.tolist(),
-                             title=figures.plain(f"Step {step}: the next word's top 5 (it wrote “{chosen[step]}”)")),
-                width="stretch", key="tr.bars")
+chart.show(figures.bars([tok.display(i) for i in top.indices.tolist()], top.values.tolist(),
+                             title=figures.plain(f"Step {step}: the next word's top 5 (it wrote “{chosen[step]}”)")), key="tr.bars", where=c1)
 c1.caption(f"Runner-up: “{tok.display(int(top.indices[1]))}” with probability {float(top.values[1]):.1e}. The "
            "grammar is small and regular enough that the model learned it almost perfectly, so it is nearly certain "
            "of every word; translation models of real language are far less sure.")
 last = cfg.n_decoder_layers - 1
 reads = tr.cross_pattern(last)[:, step].mean(0).numpy()
-c2.plotly_chart(figures.bars([f"{i}:{t}" for i, t in enumerate(tr.source_tokens)], reads.tolist(),
+chart.show(figures.bars([f"{i}:{t}" for i, t in enumerate(tr.source_tokens)], reads.tolist(),
                              xtitle="cross-attention weight",
-                             title=f"…and where it looked in the English (last layer, mean of {cfg.n_heads} heads)"),
-                width="stretch", key="tr.reads")
+                             title=f"…and where it looked in the English (last layer, mean of {cfg.n_heads} heads)"), key="tr.reads", where=c2)
 
 st.subheader("Cross-attention: which English word each French word reads")
 st.markdown(texts.cross_attention(cfg))
@@ -117,15 +115,15 @@ def shown(pattern) -> np.ndarray:
 
 
 cross = shown(tr.cross_pattern(layer))
-st.plotly_chart(figures.attention_heatmap(cross, row_labels, f"Cross-attention, decoder layer {layer}, {which}",
+chart.show(figures.attention_heatmap(cross, row_labels, f"Cross-attention, decoder layer {layer}, {which}",
                                           key_tokens=tr.source_tokens, ytitle="decoder step (fed → wrote)",
-                                          xtitle="English token (encoder output)"), width="stretch", key="tr.cross")
+                                          xtitle="English token (encoder output)"), key="tr.cross")
 articles = {w for pair in en_fr.DETS.values() for w in pair} | {"l'"}
 st.markdown(texts.alignment(chosen, [tr.source_tokens[j] for j in cross.argmax(1)], [int(j) for j in cross.argmax(1)],
                             articles, set(en_fr.NOUNS), which))
 if widgets.toggle(f"Show the {cfg.n_heads} heads of every decoder layer side by side", "tr.grid"):
-    st.plotly_chart(figures.attention_grid([tr.cross_pattern(i).numpy() for i in range(cfg.n_decoder_layers)],
-                                           cfg.n_heads), width="stretch", key="tr.grid_chart")
+    chart.show(figures.attention_grid([tr.cross_pattern(i).numpy() for i in range(cfg.n_decoder_layers)],
+                                           cfg.n_heads), key="tr.grid_chart")
     st.caption("Rows of blocks: decoder layers 0, 1; columns: heads. Inside a block, rows are decoder steps and "
                "columns English tokens, as in the map above.")
 widgets.download_csv({"step": row_labels, **{t: cross[:, j] for j, t in enumerate(figures.labels(tr.source_tokens))}},
@@ -134,16 +132,15 @@ widgets.download_csv({"step": row_labels, **{t: cross[:, j] for j, t in enumerat
 st.subheader("The other two attentions")
 c1, c2 = st.columns(2)
 enc_layer = widgets.slider("Encoder layer", "tr.enc_layer", 0, cfg.n_layers - 1, 0, clamp="for this model", where=c1)
-c1.plotly_chart(figures.attention_heatmap(shown(tr.encoder_pattern(enc_layer)), tr.source_tokens,
-                                          f"Encoder self-attention, layer {enc_layer}, {which}"),
-                width="stretch", key="tr.enc")
+chart.show(figures.attention_heatmap(shown(tr.encoder_pattern(enc_layer)), tr.source_tokens,
+                                          f"Encoder self-attention, layer {enc_layer}, {which}"), key="tr.enc", where=c1)
 c1.caption("Nothing is masked: the encoder has the whole English sentence from the start, so a word may read the "
            "words after it.")
 dec_layer = widgets.slider("Decoder layer ", "tr.dec_layer", 0, last, 0, clamp="for this model", where=c2)
-c2.plotly_chart(figures.attention_heatmap(shown(tr.decoder_pattern(dec_layer)), row_labels,
+chart.show(figures.attention_heatmap(shown(tr.decoder_pattern(dec_layer)), row_labels,
                                           f"Decoder masked self-attention, layer {dec_layer}, {which}",
                                           hidden=tr.decoder_hidden().numpy(), key_tokens=tr.target_tokens,
-                                          xtitle="word fed at that position"), width="stretch", key="tr.dec")
+                                          xtitle="word fed at that position"), key="tr.dec", where=c2)
 c2.caption("Yellow cells are masked: a step may read the word it was fed and the words before it, never the later "
            "ones — at inference they do not exist yet.")
 
@@ -203,13 +200,12 @@ history = entry.history
 if history is not None:
     st.subheader("How it learned")
     log = [e for e in history.raw["log"] if "exact_match" in e]
-    st.plotly_chart(figures.two_axes([e["step"] for e in log],
+    chart.show(figures.two_axes([e["step"] for e in log],
                                      ("held-out loss (nats per French word)", [e["val_loss"] for e in log]),
                                      ("held-out exact match", [e["exact_match"] for e in log]),
                                      title="On held-out sentences during training (loss on a log scale)",
                                      xtitle="training step").update_layout(yaxis_type="log", yaxis_exponentformat="e",
-                                                                           yaxis2_dtick=0.25),
-                    width="stretch", key="tr.curve")
+                                                                           yaxis2_dtick=0.25), key="tr.curve")
     snapshots = cache.snapshot_translations(entry.name, text)
     st.dataframe({"training step": [s for s, _ in snapshots],
                   "its translation of your sentence": [t if len(t.split()) <= 14 else " ".join(t.split()[:14]) + " …"

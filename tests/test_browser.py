@@ -6,6 +6,7 @@ Skipped (with the reason) only when chromium or Playwright is missing and GLASSB
 .ci/run sets it, so CI never skips these.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -37,7 +38,7 @@ if not (Path(CHROMIUM).exists() and sync_playwright):
 from pages.common.nav import PAGES as SPECS  # noqa: E402
 
 # what must be drawn beyond the defaults (a plotly chart); Train it yourself draws after a click (its own test)
-DRAWN = {"attention?attn.bertviz=true": ["plotly", "bertviz"], "": [], "fine_tuning": []}
+DRAWN = {"attention?attn.bertviz=true": ["plotly", "bertviz"], "": [], "fine_tuning": [], "lesson": [], "quiz": []}
 PAGES = {p.url_path: DRAWN.get(p.url_path, ["plotly"]) for p in SPECS}  # the navigation's own list
 PAGES["attention?attn.bertviz=true"] = DRAWN["attention?attn.bertviz=true"]  # bertviz is drawn on request
 LOCAL = ("localhost", "127.0.0.1", "[::1]")
@@ -331,6 +332,96 @@ def test_translation_in_a_real_browser(server, browser):
     page.goto(f"{server}/attention?model=translator-en-fr", wait_until="domcontentloaded")
     settle(page)
     page.wait_for_selector("text=its views do not apply", timeout=60_000)
+    page.context.close()
+
+
+def test_lesson_by_keyboard_and_presenter_link(server, browser):
+    """The lesson moves with the arrow keys and keeps its step in the address bar; a presenter link opens with the
+    sidebar folded and large type; a guess is committed before the answer shows."""
+    for model in ("tiny-stories-1m", "smollm2-135m", "minilm-l6"):
+        page = new_page(browser, [])
+        page.goto(f"{server}/lesson?model={model}", wait_until="domcontentloaded")
+        settle(page)
+        page.get_by_text("Step 1 of").wait_for(timeout=120_000)
+        page.locator("h1").first.click()  # focus the page, not a text box
+        page.keyboard.press("ArrowRight")
+        settle(page)
+        page.get_by_text("Step 2 of").wait_for(timeout=120_000)
+        assert "lesson.step=2" in page.url
+        page.get_by_role("button", name="Skip — just show me").click()  # the tokens appear only after a guess
+        settle(page)
+        assert page.locator(".st-key-lesson-tokens span[title]").count() >= 3
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+            settle(page)
+        page.get_by_text("Step 5 of").wait_for(timeout=120_000)
+        page.keyboard.press("ArrowLeft")
+        settle(page)
+        page.get_by_text("Step 4 of").wait_for(timeout=120_000)
+        assert "lesson.step=4" in page.url
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.context.close()
+    page = new_page(browser, [])
+    page.goto(f"{server}/lesson?lesson.step=9&present=1", wait_until="domcontentloaded")
+    settle(page)
+    page.get_by_text("Step 9 of").wait_for(timeout=120_000)
+    assert "present=" in page.url  # the link keeps presenter mode
+    sidebar = page.evaluate("JSON.stringify(document.querySelector('[data-testid=stSidebar]').getBoundingClientRect())")
+    assert json.loads(sidebar)["right"] <= 5, sidebar  # folded away
+    size = page.evaluate("parseFloat(getComputedStyle(document.querySelector('h2')).fontSize)")
+    assert size >= 40, size  # presenter type: readable from the back of a room
+    page.get_by_role("button", name="The cells above the diagonal: keys that come later").click()
+    settle(page)
+    assert page.get_by_text("Right:").count() == 1
+    page.wait_for_selector(".st-key-quiz-mask-fig .js-plotly-plot .main-svg", timeout=60_000)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "lesson_presenter.png"), full_page=True)
+    page.context.close()
+
+
+def test_charts_and_token_views_download_as_valid_images(server, browser):
+    """PNG and SVG come from the visible buttons under a chart, drawn by the browser's own Plotly (nothing fetched
+    from outside), named after the model, page, layer and head; the token view as PNG and HTML; CSV from the
+    chart's numbers."""
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    blocked: list[str] = []
+    page = new_page(browser, blocked)
+    page.goto(f"{server}/attention?layer=1&head=2", wait_until="domcontentloaded")
+    settle(page)
+    page.wait_for_selector(".st-key-attn-main .js-plotly-plot .main-svg", timeout=60_000)
+    files = {}
+    for fmt in ("png", "svg", "csv"):
+        with page.expect_download(timeout=60_000) as download:
+            page.locator(f'button[data-gb-key="attn-main"][data-gb-export="{fmt}"]').click()
+        files[fmt] = (download.value.suggested_filename, Path(download.value.path()))
+    assert files["png"][0] == "glassbox_tiny-stories-1m_attention_attn-main_L1_H2.png"
+    with Image.open(files["png"][1]) as image:
+        image.verify()
+        assert image.format == "PNG" and image.size[0] >= 600
+    svg = ET.parse(files["svg"][1]).getroot()
+    assert files["svg"][0].endswith("_L1_H2.svg") and svg.tag.endswith("svg") and "Layer 1, head 2" in \
+        files["svg"][1].read_text()
+    import csv
+
+    rows = list(csv.reader(files["csv"][1].open()))  # the matrix: a header of keys, one row per query
+    assert len(rows) >= 6 and all(len(r) == len(rows[0]) for r in rows)
+    for row in rows[1:]:  # each query's weights sum to 1 (masked cells are empty)
+        assert abs(sum(float(v) for v in row[1:] if v) - 1) < 1e-3
+    page.goto(f"{server}/tokenizer", wait_until="domcontentloaded")
+    settle(page)
+    for fmt in ("png", "html"):
+        with page.expect_download(timeout=60_000) as download:
+            page.locator(f'button[data-gb-key="tok-tokens"][data-gb-export="{fmt}"]').click()
+        path = Path(download.value.path())
+        if fmt == "png":
+            with Image.open(path) as image:
+                assert image.format == "PNG" and image.size[1] > 40
+        else:
+            assert "<span" in path.read_text() and "http" not in path.read_text()  # self-contained
+    assert not blocked, blocked
     page.context.close()
 
 

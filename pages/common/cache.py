@@ -212,3 +212,12 @@ def snapshot_translations(name: str, text: str) -> list[tuple[int, str]]:
     from core.seq2seq import translate
 
     return [(step, translate(snapshot(name, step), text).text) for step in registry.get(name).history.steps]
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running your text through the model…")
+def lesson(name: str, device: str, text: str):
+    """The guided lesson's numbers (core.lesson) for one text: one recorded forward pass, shared by its steps."""
+    from core.lesson import lesson as gather
+
+    loaded = model(name, device)
+    return gather(loaded, text, max_tokens=token_limit(loaded.config))

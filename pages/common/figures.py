@@ -11,6 +11,10 @@ MASKED = "#fef3c7"  # pale yellow: outside the blue weight scale, so a masked ce
 MAX_HEIGHT = 760  # px: a long text gets a fixed-size map to zoom into (drag a box), not a page-long one
 DENSE = 64  # rows or columns past which axis labels are thinned out
 ATTENTION_COLORS = "Blues"  # attention weights, 0 to 1
+# Colours of the series in line and bar charts: Okabe & Ito's palette for colour-vision deficiencies (yellow and
+# black left out: too faint, and black is the text). Streamlit's own theme puts red beside pink.
+SERIES = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9"]
+DIVERGING = "RdBu"  # signed values: red below 0, blue above
 
 
 def plain(text: str) -> str:
@@ -87,7 +91,7 @@ def attention_grid(patterns: list[np.ndarray], n_heads: int, labels_fn=None,
     return fig
 
 
-def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = "RdBu", zmid: float | None = 0.0,
+def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = DIVERGING, zmid: float | None = 0.0,
             xtitle: str = "", ytitle: str = "", height: int = 380, text=None, robust: bool = False) -> go.Figure:
     """robust: the colour range covers the central 99% of |values| (symmetric around 0), so a few outliers cannot
     wash everything else out; the outliers show in the extreme colour, their values on hover."""

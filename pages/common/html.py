@@ -14,7 +14,10 @@ from functools import lru_cache
 
 from core.integrity import ASSETS, check_asset
 
-PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fed7aa", "#a5f3fc", "#f5d0fe"]
+# Light enough for the dark text (contrast ≥ 7:1) and apart under protan-, deutan- and tritanopia as well as normal
+# vision (min ΔE*ab 13 between any two, simulated: tests/test_palettes.py); the old pastels had two colours a
+# protanope could not tell apart (ΔE 0.5). The gap between spans marks every token boundary too.
+PALETTE = ["#90f0c0", "#c0c080", "#f090f0", "#90b0b0", "#f0e080", "#c0c0e0", "#d0a090", "#c0f0f0"]
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
 
 
@@ -70,7 +73,7 @@ def token_spans(
         cells.append(
             f'<span title="{hover}"{klass} '
             f'style="display:inline-block;margin:2px;padding:2px 4px;border-radius:4px;{outline}'
-            f'background:{colour(tok if ids is None else ids[i])};font-family:monospace;white-space:pre;'
+            f'background:{colour(tok if ids is None else ids[i])};color:#111827;font-family:monospace;white-space:pre;'
             'line-height:1.3">'
             f"{label}{id_line}</span>"
         )
@@ -78,7 +81,7 @@ def token_spans(
     if tag:
         rings = "<style>" + "".join(f"body:has(.gb-{tag}-{i}:hover) .gb-{tag}-{i}{{box-shadow:0 0 0 3px #dc2626}}"
                                     for i in dict.fromkeys(ids)) + "</style>"
-    return rings + '<div style="line-height:2.2">' + "".join(cells) + "</div>"
+    return rings + '<div data-gb-tokens style="line-height:2.2">' + "".join(cells) + "</div>"
 
 
 def script_safe(code: str) -> str:

@@ -26,6 +26,8 @@ class PageSpec:
 
 PAGES = [
     PageSpec("pages/home.py", "Home", "🏠", "", ALL),
+    PageSpec("pages/lesson.py", "Lesson: step by step", "🎓", "lesson"),
+    PageSpec("pages/quiz.py", "Quiz: predict, then reveal", "🤔", "quiz"),
     PageSpec("pages/forward_pass.py", "The forward pass", "🧩", "forward_pass"),
     PageSpec("pages/tokenizer.py", "Tokenizer", "✂️", "tokenizer"),
     PageSpec("pages/embeddings.py", "Embedding space", "🧭", "embeddings"),

@@ -13,7 +13,7 @@ import torch
 
 from core import hub, registry
 from core.trace import token_limit
-from pages.common import cache, url, widgets
+from pages.common import cache, present, url, widgets
 
 MAX_TEXT_CHARS = 20_000
 DEFAULT_TEXT = "Once upon a time, there was a little"
@@ -150,6 +150,7 @@ def sidebar() -> Context:
                      placeholder="Examples")
         ctx = Context(name, device, text)
         _token_count(ctx)
+        present.toggle()
     return ctx
 
 

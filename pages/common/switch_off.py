@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import cache, figures
+from pages.common import cache, chart, figures
 from pages.common.html import visible
 
 
@@ -28,7 +28,7 @@ def show(ctx, heads: list[tuple[int, int]], mlps: list[int], key: str) -> None:
         fig = figures.grouped_bars(figures.labels(tr.tokens), {"cosine(before, after)": list(cosine)},
                                    title=f"How much each token's output vector changed with {what} off",
                                    ytitle="cosine similarity (1 = unchanged)")
-        st.plotly_chart(fig, width="stretch", key=key)
+        chart.show(fig, key=key)
         st.caption(f"{cfg.name} has no next-token output, so the effect is measured on what it does output: each "
                    f"token's final vector. Lowest similarity {cosine.min():.3f} (token "
                    f"{int(cosine.argmin())}: {visible(tr.tokens[int(cosine.argmin())])}).")
@@ -40,7 +40,7 @@ def show(ctx, heads: list[tuple[int, int]], mlps: list[int], key: str) -> None:
     fig = figures.grouped_bars(names, {"model as trained": before[shown].tolist(),
                                        f"with {what} switched off": after[shown].tolist()},
                                title="Next-token probabilities, before and after", ytitle="probability")
-    st.plotly_chart(fig, width="stretch", key=key)
+    chart.show(fig, key=key)
     top_b, top_a = int(before.argmax()), int(after.argmax())
     moved = 0.5 * float((before - after).abs().sum())
     same = "stays on top" if top_b == top_a else f"changes to {visible(tok.display(top_a))} ({float(after[top_a]):.1%})"
