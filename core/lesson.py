@@ -14,8 +14,18 @@ from dataclasses import dataclass
 
 import torch
 
-from core.analysis import (NORM_RECORD, ForwardSummary, NormSteps, QueryMath, forward_summary, norm_of, norm_steps,
-                           previous_token_scores, query_math, word_tokens)
+from core.analysis import (
+    NORM_RECORD,
+    ForwardSummary,
+    NormSteps,
+    QueryMath,
+    forward_summary,
+    norm_of,
+    norm_steps,
+    previous_token_scores,
+    query_math,
+    word_tokens,
+)
 from core.generate import greedy
 from core.model import Transformer
 from core.trace import attention_record, hook, mlp_record, trace
