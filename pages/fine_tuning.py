@@ -42,14 +42,14 @@ if ctx.model is not base:  # the sidebar holds another model (or device)
 
 def live_curve(title: str, floor: float | None = None):
     """A progress bar and a loss curve redrawn while training runs; returns the callback training calls."""
-    bar, chart = st.progress(0.0), st.empty()
+    bar, slot = st.progress(0.0), st.empty()
     losses: list[float] = []
 
     def progress(step: int, loss: float, total: int) -> None:
         losses.append(loss)
         if step % 25 == 0 or step == total:
             bar.progress(step / total, text=f"step {step} of {total}: loss {loss:.3f}")
-            chart.show(loss_figure(losses, title, floor), key=f"live.{title}.{step}", where=chart)
+            chart.show(loss_figure(losses, title, floor), key=f"live.{title}.{step}", where=slot.container())
 
     return progress
 

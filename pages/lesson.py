@@ -100,7 +100,8 @@ def step_qkv() -> None:
                 f"multiplied by three learned matrices, giving a **query** q, a **key** k and a **value** v of "
                 f"{cfg.head_dim} numbers for this head. The query asks, the keys answer, the values are what gets "
                 "passed on." + (" q and k are then rotated by their position (RoPE)." if cfg.positional == "rope"
-                                else ""))
+                                else "") + (f" Here {cfg.group_size} query heads share each k and v (grouped-query "
+                                            "attention)." if cfg.kv_heads != cfg.n_heads else ""))
     st.markdown(f"q of {followed}: {numbers(m.q)}.")
     st.page_link("pages/attention.py", label="Attention: every layer and head", icon="👀")
 
@@ -113,7 +114,9 @@ def step_scores() -> None:
 
 def step_scale() -> None:
     st.markdown(f"Each score is divided by √{cfg.head_dim} = {np.sqrt(cfg.head_dim):.2f} (the square root of the "
-                "head size), so the scores do not grow with the vectors' length and the softmax does not saturate.")
+                "head size): for random vectors, a dot product of {cfg.head_dim} numbers spreads about √{cfg.head_dim} times "
+                "wider than a single product, and without the division a few large scores would take nearly all the "
+                "weight after the softmax.")
     per_key({"q·k": [round(float(v), 3) for v in L.math.dots],
              f"÷ √{cfg.head_dim}": [round(float(v), 3) for v in L.math.scaled]})
 
@@ -139,8 +142,8 @@ def step_softmax() -> None:
 def step_values() -> None:
     m = L.math
     top = int(m.weights.argmax())
-    st.markdown(f"The head's output for {followed} is the weighted sum of the values: Σ weight × v. Here "
-                f"{float(m.weights[top]):.0%} of it comes from `{visible(L.tokens[top])}` (position {top}).")
+    st.markdown(f"The head's output for {followed} is the weighted sum of the values: Σ weight × v. The largest "
+                f"weight, {float(m.weights[top]):.0%}, is on `{visible(L.tokens[top])}` (position {top}).")
     st.markdown(f"Output of head {L.head}: {numbers(m.z)} (the model's own differs by at most {m.z_error:.1e}).")
 
 
@@ -252,7 +255,7 @@ def step_next() -> None:
     ids = L.token_ids + L.next_ids
     chart.tokens(token_spans([name(i) for i in ids], show_ids=False, mark_from=T), "lesson.continued")
     st.caption(f"Outlined: the {len(L.next_ids)} tokens it wrote, one forward pass each (with a KV cache, each pass "
-               "computes only the new token's keys and values).")
+               "runs the model on the new token only and reuses the earlier tokens' keys and values).")
     st.page_link("pages/generation.py", label="Generation & KV cache", icon="🔁")
 
 

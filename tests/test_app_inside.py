@@ -31,7 +31,7 @@ def test_forward_pass_follows_the_text_to_the_next_token():
     assert any(f"`{predicted}`" in m.value and "Next token" in m.value for m in at.markdown)
     overview = next(c for c in charts(at) if "through the model" in title(c))
     assert len(overview["data"][1]["x"]) == 1 + 2 * 4 + 1  # embedding, 4 × (attention, feed-forward), final norm
-    assert not at.toggle, "four blocks need no switch to show them all"
+    assert not at.main.toggle, "four blocks need no switch to show them all"
     body = " ".join(m.value for m in at.markdown)
     assert "learned position vector" in body and "LayerNorm" in body and "tied weights" in body
 

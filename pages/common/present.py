@@ -37,7 +37,9 @@ def enlarge(fig: go.Figure) -> go.Figure:
     big = go.Figure(fig)
     height = big.layout.height or 450
     big.update_layout(font=dict(size=FONT), title_font_size=FONT + 6, height=int(height * 1.25),
-                      hoverlabel=dict(font_size=FONT))
+                      hoverlabel=dict(font_size=FONT), legend_font_size=FONT)
+    big.update_xaxes(tickfont_size=FONT - 2, title_font_size=FONT)  # the theme sets these apart from the font
+    big.update_yaxes(tickfont_size=FONT - 2, title_font_size=FONT)
     return big
 
 

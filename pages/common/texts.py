@@ -311,10 +311,10 @@ def feed_forward(cfg: ModelConfig) -> str:
                  f"the {act} activation on each, and a down-projection back to {cfg.d_model}")
     add = ("its output is added to the residual stream and the sum normalised (post-norm)" if cfg.post_norm
            else "its output is added to the residual stream")
-    vocab = (" not scores over the vocabulary: those come only once, after the last block." if cfg.lm_head else
+    vocab = (", not scores over the vocabulary: those come only once, after the last block." if cfg.lm_head else
              ".")
     return (f"After attention, every block has a feed-forward layer (MLP): {inner}; {add}. Its output is a vector "
-            f"of {cfg.d_model} numbers like its input,{vocab} It works on **each "
+            f"of {cfg.d_model} numbers like its input{vocab} It works on **each "
             "token on its own** — no token sees another here (that was attention's job). With "
             f"{3 if cfg.mlp == 'swiglu' else 2} weight matrices it holds {mlp_share(cfg):.0%} of each block's "
             "parameters, and studies of trained models find much of what they know about words and facts stored "
