@@ -55,8 +55,8 @@ if tok.chat_template:
     chat = render_chat(tok.chat_template, [{"role": "user", "content": ctx.text[:2000]}])
     chat_ids = tok.encode_with_special(chat)
     special = set(tok.special_tokens.values())
-    st.html(token_spans([f"⟦{tok.display(i)}⟧" if i in special else tok.display(i) for i in chat_ids], chat_ids,
-                        scope=tok.name))
+    chart.tokens(token_spans([f"⟦{tok.display(i)}⟧" if i in special else tok.display(i) for i in chat_ids], chat_ids,
+                             scope=tok.name), "tok.chat")
     n_special = sum(i in special for i in chat_ids)
     st.caption(f"Your text as the user's message in {tok.name}'s own chat template: {len(chat_ids)} tokens, "
                f"{n_special} of them special tokens (in ⟦ ⟧, e.g. `<|im_start|>` = id "
@@ -103,8 +103,8 @@ else:
     k = widgets.slider("Merge step", "tok.step", 0, len(steps) - 1, len(steps) - 1, clamp="for this piece") \
         if len(steps) > 1 else 0
     parts = steps[k].parts
-    st.html(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.id_of(p) for p in parts],
-                        scope=tok.name))
+    chart.tokens(token_spans([p.decode("utf-8", "backslashreplace") for p in parts], [tok.id_of(p) for p in parts],
+                             scope=tok.name), "tok.merge")
     table = {
         "step": list(range(len(steps))),
         "merged (rank)": [str(s.rank) if s.rank is not None else "start: single bytes" for s in steps],

@@ -132,7 +132,8 @@ def ask(q: Question, scope: str) -> bool:
     with st.container(border=True):
         st.markdown(f"🤔 **Predict first:** {q.prompt}")
         if key not in answers:
-            cols = st.columns(len(q.options))
+            wide = max(len(o) for o in q.options) > 24  # long options one under another, never cut off
+            cols = [st.container() for _ in q.options] if wide else st.columns(len(q.options))
             for i, (col, option) in enumerate(zip(cols, q.options)):
                 col.button(option, key=f"quiz.{q.qid}.{i}", on_click=_commit, args=(key, i, q.answer),
                            width="stretch")
