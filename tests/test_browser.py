@@ -410,6 +410,20 @@ def test_charts_and_token_views_download_as_valid_images(server, browser):
     assert len(rows) >= 6 and all(len(r) == len(rows[0]) for r in rows)
     for row in rows[1:]:  # each query's weights sum to 1 (masked cells are empty)
         assert abs(sum(float(v) for v in row[1:] if v) - 1) < 1e-3
+    for model in ("smollm2-135m", "minilm-l6"):  # the other offline models: the same buttons, their own names
+        page.goto(f"{server}/attention?model={model}&layer=1&head=2", wait_until="domcontentloaded")
+        settle(page)
+        page.wait_for_selector(".st-key-attn-main .js-plotly-plot .main-svg", timeout=120_000)
+        for fmt in ("png", "svg"):
+            with page.expect_download(timeout=60_000) as download:
+                page.locator(f'button[data-gb-key="attn-main"][data-gb-export="{fmt}"]').click()
+            assert download.value.suggested_filename == f"glassbox_{model}_attention_attn-main_L1_H2.{fmt}"
+            path = Path(download.value.path())
+            if fmt == "png":
+                with Image.open(path) as image:
+                    image.verify()
+            else:
+                assert ET.parse(path).getroot().tag.endswith("svg")
     page.goto(f"{server}/tokenizer", wait_until="domcontentloaded")
     settle(page)
     for fmt in ("png", "html"):
