@@ -260,7 +260,10 @@ def step_next() -> None:
 
 
 def step_encoder_end() -> None:
-    st.markdown(texts.no_unembedding(cfg))
+    st.markdown(texts.no_unembedding(cfg, ": one per token, every one of them read from the whole sentence"))
+    last = L.summary.resid_norm[-1, 0]
+    st.markdown(f"For {followed}, after block {cfg.n_layers - 1}: a vector of {cfg.d_model} numbers, length "
+                f"{float(last):.2f}.")
     st.page_link("pages/embeddings.py", label="Embedding space: the same word in two contexts", icon="🧭")
 
 

@@ -293,11 +293,11 @@ def block(cfg: ModelConfig) -> str:
             "block adds to the stream.")
 
 
-def no_unembedding(cfg: ModelConfig) -> str:
+def no_unembedding(cfg: ModelConfig, where: str = " shown above") -> str:
     return (f"**{cfg.name} stops after its last block.** It is an encoder and this checkpoint has no "
             "language-model head: no unembedding matrix, so no logits and no softmax over a vocabulary. It was "
             "trained to produce vectors (averaged over the tokens, they are a sentence embedding for search and "
-            "similarity), so its output is the last block's vectors shown above.")
+            f"similarity), so its output is the last block's vectors{where}.")
 
 
 def feed_forward(cfg: ModelConfig) -> str:
