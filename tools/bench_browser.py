@@ -39,20 +39,32 @@ PLAN = [  # (page path, model, has a control to step: the first slider — Layer
 ]
 
 
-def start_server(port: int) -> subprocess.Popen:
-    """A Streamlit server for the app on this machine only, once it answers its health check."""
-    proc = subprocess.Popen(
+def launch_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A Streamlit server for the app on this machine only, started (not yet answering)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
          "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
-    for _ in range(240):
+        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})})
+
+
+def wait_healthy(url: str, procs: list[subprocess.Popen], tries: int = 240) -> None:
+    """Wait until `url`'s health check answers; stop `procs` and raise if it never does."""
+    for _ in range(tries):
         try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                return proc
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return
         except OSError:
             time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError("the server did not start")
+    for proc in procs:
+        proc.terminate()
+    raise RuntimeError(f"{url} did not start")
+
+
+def start_server(port: int) -> subprocess.Popen:
+    """A Streamlit server for the app on this machine only, once it answers its health check."""
+    proc = launch_server(port)
+    wait_healthy(f"http://127.0.0.1:{port}", [proc])
+    return proc
 
 
 def free_port() -> int:
