@@ -13,6 +13,7 @@ training history, an encoder — and never compare a model's name with a constan
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -91,7 +92,7 @@ class ModelEntry:
 
     @property
     def available(self) -> bool:
-        return self.module is None or importlib.util.find_spec(self.module) is not None
+        return self.module is None or _installed(self.module)
 
     @property
     def history(self) -> History | None:
@@ -165,6 +166,13 @@ ENTRIES: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("minilm-l6", "all-MiniLM-L6-v2, a BERT-style encoder", "packaged",
                lambda device, progress: packaged.load_minilm(device), encoder=True, module=packaged.MINILM[0]),
 ]}
+
+
+@functools.cache
+def _installed(module: str) -> bool:
+    """Looked up once per process: find_spec walks sys.path, and the app asks on every script run of every
+    session (a few percent of the server's CPU with a classroom on it). Installing a package needs a restart."""
+    return importlib.util.find_spec(module) is not None
 
 
 def entries(available_only: bool = True) -> list[ModelEntry]:
