@@ -30,6 +30,26 @@ def test_the_image_installs_what_the_readme_says():
     assert ("USER", "glassbox") in instructions()
 
 
+def test_what_the_image_uninstalls_is_never_imported_by_the_app():
+    removed = next(arg for op, arg in instructions() if op == "RUN" and "pip uninstall" in arg)
+    removed = removed.split("pip uninstall -y")[1].split("&&")[0].split()
+    assert "transformers" in removed and "boto3" in removed
+    modules = [m.replace("-", "_") for m in removed]
+    probe = (  # every module of the engine and the pages' helpers, and bertviz's views as the pages call them
+        "import importlib, pkgutil, sys, core, pages.common\n"
+        "for pkg in (core, pages.common):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        importlib.import_module(f'{pkg.__name__}.{m.name}')\n"
+        "import bertviz, torch\n"
+        "bertviz.head_view([torch.full((1, 2, 3, 3), 1 / 3)], ['a', 'b', 'c'], html_action='return')\n"
+        "bertviz.model_view([torch.full((1, 2, 3, 3), 1 / 3)], ['a', 'b', 'c'], html_action='return')\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_files_the_image_copies_run_the_app(tmp_path):
     from tools.bench_browser import free_port, wait_healthy
     from tools.session import visit
