@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from core.integrity import check_asset
 from core.model import Transformer, rope_inv_freq
-from core.trace import Trace, hook, trace
+from core.trace import Trace, hook, lens_tops, trace
 
 
 def previous_token_scores(tr: Trace) -> torch.Tensor:
@@ -628,7 +628,9 @@ class ForwardSummary:
     each half of block i) and, for a pre-norm model, "ln_final". resid_norm (S, T): the vector's length after each
     stage; added_norm (S, T): the length of what the stage added (NaN where it adds nothing). lens_ids / lens_probs
     (S, T, k): the tokens the final norm and unembedding would predict from that stage's residual stream (the logit
-    lens; None for an encoder); at the last block's MLP it is the model's real prediction.
+    lens; None for an encoder, or when not asked for: `stage_lens` gives it for one token, at 1/T of the cost — on
+    SmolLM2 each stage and token is a 576 × 49,152 product); at the last block's MLP it is the model's real
+    prediction. stream (S, T, d): the residual stream itself after each stage, what the lens reads.
     """
 
     stages: list[str]
@@ -641,6 +643,7 @@ class ForwardSummary:
     lens_probs: torch.Tensor | None
     embed_norm: torch.Tensor  # (T,) the token embedding rows alone
     pos_norm: torch.Tensor | None  # (T,) the position vectors alone (None for RoPE)
+    stream: torch.Tensor  # (S, T, d)
 
     def index(self, layer: int, part: str) -> int:
         """The stage after block `layer`'s attention ("attn") or feed-forward ("mlp") half."""
@@ -676,24 +679,33 @@ def forward_summary(model: Transformer, ids: list[int], window: int = 24, lens_k
         resid.append(tr["ln_final.hook_normalized"][keep])
         added.append(None)
     T = len(resid[0])
-    lens_ids = lens_probs = None
-    if cfg.lm_head:
-        tops = []
-        with torch.inference_mode():
-            for name, r in zip(stages, resid):
-                x = r.to(model.device, model.embed.weight.dtype)
-                tops.append(model.unembed_logits(x if name == "ln_final" else model.ln_final(x)).float()
-                            .softmax(-1).topk(lens_k, dim=-1))
-        lens_ids = torch.stack([t.indices.cpu() for t in tops])  # (S, T, k)
-        lens_probs = torch.stack([t.values.cpu() for t in tops])  # (S, T, k)
+    stream = torch.stack([r.float() for r in resid])
+    lens_ids, lens_probs = _stage_tops(model, stages, stream, lens_k) if cfg.lm_head and lens_k else (None, None)
     nan = torch.full((T,), float("nan"))
     return ForwardSummary(
         stages=stages, tokens=tr.tokens[keep], token_ids=tr.token_ids[keep], n_tokens=tr.n_tokens,
         resid_norm=torch.stack([r.float().norm(dim=-1) for r in resid]),
         added_norm=torch.stack([nan if a is None else a.float().norm(dim=-1) for a in added]),
         lens_ids=lens_ids, lens_probs=lens_probs, embed_norm=tr.embed()[keep].norm(dim=-1),
-        pos_norm=tr["hook_pos_embed"][keep].norm(dim=-1) if "hook_pos_embed" in tr else None,
+        pos_norm=tr["hook_pos_embed"][keep].norm(dim=-1) if "hook_pos_embed" in tr else None, stream=stream,
     )
+
+
+def _stage_tops(model: Transformer, stages: list[str], stream: torch.Tensor, k: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logit lens's top-k ids and probabilities, (S, T, k), of a stream (S, T, d) stage by stage (the stage after
+    the final norm is already normalised)."""
+    return lens_tops(model, stream, k, normed=[name == "ln_final" for name in stages])
+
+
+def stage_lens(model: Transformer, summary: ForwardSummary, pos: int, k: int = 3
+               ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The logit lens for ONE token of the summary (`pos` in its window): top-k ids and probabilities after every
+    stage, (S, k) each, equal to forward_summary(…, lens_k=k)'s [:, pos]; None for a model without an LM head."""
+    if not model.config.lm_head:
+        return None
+    ids, probs = _stage_tops(model, summary.stages, summary.stream[:, pos : pos + 1], k)
+    return ids[:, 0], probs[:, 0]
 
 
 def activation(cfg, x: torch.Tensor) -> torch.Tensor:

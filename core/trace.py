@@ -250,13 +250,32 @@ def _ids_for(model: Transformer, text_or_ids: str | Iterable[int]) -> list[int]:
     return ids
 
 
+LENS_ROWS = 256  # rows per unembedding product: 256 × 49,152 logits is 50 MB on SmolLM2
+
+
+def lens_tops(model: Transformer, stream: torch.Tensor, k: int, normed: list[bool] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logit lens: top-k ids and probabilities, (S, T, k), of the final norm and unembedding applied to a
+    residual stream (S, T, d) taken after S stages (`normed[s]`: stage s is already through the final norm). Every
+    stage and token goes through one product per LENS_ROWS rows — one product per stage would read the whole
+    unembedding matrix (113 MB on SmolLM2) once per stage."""
+    S, T, d = stream.shape
+    normed = normed or [False] * S
+    with torch.inference_mode():
+        x = stream.to(model.device, model.embed.weight.dtype)
+        x = torch.stack([x[s] if normed[s] else model.ln_final(x[s]) for s in range(S)])
+        ids, probs = [], []
+        for rows in x.reshape(S * T, d).split(LENS_ROWS):
+            top = model.unembed_logits(rows).float().softmax(-1).topk(k, dim=-1)
+            ids.append(top.indices.cpu())
+            probs.append(top.values.cpu())
+    return torch.cat(ids).reshape(S, T, k), torch.cat(probs).reshape(S, T, k)
+
+
 def _lens(model: Transformer, rec: Recorder, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The logit lens from the recorded resid_post of every block: top-k ids and probabilities, (n_layers, T, k)."""
-    tops = [
-        model.unembed_logits(model.ln_final(rec.store[f"blocks.{i}.hook_resid_post"][0])).softmax(-1).topk(k, dim=-1)
-        for i in range(model.config.n_layers)
-    ]  # n_layers x (T, k)
-    return torch.stack([t.indices for t in tops]).cpu(), torch.stack([t.values for t in tops]).cpu()
+    return lens_tops(model, torch.stack([rec.store[f"blocks.{i}.hook_resid_post"][0]
+                                         for i in range(model.config.n_layers)]), k)
 
 
 def trace(

@@ -35,14 +35,14 @@ if first:
     st.caption(f"Your text is {summary.n_tokens:,} tokens; the page follows the last {T} (the model read them all).")
 norms, added = summary.resid_norm[:, pos].numpy(), summary.added_norm[:, pos].numpy()
 LAST = summary.index(cfg.n_layers - 1, "mlp")  # after the last block: the model's real prediction
+lens_ids, lens_probs = cache.stage_lens(ctx.model_name, ctx.device, ctx.text, WINDOW, pos) or (None, None)
 
 
 def lens(s: int, k: int = 1) -> str:
     """'would predict …' from the logit lens at stage s, for this token."""
-    if summary.lens_ids is None:
+    if lens_ids is None:
         return ""
-    return ", ".join(f"`{name(int(i))}` {float(p):.0%}" for i, p in
-                     zip(summary.lens_ids[s, pos, :k], summary.lens_probs[s, pos, :k]))
+    return ", ".join(f"`{name(int(i))}` {float(p):.0%}" for i, p in zip(lens_ids[s, :k], lens_probs[s, :k]))
 
 
 def overview() -> go.Figure:
@@ -55,11 +55,11 @@ def overview() -> go.Figure:
         go.Scatter(x=labels, y=norms, mode="lines+markers", name="length of the residual stream after it",
                    line=dict(color="#111827")),
     ])
-    if summary.lens_ids is not None:
+    if lens_ids is not None:
         every = max(1, cfg.n_layers // 10)
         marks = [summary.index(i, "mlp") for i in range(0, cfg.n_layers, every)] + [LAST]
         for s in dict.fromkeys(marks):
-            fig.add_annotation(x=labels[s], y=float(norms[s]), text=visible(tok.display(int(summary.lens_ids[s, pos, 0]))),
+            fig.add_annotation(x=labels[s], y=float(norms[s]), text=visible(tok.display(int(lens_ids[s, 0]))),
                                showarrow=True, arrowhead=0, ay=-28, font=dict(size=11), bgcolor="#fef3c7")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12),
                       title=f"Token {first + pos} ({visible(summary.tokens[pos])}) through the model",
@@ -75,7 +75,7 @@ st.caption(
     "stream is; line: the stream's own length after each stage." + (
         " Labels: the token the model would predict if it stopped after that block (the final norm and "
         "unembedding applied early — the *logit lens*); after the last block it is the real prediction."
-        if summary.lens_ids is not None else
+        if lens_ids is not None else
         " A LayerNorm follows each of the two adds in every block (post-norm), so the stream's length is reset "
         "twice per block."))
 

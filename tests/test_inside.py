@@ -138,6 +138,15 @@ def test_forward_summary(name):
         assert int(summary.lens_ids[-2, -1, 0]) == int(full.logits.argmax())
     else:
         assert summary.lens_ids is None
+    lazy = A.forward_summary(model, ids, window=8, lens_k=0)  # what the page caches: the lens for one token only
+    assert lazy.lens_ids is None and torch.equal(lazy.resid_norm, summary.resid_norm)
+    for pos in range(8):
+        one = A.stage_lens(model, lazy, pos)
+        if not cfg.lm_head:
+            assert one is None
+            continue
+        assert torch.equal(one[0], summary.lens_ids[:, pos])
+        assert torch.allclose(one[1], summary.lens_probs[:, pos], atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["tiny-stories-1m", "tiny-llama"])

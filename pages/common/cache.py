@@ -47,7 +47,7 @@ def with_attention(name: str, device: str, text: str, layer: int):
 @st.cache_data(max_entries=32, show_spinner=False)
 def entropy_by_temperature(name: str, device: str, text: str, temperatures: tuple[float, ...]):
     """Entropy and top-token probability of the next-token softmax at each temperature (one sweep per text)."""
-    return temperature_sweep(traced(name, device, text, lens_top_k=1).logits, list(temperatures))  # the page's trace
+    return temperature_sweep(traced(name, device, text).logits, list(temperatures))  # the default trace, shared
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -114,7 +114,15 @@ def forward_summary(name: str, device: str, text: str, window: int):
     from core.analysis import forward_summary as summarise
 
     loaded = model(name, device)
-    return summarise(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], window=window)
+    return summarise(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], window=window, lens_k=0)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def stage_lens(name: str, device: str, text: str, window: int, pos: int):
+    """The logit lens for the one token the page follows (all tokens would be 24× the work: on SmolLM2 ~2 s)."""
+    from core.analysis import stage_lens as lens
+
+    return lens(model(name, device), forward_summary(name, device, text, window), pos)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Running the 50 example sentences through the model…")
