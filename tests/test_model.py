@@ -119,6 +119,15 @@ def test_kv_cache_generation_equals_full_recompute(any_model):
     assert all(abs(s.probs.sum().item() - 1) < 1e-5 for s in gen.steps)
 
 
+def test_a_forward_without_kv_cache_keeps_no_keys_and_gives_the_same_logits(any_model):
+    idx = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.inference_mode():
+        with_cache, presents = any_model(idx)
+        without, none = any_model(idx, kv_cache=False)
+    assert len(presents) == any_model.config.n_layers and none == []  # trace runs this way: no q·k·v buffer kept
+    assert torch.equal(with_cache, without)
+
+
 def test_generation_is_seeded_and_stops_at_context():
     model = tiny("tiny-llama")
     a = generate(model, [1, 2], max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.9, seed=3)
