@@ -5,7 +5,7 @@ dimension removed) and the logits that were asked for. It holds no reference to 
 and shared between browser sessions.
 
 Attention patterns grow as T²: for a causal model's inputs longer than COMPACT_FROM tokens they are kept as float16
-lower triangles (the masked upper triangle is all zeros), which cuts them to a quarter; `pattern(layer)` and
+without the masked upper triangle (all zeros; core.model.Recorder), which cuts them to about a quarter; `pattern(layer)` and
 `tr[name]` unpack them to float32 (absolute error below 5e-4). Shorter inputs keep every pattern exact.
 """
 
@@ -22,16 +22,26 @@ import torch
 
 from core.config import ModelConfig
 from core.integrity import check_logits
-from core.model import DEFAULT_RECORD, Ablation, Recorder, Transformer, attention_mask, tril_index
+from core.model import (
+    ATTN_BLOCK,
+    DEFAULT_RECORD,
+    Ablation,
+    Recorder,
+    Transformer,
+    attention_mask,
+    blocked_size,
+)
 
 COMPACT_FROM = 256  # tokens
 
 
 def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:
-    """(heads, T(T+1)/2) float16 lower triangles (core.model.Recorder's compact patterns) → (heads, T, T)."""
-    out = torch.zeros(packed.shape[0], T * T)
-    out.index_copy_(1, tril_index(0, T), packed.float())
-    return out.view(-1, T, T)
+    """(heads, blocked_size(T)) float16 (core.model.Recorder's compact patterns) → (heads, T, T) float32."""
+    out = torch.zeros(packed.shape[0], T, T)
+    for a in range(0, T, ATTN_BLOCK):
+        b = min(T, a + ATTN_BLOCK)
+        out[:, a:b, :b] = packed[:, blocked_size(a) : blocked_size(b)].view(-1, b - a, b)
+    return out
 
 
 def hook(layer: int, name: str) -> str:
@@ -188,7 +198,7 @@ def pattern_bytes(cfg: ModelConfig, n_tokens: int) -> int:
     """Bytes the attention patterns of one trace take (see COMPACT_FROM)."""
     heads = cfg.n_layers * cfg.n_heads
     if cfg.causal and n_tokens > COMPACT_FROM:
-        return heads * n_tokens * (n_tokens + 1) // 2 * 2  # float16 lower triangles
+        return heads * blocked_size(n_tokens) * 2  # float16, no upper triangle
     return heads * n_tokens * n_tokens * 4
 
 
@@ -231,7 +241,7 @@ def check_budget(cfg: ModelConfig, rec: Recorder, n_tokens: int) -> None:
             "pass max_tokens")
 
 
-def token_limit(cfg: ModelConfig, max_pattern_bytes: int = 160_000_000) -> int:
+def token_limit(cfg: ModelConfig, max_pattern_bytes: int = 190_000_000) -> int:
     """The most tokens an interactive view should trace: the context length, or fewer when the attention
     patterns would outgrow `max_pattern_bytes` (SmolLM2's 8,192-token context would need 18 GB of patterns)."""
     sizes = sorted({cfg.n_ctx, *(n for n in (128, 256, 384, 512, 768, 1024, 1536, 2048) if n < cfg.n_ctx)},

@@ -251,7 +251,7 @@ def test_token_limit_bounds_the_recorded_patterns():
     smollm_shape = dataclasses.replace(PRESETS["tiny-llama"], n_ctx=8192, n_layers=30, n_heads=9, n_kv_heads=3,
                                        d_model=576)
     limit = token_limit(smollm_shape)
-    assert 256 <= limit < 8192 and pattern_bytes(smollm_shape, limit) <= 160_000_000
+    assert 768 <= limit < 8192 and pattern_bytes(smollm_shape, limit) <= 190_000_000
     model = tiny("tiny-stories-1m", dropout=0.0)
     tr = trace(model, list(range(100)), max_tokens=40)
     assert tr.n_tokens == 40 and tr.n_truncated == 60
