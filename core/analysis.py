@@ -255,6 +255,34 @@ SWAPS = [("it", "he"), ("he", "she"), ("she", "he"), ("girl", "boy"), ("boy", "g
          ("little", "big"), ("big", "little"), ("world", "moon"), ("the", "a"), ("a", "the")]
 
 
+@dataclass(frozen=True)
+class HeadOverview:
+    """One head's whole pattern over a long input, reduced to what a screen can hold: `pooled` (c, c), the largest
+    weight in each tile of `tile` × `tile` (query, key) pairs (a thin diagonal or a column on the first token
+    stays visible; an average would fade them), and the pattern's mean weight on the first token, on the previous
+    token and on the token itself, and its mean reach (query − key, weighted, in tokens)."""
+
+    pooled: torch.Tensor
+    tile: int
+    first_token: float
+    previous: float
+    own: float
+    reach: float
+
+
+def head_overview(pattern: torch.Tensor, cells: int = 256) -> HeadOverview:
+    """`pattern` (T, T), rows summing to 1 (e.g. core.trace.head_pattern on a long input)."""
+    T = pattern.shape[-1]
+    tile = max(1, math.ceil(T / cells))
+    pooled = F.max_pool2d(pattern[None, None], tile, ceil_mode=True)[0, 0]
+    at = torch.arange(T, dtype=pattern.dtype)
+    return HeadOverview(
+        pooled=pooled, tile=tile, first_token=float(pattern[:, 0].mean()),
+        previous=float(pattern.diagonal(-1).mean()) if T > 1 else 0.0, own=float(pattern.diagonal().mean()),
+        reach=float((at - pattern @ at).mean()),
+    )
+
+
 def one_word_edit(tokenizer, text: str) -> tuple[str, str, str] | None:
     """(edited text, word, replacement): the last word of `text` that a swap in SWAPS changes without changing the
     number of tokens (so the two attention patterns line up position by position); None when no swap fits."""

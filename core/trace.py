@@ -33,6 +33,9 @@ from core.model import (
 )
 
 COMPACT_FROM = 256  # tokens
+# The residual stream only (block i's resid_pre is block i-1's resid_post): what a long input keeps, every head's
+# pattern then computed on demand (head_pattern, with_attention).
+RESIDUAL_RECORD = ("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post")
 
 
 def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:

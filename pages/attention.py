@@ -8,6 +8,7 @@ import streamlit as st
 from core import registry
 from core.analysis import one_word_edit, query_math
 from core.packaged import INSTALL_HINT
+from core.trace import pattern_bytes
 from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible
 
@@ -100,6 +101,42 @@ def encoder_versus_decoder(layer: int) -> None:
                    "Each model cuts the sentence with its own tokenizer (MiniLM lowercases and adds [CLS] … [SEP]).")
 
 
+def whole_text(layer: int, head: int) -> None:
+    """This head over the whole text when the views above follow only its first T tokens (SmolLM2 beyond 768)."""
+    n = min(len(model.tokenizer.encode(ctx.text)), cfg.n_ctx) if model.tokenizer else T
+    if n <= T:
+        return
+    st.subheader(f"The whole text: all {n:,} tokens")
+    st.markdown(
+        f"The views above follow the first {T} tokens: keeping every head's weights for all {n:,} would take "
+        f"{pattern_bytes(cfg, n) / 1e9:.1f} GB. Here the model reads all {n:,} tokens keeping only "
+        f"its residual stream ({(cfg.n_layers + 1) * n * cfg.d_model * 4 / 1e6:,.0f} MB), and layer {layer} head "
+        f"{head}'s weights are computed from it with the model's own weights — the same numbers, recomputed.")
+    if not widgets.toggle(f"Run the model over all {n:,} tokens (one forward pass; long on a laptop)", "attn.whole"):
+        return
+    query = widgets.number("Query token (position)", "attn.whole.query", 0, n - 1, n - 1)
+    with st.spinner(f"Reading all {n:,} tokens…"):
+        view, row = cache.long_head(ctx.model_name, ctx.device, ctx.text, layer, head, query)
+        tokens = cache.long_trace(ctx.model_name, ctx.device, ctx.text).tokens
+    c = view.pooled.shape[0]
+    edges = [f"{i * view.tile}–{min(n, (i + 1) * view.tile) - 1}" for i in range(c)]
+    pooled = view.pooled.numpy()
+    top = float(np.percentile(pooled[pooled > 0], 99)) if (pooled > 0).any() else 1.0
+    fig = figures.heatmap(pooled, x=edges, y=edges, colorscale="Blues", zmid=None, xtitle="key positions",
+                          title=f"Layer {layer}, head {head} over {n:,} tokens", ytitle="query positions", height=520)
+    fig.update_traces(zmin=0, zmax=top)
+    chart.show(fig, key="attn.whole.map", layer=layer, head=head)
+    st.caption(f"Each cell is the LARGEST weight among {view.tile} × {view.tile} (query, key) pairs, so a thin "
+               f"diagonal or a column on one token stays visible; the darkest blue is {top:.2f} or more (99% of the "
+               "cells are below it; hover for each cell's value). On average this head puts "
+               f"{view.first_token:.1%} of a token's attention on the first token, {view.previous:.1%} on the previous "
+               f"token and {view.own:.1%} on itself; it reaches back {view.reach:,.0f} tokens on average.")
+    top = np.argsort(row)[::-1][:10]
+    chart.show(figures.bars([f"{j}: {visible(tokens[j])}" for j in top], [float(row[j]) for j in top],
+                            title=f"Where token {query} ({visible(tokens[query])}) looks: its 10 largest weights",
+                            xtitle="attention weight"), key="attn.whole.row", layer=layer, head=head)
+
+
 @errors.fragment
 def one_head() -> None:
     """Everything that follows the chosen layer and head: moving either reruns only this part of the page."""
@@ -118,6 +155,7 @@ def one_head() -> None:
     query_steps(layer, head)
     one_word_changed(layer, head, pattern)
     encoder_versus_decoder(layer)
+    whole_text(layer, head)
 
 
 one_head()

@@ -509,3 +509,36 @@ def test_minilm_position_seam_is_measured_and_explained():
     assert "positions 0 (" in note and "127 (" in note and "[CLS]" in note and "[SEP]" in note
     at = open_page(app(text="The bank"), "pages/positions.py")
     assert not any("least like their neighbours" in c.value for c in at.caption)  # not a BERT: no such claim
+
+
+@PACKAGED
+def test_attention_follows_one_head_over_the_whole_of_a_long_text():
+    """Issue 20: past token_limit (SmolLM2: 768 tokens) the Attention page runs the whole text keeping the residual
+    stream only, and shows the chosen head over every token: its weights are the model's own recorded ones."""
+    from pathlib import Path
+
+    from core import load_model, trace
+    from core.trace import token_limit
+
+    model = load_model("smollm2-135m", device="cpu")
+    text = " ".join([(Path(APP).parent / "assets" / "texts" / "neuron_sentences.txt").read_text(encoding="utf-8")] * 2)
+    ids = model.tokenizer.encode(text)
+    n, limit = len(ids), token_limit(model.config)
+    assert limit < n < model.config.n_ctx
+    short = open_page(app(model="smollm2-135m", text=text), "pages/attention.py")
+    assert any(f"The whole text: all {n:,} tokens" in h.value for h in short.subheader)
+    assert not [c for c in charts(short) if "over" in title(c) and "tokens" in title(c)]  # only when asked for
+    query = n - 5
+    at = open_page(app(model="smollm2-135m", text=text, layer="2", head="4", **{"attn.whole": "true",
+                                                                                "attn.whole.query": str(query)}),
+                   "pages/attention.py")
+    overview = next(c for c in charts(at) if title(c) == f"Layer 2, head 4 over {n:,} tokens")
+    pooled = matrix(overview["data"][0]["z"])
+    tile = -(-n // 256)
+    assert pooled.shape == (-(-n // tile),) * 2 and np.nanmax(pooled) <= 1.0
+    bars = next(c for c in charts(at) if title(c).startswith(f"Where token {query} "))
+    shown = [float(v) for v in bars["data"][0]["x"]]
+    reference = trace(model, ids, record=["blocks.2.attn.hook_pattern"], logits="none").pattern(2)[4, query]
+    top = reference.topk(10)
+    assert np.allclose(shown, top.values.numpy(), atol=2e-3)  # the recorded pattern is float16 past 256 tokens
+    assert [int(label.split(":")[0]) for label in bars["data"][0]["y"]] == top.indices.tolist()

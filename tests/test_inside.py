@@ -251,6 +251,21 @@ def test_one_heads_pattern_on_demand_equals_the_recorded_one(name):
         head_pattern(model, light, model.config.n_layers, 0)
 
 
+def test_a_heads_overview_keeps_the_largest_weight_of_each_tile_and_its_habits():
+    from core.analysis import head_overview
+
+    T = 10
+    previous = torch.zeros(T, T)
+    previous[0, 0] = 1.0
+    previous[torch.arange(1, T), torch.arange(T - 1)] = 1.0  # every token on the one before it
+    view = head_overview(previous, cells=4)  # tiles of 3 × 3 (the last ones partial)
+    assert view.tile == 3 and view.pooled.shape == (4, 4)
+    assert torch.equal(view.pooled, torch.tensor([[1.0, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0]]))
+    assert view.previous == 1.0 and view.own == pytest.approx(0.1)  # only token 0 looks at itself
+    assert view.first_token == pytest.approx(0.2)  # rows 0 and 1 look at token 0
+    assert view.reach == pytest.approx(0.9)  # one token back, except the first token (0)
+
+
 def test_a_trace_over_its_memory_budget_is_refused_before_anything_is_allocated(monkeypatch):
     """Issue 20: recording every pattern of a long input must never try to allocate gigabytes: over the budget it is
     a clear ValueError; the residual stream alone passes."""

@@ -15,7 +15,7 @@ import time
 
 from core import load_model, trace
 from core.integrity import ASSETS
-from core.trace import head_pattern
+from core.trace import RESIDUAL_RECORD, head_pattern
 
 
 def long_ids(model, n: int) -> list[int]:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     trace(model, short)
     short_s = time.perf_counter() - start
     start = time.perf_counter()
-    light = trace(model, ids, record=("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post"))
+    light = trace(model, ids, record=RESIDUAL_RECORD)
     trace_s = time.perf_counter() - start
     layer = cfg.n_layers * 2 // 3 if args.layer is None else args.layer
     start = time.perf_counter()

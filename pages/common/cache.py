@@ -15,7 +15,7 @@ from core import load_tokenizer, registry, trace
 from core.analysis import embedding_pca as project_embeddings
 from core.analysis import head_labels, temperature_sweep, word_order_experiment
 from core.bpe import after_merges, tokens_per_merge, train_bpe
-from core.trace import token_limit
+from core.trace import RESIDUAL_RECORD, token_limit
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -33,6 +33,24 @@ def traced(name: str, device: str, text: str, record=None, logits: str = "last",
     if record is not None:
         options["record"] = record
     return trace(loaded, text, **options)
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def long_trace(name: str, device: str, text: str):
+    """The whole text, up to the model's context, with only the residual stream recorded (SmolLM2 at 8,192 tokens:
+    585 MB, where every attention pattern would be 18.7 GB): any head's pattern is computed from it on demand."""
+    return trace(model(name, device), text, record=RESIDUAL_RECORD, logits="none")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def long_head(name: str, device: str, text: str, layer: int, head: int, query: int):
+    """One head over the whole text (core.trace.head_pattern from `long_trace`): its overview, and the weights of
+    one query token over every key."""
+    from core.analysis import head_overview
+    from core.trace import head_pattern
+
+    pattern = head_pattern(model(name, device), long_trace(name, device, text), layer, head)
+    return head_overview(pattern), pattern[query].numpy()
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -15,7 +15,7 @@ from core import hub, registry
 from core.trace import token_limit
 from pages.common import cache, present, url, widgets
 
-MAX_TEXT_CHARS = 20_000
+MAX_TEXT_CHARS = 40_000  # SmolLM2's whole 8,192-token context is about 33,000 characters of English
 DEFAULT_TEXT = "Once upon a time, there was a little"
 EXAMPLES = [
     "Once upon a time, there was a little",
