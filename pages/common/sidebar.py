@@ -125,7 +125,8 @@ def _token_count(ctx: Context) -> None:
     if n > limit < model.config.n_ctx:
         st.warning(f"Only the first {limit} of {n} tokens go through the model here: it reads up to "
                    f"{model.config.n_ctx}, but recording all its attention weights for more would take too much memory "
-                   "(the Tokenizer page still splits the whole text).", icon="✂️")
+                   f"(the Tokenizer page still splits the whole text, and the Attention page can follow one head over "
+                   f"{min(n, model.config.n_ctx):,} tokens).", icon="✂️")
     elif n > model.config.n_ctx:
         st.warning(f"Only the first {model.config.n_ctx} of {n} tokens go through the model: that is all it can read "
                    "at once (the Tokenizer page still splits the whole text).", icon="✂️")
