@@ -112,7 +112,8 @@ class Recorder:
     compact_patterns: keep a causal model's attention patterns as float16 in `packed`, (B, nh, blocked_size(T)),
     instead of (B, nh, T, T) float32 in `store`: for each ATTN_BLOCK query rows a .. b - 1, only keys 0 .. b - 1
     (the later keys are masked, so zero), one rectangle after another — the lower triangle plus the diagonal
-    blocks' upper halves (at most 12% more than the triangle itself at T = 1,024, 1.6% at 8,192). Each block is
+    blocks' upper halves (12% more than the triangle itself at T = 1,024, 1.6% at 8,192; up to half more just past
+    COMPACT_FROM, where the patterns are small). Each block is
     copied as attention computes it, in one contiguous copy: no full pattern is ever held, and no gather (the
     triangle's gather had cost more than the attention itself).
     """

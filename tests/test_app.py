@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common.nav import PAGES as SPECS
-from pages.common.sidebar import EXAMPLES
+from pages.common.sidebar import EXAMPLES, MAX_TEXT_CHARS
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "app.py")
 PAGES = [p.path for p in SPECS]  # the navigation's own list
@@ -118,7 +118,7 @@ def test_garbage_url_parameters_fall_back_with_notices():
     at = app(layer="999", head="-1", temperature="abc", top_p="5", model="../../etc/passwd", text="x" * 100_000)
     at.run()  # the sidebar's notices appear on the first page shown, a page's own where its control is
     shown = " ".join(w.value for w in at.warning)
-    assert "model" in shown and "20,000" in shown and "temperature" not in shown
+    assert "model" in shown and f"{MAX_TEXT_CHARS:,}" in shown and "temperature" not in shown
     assert at.sidebar.selectbox(key="model").value == "tiny-stories-1m"
     at.switch_page("pages/attention.py").run()
     assert not at.exception
