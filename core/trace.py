@@ -11,10 +11,12 @@ without the masked upper triangle (all zeros; core.model.Recorder), which cuts t
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import math
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -271,10 +273,9 @@ def _give_back_freed_memory() -> None:
     """glibc keeps freed heap memory for reuse; after a long forward (SmolLM2 at 8,192 tokens: ~600 MB of freed
     activations) that is resident memory nobody uses until the next long forward. malloc_trim returns it (a few
     ms); elsewhere than glibc this does nothing."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # a Linux without glibc (musl) has no malloc_trim
+            ctypes.CDLL(None).malloc_trim(0)
 
 
 LENS_ROWS = 256  # rows per unembedding product: 256 × 49,152 logits is 50 MB on SmolLM2

@@ -7,8 +7,9 @@ import streamlit as st
 
 from core import registry
 from core.analysis import one_word_edit, query_math
+from core.model import Recorder
 from core.packaged import INSTALL_HINT
-from core.trace import pattern_bytes
+from core.trace import RESIDUAL_RECORD, pattern_bytes, recording_bytes
 from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible
 
@@ -110,7 +111,7 @@ def whole_text(layer: int, head: int) -> None:
     st.markdown(
         f"The views above follow the first {T} tokens: keeping every head's weights for all {n:,} would take "
         f"{pattern_bytes(cfg, n) / 1e9:.1f} GB. Here the model reads all {n:,} tokens keeping only "
-        f"its residual stream ({(cfg.n_layers + 1) * n * cfg.d_model * 4 / 1e6:,.0f} MB), and layer {layer} head "
+        f"its residual stream ({recording_bytes(cfg, Recorder(RESIDUAL_RECORD), n) / 1e6:,.0f} MB), and layer {layer} head "
         f"{head}'s weights are computed from it with the model's own weights — the same numbers, recomputed.")
     if not widgets.toggle(f"Run the model over all {n:,} tokens (one forward pass; long on a laptop)", "attn.whole"):
         return
@@ -121,18 +122,19 @@ def whole_text(layer: int, head: int) -> None:
     c = view.pooled.shape[0]
     edges = [f"{i * view.tile}–{min(n, (i + 1) * view.tile) - 1}" for i in range(c)]
     pooled = view.pooled.numpy()
-    top = float(np.percentile(pooled[pooled > 0], 99)) if (pooled > 0).any() else 1.0
+    darkest = float(np.percentile(pooled[pooled > 0], 99)) if (pooled > 0).any() else 1.0
     fig = figures.heatmap(pooled, x=edges, y=edges, colorscale="Blues", zmid=None, xtitle="key positions",
                           title=f"Layer {layer}, head {head} over {n:,} tokens", ytitle="query positions", height=520)
-    fig.update_traces(zmin=0, zmax=top)
+    fig.update_traces(zmin=0, zmax=darkest)
     chart.show(fig, key="attn.whole.map", layer=layer, head=head)
+    reach = f"; it reaches back {view.reach:,.0f} tokens on average" if cfg.causal else ""
     st.caption(f"Each cell is the LARGEST weight among {view.tile} × {view.tile} (query, key) pairs, so a thin "
-               f"diagonal or a column on one token stays visible; the darkest blue is {top:.2f} or more (99% of the "
-               "cells are below it; hover for each cell's value). On average this head puts "
+               f"diagonal or a column on one token stays visible; the darkest blue is {darkest:.2f} or more (99% of "
+               "the cells with any weight are below it; hover for each cell's value). On average this head puts "
                f"{view.first_token:.1%} of a token's attention on the first token, {view.previous:.1%} on the previous "
-               f"token and {view.own:.1%} on itself; it reaches back {view.reach:,.0f} tokens on average.")
-    top = np.argsort(row)[::-1][:10]
-    chart.show(figures.bars([f"{j}: {visible(tokens[j])}" for j in top], [float(row[j]) for j in top],
+               f"token and {view.own:.1%} on itself{reach}.")
+    largest = np.argsort(row)[::-1][:10]
+    chart.show(figures.bars([f"{j}: {visible(tokens[j])}" for j in largest], [float(row[j]) for j in largest],
                             title=f"Where token {query} ({visible(tokens[query])}) looks: its 10 largest weights",
                             xtitle="attention weight"), key="attn.whole.row", layer=layer, head=head)
 
