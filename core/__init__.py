@@ -10,6 +10,7 @@ Pure torch/numpy/tiktoken: never imports streamlit or plotly, so it works from a
 
 from core.config import PRESETS, ModelConfig
 from core.generate import Generation, GenerationTree, generate, sample_token, sampling_distribution
+from core.learning import fine_tune
 from core.model import DEFAULT_RECORD, Recorder, Transformer
 from core.registry import load_model
 from core.seq2seq import translate
@@ -26,6 +27,7 @@ __all__ = [
     "Tokenizer",
     "Trace",
     "Transformer",
+    "fine_tune",
     "generate",
     "load_model",
     "load_tokenizer",
