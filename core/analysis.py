@@ -823,14 +823,6 @@ def neuron_examples(model: Transformer, sentences: list[str] | list[list[int]]) 
     return NeuronExamples(tokens, torch.tensor(sent), torch.tensor(pos), torch.cat(rows, dim=1))
 
 
-def ablation_effect(model: Transformer, ids: list[int], ablate: dict, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """The next-token distribution at the last position with nothing switched off and with `ablate` switched off
-    (see core.trace.trace): two (V,) probability vectors."""
-    before = trace(model, ids, record=()).probs
-    after = trace(model, ids, record=(), ablate=ablate).probs
-    return before, after
-
-
 def output_change(model: Transformer, ids: list[int], ablate: dict) -> torch.Tensor:
     """(T,) cosine similarity between each token's final vector (the last block's output) with nothing switched off
     and with `ablate` switched off: 1 means unchanged. For encoders, which have no next-token distribution."""
