@@ -1,7 +1,9 @@
 """The codebase's seams: the recorded-name table is true, cached traces are read-only, the registry is the one list
-of models, pages use core's API (no recorded names, weights or masks of their own), the generation tree."""
+of models, the engine imports no UI and the import graph has no cycles, pages use core's API (their imports and
+their code: no recorded names, weights or masks of their own), and functions and page scripts stay short."""
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
@@ -9,10 +11,8 @@ import pytest
 import torch
 
 import core.model
-from core import GenerationTree, sample_token, sampling_distribution, trace
-from core.analysis import best_head, cosine_matrix, query_math, word_in_contexts, word_tokens
+from core import trace
 from core.registry import DEFAULT_MODEL, ENTRIES, entries, find, get, load_model
-from core.trace import attention_record
 from tests.conftest import tiny
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,26 +80,6 @@ def test_hidden_is_the_models_own_mask():
     assert not encoder.hidden().any()
 
 
-@pytest.mark.parametrize("preset", ["tiny-stories-1m", "tiny-llama", "tiny-bert"])
-def test_query_math_recomputes_the_models_attention(preset):
-    model = tiny(preset)
-    tr = trace(model, list(range(3, 12)), record=attention_record(1))
-    cfg = model.config
-    for head in range(cfg.n_heads):
-        math = query_math(tr, 1, head, 4)
-        assert math.z_error < 1e-5 and math.score_error < 1e-5
-        assert torch.allclose(math.weights, math.model_weights, atol=1e-6)
-        assert bool(math.visible[5]) == (not cfg.causal)  # a later key: hidden only by a decoder
-    assert [cfg.kv_head(h) for h in range(cfg.n_heads)] == [h // (cfg.n_heads // cfg.kv_heads) for h in range(cfg.n_heads)]
-
-
-def test_best_head_and_cosine_matrix():
-    scores = torch.tensor([[0.1, 0.2], [0.9, 0.3], [0.0, 0.5]])
-    assert best_head(scores) == (1, 0, pytest.approx(0.9))
-    sim = cosine_matrix(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]))
-    assert torch.allclose(sim, torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
-
-
 def test_registry_is_the_one_list_of_models():
     assert list(ENTRIES)[0] == DEFAULT_MODEL and get(DEFAULT_MODEL).history is not None
     assert get("gpt2").history is None and get("gpt2").source == "hub"
@@ -113,139 +93,234 @@ def test_registry_is_the_one_list_of_models():
         load_model("no-such-model")
 
 
-def test_engine_imports_no_ui_and_has_no_cycles():
-    for path in (ROOT / "core").glob("*.py"):
-        imported = {n.names[0].name.split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
-                    if isinstance(n, ast.Import)}
-        imported |= {n.module.split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
-                     if isinstance(n, ast.ImportFrom) and n.module}
-        assert not imported & {"streamlit", "plotly", "pages", "tools"}, path.name
+def test_the_engine_api_is_one_import_away():
+    from core import fine_tune, generate, load_model, trace  # noqa: F401  the names the README uses
+    from core.learning import fine_tune as where_it_lives
+
+    assert fine_tune is where_it_lives
 
 
-def test_pages_use_the_api_not_recorded_names_weights_or_masks():
-    """No recorded name, weight, hand-made mask or kv-head map in pages/, and no model named by a constant: pages
-    ask the registry entry or the config (the one "gpt2" allowed is the tokenizer of that name)."""
-    names = "|".join(re.escape(n) for n in ENTRIES if n != "gpt2")
-    pattern = re.compile(r"hook_|blocks\.|\.weight\b|\.triu\(|\.tril\(|causal=|n_heads // |"
-                         r"(==|!=)\s*(registry\.)?DEFAULT_MODEL|model_name\s*(==|!=)|" + names)
-    for path in sorted((ROOT / "pages").rglob("*.py")):
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            assert not pattern.search(line), f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+# --- the import graph of core/ and pages/, read with ast: every name of `import a, b`, `from x import y`, relative
+# imports, and imports inside functions (a lazy import still makes the two modules depend on each other); only
+# what sits under `if TYPE_CHECKING:` is left out
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_functions_stay_short():
-    for folder in ("core", "pages"):
-        for path in (ROOT / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    length = node.end_lineno - node.lineno + 1
-                    assert length <= 60, f"{path.relative_to(ROOT)}:{node.lineno} {node.name} has {length} lines"
+def sources(*folders: str) -> dict[str, Path]:
+    return {module_name(p): p for folder in folders for p in sorted((ROOT / folder).rglob("*.py"))}
 
 
-def test_generation_tree_branches_and_is_bounded():
-    tree = GenerationTree(max_nodes=4)
-    a = tree.add(10)
-    b = tree.add(11)
-    assert tree.path() == [10, 11] and tree.path(a) == [10]
-    tree.current = 0
-    assert tree.add(10) == a  # the same token from the same node is the same branch
-    c = tree.add(12)
-    assert tree.children(a) == [b, c] and tree.leaves() == [b, c] and len(tree) == 4 and tree.full
-    with pytest.raises(ValueError, match="maximum"):
-        tree.add(13)
-    tree.current = a
-    assert tree.add(11) == b  # a full tree still walks its existing branches
-
-
-def test_sample_token_is_shared_and_seeded():
-    logits = torch.tensor([0.0, 1.0, 3.0])
-    cols = sampling_distribution(logits, temperature=1.0)
-    draws = [sample_token(cols, torch.Generator().manual_seed(s)) for s in range(50)]
-    assert set(draws) <= {0, 1, 2} and draws == [sample_token(cols, torch.Generator().manual_seed(s)) for s in range(50)]
-    assert sample_token(sampling_distribution(logits, temperature=0), torch.Generator(), greedy=True) == 2
-
-
-def test_word_tokens_follow_the_whole_word():
-    from core.tokenizer import load_tokenizer
-
-    tok = load_tokenizer("gpt2")
-    text = "I took my money to the riverbank and the bank"
-    positions = word_tokens(tok, text, " bank")
-    ids = tok.encode(text)
-    assert "".join(tok.display(ids[i]) for i in positions).strip() == "bank"  # the whole word, not "riverbank"
-    assert word_tokens(tok, text, "loan") == []
-
-
-def test_a_decoder_cannot_see_later_words_an_encoder_can():
-    """The same word with the same words before it: a decoder's vectors are identical at every layer, whatever
-    follows; an encoder's differ."""
-    from core.tokenizer import load_tokenizer
-
-    tok = load_tokenizer("gpt2")
-    a, b = "The bank was muddy after the flood.", "The bank was closed on Sunday."
-    for preset, identical in (("tiny-stories-1m", True), ("tiny-bert", False)):
-        model = tiny(preset, vocab_size=50257)
-        model.tokenizer = tok
-        found = word_in_contexts(tok, trace(model, a, record="*"), a, trace(model, b, record="*"), b, "bank")
-        assert found.same_prefix
-        assert bool((found.cosine > 1 - 1e-6).all()) == identical, (preset, found.cosine)
-
-
-def test_word_order_experiment_without_positions():
-    """Removing the position signal makes an encoder a bag of words (each token's vector the same in both orders)
-    but not a decoder: its mask still carries order. A decoder's last token and an encoder's special tokens stay."""
-    from core.analysis import word_order_experiment
-
-    ids = [5, 17, 9, 33, 21, 8, 40, 2]
-    for preset in ("tiny-bert", "tiny-sinusoidal", "tiny-llama"):
-        model = tiny(preset)
-        exp = word_order_experiment(model, ids, seed=1)
-        assert sorted(exp.shuffled) == sorted(ids) and exp.shuffled != ids
-        assert [exp.original[i] for i in exp.moved_from] == exp.shuffled
-        if model.config.causal:
-            assert exp.shuffled[-1] == ids[-1]
-            assert float(exp.same_token_cosine[False].min()) < 0.999
-            assert set(exp.probs) == {("original", True), ("original", False), ("shuffled", True), ("shuffled", False)}
+def runtime_nodes(tree: ast.AST):
+    """Every node, less what sits under `if TYPE_CHECKING:` (read by type checkers, never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            todo += node.orelse
         else:
-            assert float(exp.same_token_cosine[False].min()) > 0.9999 and exp.probs is None
-        assert float(exp.same_token_cosine[True].min()) < 0.999  # with positions, order changes the vectors
+            todo += ast.iter_child_nodes(node)
 
 
-def test_generation_tree_layout_and_path():
-    tree = GenerationTree()
-    a = tree.add(10, 0.5)
-    tree.add(11, 0.25)
-    tree.current = a
-    c = tree.add(12, 0.125)
-    places = tree.layout()
-    assert places[0] == (0, 0) and places[a] == (1, 0)
-    assert sorted(p[1] for p in places if p[0] == 2) == [0, 1]  # two branch ends, one row each
-    assert tree.on_path() == {0, a, c} and tree.probs == [None, 0.5, 0.25, 0.125]
+def imports(module: str, path: Path) -> list[tuple[str, str | None, int]]:
+    """(module imported, name taken from it or None, line) for every import statement the file runs."""
+    found = []
+    for node in runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, None, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the file's own package up
+                package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{base}".rstrip(".")
+            found += [(base, alias.name, node.lineno) for alias in node.names]
+    return found
 
 
-def test_rope_pair_turns_back_to_the_projections_output():
-    """Issue 14.7: the page's "before RoPE" points are the model's own q and k as projected, before the rotation."""
-    from core.analysis import rope_pair
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """module → the project modules it imports. `from x import y` points at x.y when that is a module, else at x."""
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
 
-    model = tiny("tiny-llama")
-    tr = trace(model, list(range(1, 12)), record=attention_record(0) + ("blocks.0.ln1.hook_normalized",))
-    cfg = model.config
-    qkv = model.blocks[0].attn.qkv(tr["blocks.0.ln1.hook_normalized"])
-    q = qkv[:, : cfg.n_heads * cfg.head_dim].view(11, cfg.n_heads, cfg.head_dim)
-    k = qkv[:, cfg.n_heads * cfg.head_dim: (cfg.n_heads + cfg.kv_heads) * cfg.head_dim].view(11, cfg.kv_heads, -1)
-    half = cfg.head_dim // 2
-    for head, pair in ((0, 0), (3, half - 1)):
-        turn = rope_pair(tr, 0, head, pair)
-        assert torch.allclose(turn.q_before, q[:, head][:, [pair, pair + half]], atol=1e-5)
-        assert torch.allclose(turn.k_before, k[:, cfg.kv_head(head)][:, [pair, pair + half]], atol=1e-5)
-        assert torch.allclose(turn.q_after.norm(dim=-1), turn.q_before.norm(dim=-1), atol=1e-5)  # a rotation
+    graph = {}
+    for module, path in modules.items():
+        targets = {known(f"{base}.{name}") if name else known(base) for base, name, _ in imports(module, path)}
+        graph[module] = targets - {None, module}
+    return graph
 
 
-def test_odd_positions_finds_a_row_unlike_its_neighbours():
-    from core.analysis import odd_positions
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan): each holds at least one cycle."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+    counter = itertools.count()
 
-    angles = torch.arange(40, dtype=torch.float32)[:, None] * torch.tensor([[0.1, 0.2]])
-    table = torch.cat([angles.cos(), angles.sin()], dim=1)  # smooth: neighbours alike
-    table[17] = -table[17]  # one slot trained for something else
-    odd, median = odd_positions(table, k=1)
-    assert odd[0][0] == 17 and odd[0][1] < 0 < median
+    def visit(v: str) -> None:
+        index[v] = low[v] = next(counter)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_engine_imports_no_ui():
+    for module, path in sources("core").items():
+        for base, _, line in imports(module, path):
+            top = base.split(".")[0]
+            assert top not in {"streamlit", "plotly", "pages", "tools"}, f"{path.relative_to(ROOT)}:{line} imports {base}"
+
+
+def test_import_graph_of_core_and_pages_has_no_cycles():
+    graph = import_graph(sources("core", "pages"))
+    assert graph["pages.common.cache"] >= {"core", "core.analysis"}  # the graph sees what a file imports
+    loops = [[f"{a} → {b}" for a in group for b in sorted(graph[a]) if b in group] for group in cycles(graph)]
+    assert not loops, f"import cycles: {loops}"
+
+
+# --- pages use core's API: what they import (ast) and what their code types
+
+TRACES_HERE = "pages/common/cache.py"  # the one way pages get traces
+RECORD_SET = re.compile(r"^Recorder$|_RECORD$|_record$")  # building a recorder or choosing a record set
+MODEL_INSIDES = ("core.weights", "safetensors", "torch.nn")  # modules (and all below them) a page never imports
+
+
+def page_import_breaks(rel: str, base: str, name: str | None) -> str | None:
+    """Why this import breaks the pages' rule, or None. The rule: a page gets its traces one way, through
+    pages.common.cache, and asks core for what it draws; it never chooses a record set, builds a recorder, traces on
+    its own, reads weights, or imports the model's class."""
+    full = f"{base}.{name}" if name else base
+    if rel != TRACES_HERE and name and RECORD_SET.search(name):
+        return "chooses what is recorded outside pages.common.cache (a view asks for what it draws)"
+    if rel != TRACES_HERE and name == "trace" and base in {"core", "core.trace"}:
+        return "traces outside pages.common.cache"
+    if name == "Transformer" or any(full == m or full.startswith(m + ".") for m in MODEL_INSIDES):
+        return "reads weights or the model's insides"
+    if base.split(".")[0] == "tools":
+        return "imports a command-line tool"
+    return None
+
+
+# Imports of today's pages that break the rule, to be moved behind the one trace per text. The test fails on any
+# other, and on any entry here that a page no longer has (so the list only shrinks).
+PENDING = {
+    ("pages/attention.py", "Recorder"), ("pages/attention.py", "RESIDUAL_RECORD"),
+    ("pages/feed_forward.py", "mlp_record"), ("pages/positions.py", "attention_record"),
+    ("pages/residual.py", "NORM_RECORD"), ("pages/fine_tuning.py", "trace"),
+}
+
+
+def test_pages_import_core_api_not_recording_or_weights():
+    broken, seen = [], set()
+    for module, path in sources("pages").items():
+        rel = str(path.relative_to(ROOT))
+        for base, name, line in imports(module, path):
+            why = page_import_breaks(rel, base, name)
+            if why and (rel, name) in PENDING:
+                seen.add((rel, name))
+            elif why:
+                broken.append(f"{rel}:{line} imports {name or base} from {base}: {why}")
+    assert not broken, "\n".join(broken)
+    assert seen == PENDING, f"no longer imported, remove from PENDING: {sorted(PENDING - seen)}"
+
+
+def test_page_import_rule_catches_each_kind():
+    assert page_import_breaks("pages/x.py", "core.model", "Recorder")
+    assert page_import_breaks("pages/x.py", "core.analysis", "SUMMARY_RECORD")
+    assert page_import_breaks("pages/x.py", "core", "trace") and not page_import_breaks(TRACES_HERE, "core", "trace")
+    assert page_import_breaks("pages/x.py", "torch.nn.functional", None) and page_import_breaks("pages/x.py", "torch.nn", "functional")
+    assert page_import_breaks("pages/x.py", "core.model", "Transformer") and page_import_breaks("pages/x.py", "core.weights", "load")
+    assert not page_import_breaks("pages/x.py", "core.analysis", "query_math")
+    assert not page_import_breaks("pages/x.py", "core.trace", "token_limit")
+
+
+def page_code_breaks(tree: ast.AST, model_names: set[str]) -> list[tuple[int, str]]:
+    """(line, what) for each recorded name, weight, hand-made mask, kv-head map or model named by a constant in the
+    code (strings and f-string parts, attributes, keywords, comparisons; comments are not code). The one "gpt2"
+    allowed is the tokenizer of that name."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.search(r"hook_|blocks\.", node.value):
+                found.append((node.lineno, f"recorded name {node.value!r}"))
+            found += [(node.lineno, f"model {m!r} named") for m in model_names if m in node.value]
+        elif isinstance(node, ast.Attribute) and node.attr in {"weight", "triu", "tril"}:
+            found.append((node.lineno, f".{node.attr}"))
+        elif isinstance(node, ast.keyword) and node.arg == "causal":
+            found.append((node.value.lineno, "causal= (a mask of its own)"))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+            if any(isinstance(s, ast.Attribute) and s.attr == "n_heads" for s in (node.left, node.right)):
+                found.append((node.lineno, "n_heads // (a kv-head map of its own)"))
+        elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+            sides = [node.left, *node.comparators]
+            names = {getattr(n, "id", None) or getattr(n, "attr", None) for n in sides}
+            if "DEFAULT_MODEL" in names or ("model_name" in names and any(isinstance(n, ast.Constant) for n in sides)):
+                found.append((node.lineno, "compares a model's name with a constant"))
+    return found
+
+
+def test_page_code_has_no_recorded_names_weights_or_masks():
+    model_names = {n for n in ENTRIES if n != "gpt2"}
+    broken = [f"{path.relative_to(ROOT)}:{line}: {what}" for path in sources("pages").values()
+              for line, what in page_code_breaks(ast.parse(path.read_text()), model_names)]
+    assert not broken, "\n".join(broken)
+
+
+# --- short functions, and a page script (Streamlit runs it top to bottom: its module-level code is its function)
+
+FUNCTION_LINES = 60
+PAGE_SCRIPT_LINES = 200  # a page of a few sections, each block within FUNCTION_LINES
+
+
+def script_code(tree: ast.Module) -> list[ast.stmt]:
+    """A module's own code: its top-level statements less the docstring, imports, functions and classes."""
+    skip = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    body = tree.body[1:] if ast.get_docstring(tree) is not None else tree.body
+    return [n for n in body if not isinstance(n, skip)]
+
+
+def lines(node: ast.AST) -> int:
+    return node.end_lineno - node.lineno + 1
+
+
+def test_functions_and_page_scripts_stay_short():
+    long = []
+    for path in [*sources("core").values(), *sources("pages").values()]:
+        rel, tree = path.relative_to(ROOT), ast.parse(path.read_text())
+        long += [f"{rel}:{n.lineno} {n.name} has {lines(n)} lines" for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and lines(n) > FUNCTION_LINES]
+        if rel.parent.name != "pages":
+            continue
+        code = script_code(tree)
+        long += [f"{rel}:{n.lineno} a top-level block of {lines(n)} lines" for n in code
+                 if isinstance(n, (ast.If, ast.For, ast.While, ast.With, ast.Try)) and lines(n) > FUNCTION_LINES]
+        total = sum(lines(n) for n in code)
+        if total > PAGE_SCRIPT_LINES:
+            long.append(f"{rel}: the page script has {total} lines of module-level code")
+    assert not long, "\n".join(long)
