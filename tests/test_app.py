@@ -304,7 +304,7 @@ def kept_tokens(at: AppTest) -> int:
 
 
 def test_top_p_one_is_off_and_small_top_p_keeps_the_top_token():
-    """Issue 14.3 and 14.4: top-p = 1 is off, towards 0 only the top token is left (0 included, in the URL too), and
+    """Top-p = 1 is off, towards 0 only the top token is left (0 included, in the URL too), and
     the cut is drawn on the distribution actually sampled from (after temperature and top-k)."""
     from core import load_model, sampling_distribution, trace
 
@@ -323,7 +323,7 @@ def test_top_p_one_is_off_and_small_top_p_keeps_the_top_token():
 
 
 def test_entropy_follows_the_temperature():
-    """Issue 14.5: the entropy-vs-temperature curve, with the current T marked and its entropy stated."""
+    """The entropy-vs-temperature curve, with the current T marked and its entropy stated."""
     from core import load_model, sampling_distribution, trace
     from core.analysis import entropy
 
@@ -336,7 +336,7 @@ def test_entropy_follows_the_temperature():
 
 
 def test_head_labels_are_summarised():
-    """Issue 14.10: counts per label and the strongest few, not a wall of every labelled head."""
+    """Counts per label and the strongest few, not a wall of every labelled head."""
     at = open_page(app(), "pages/attention.py")
     summary = next(m.value for m in at.markdown if "**mixed**" in m.value or "heads (strongest" in m.value)
     assert "head" in summary and summary.count("L") <= 4 * 3 + 4
@@ -350,7 +350,7 @@ def type_text(at: AppTest, text: str) -> None:
 
 
 def test_ab_sentence_is_a_one_word_edit_that_follows_the_text():
-    """Issue 14.11: B starts as a one-word edit of A with as many tokens, and follows A when A changes."""
+    """B starts as a one-word edit of A with as many tokens, and follows A when A changes."""
     at = open_page(app(), "pages/attention.py")
     type_text(at, "The animal didn't cross the street because it was too tired.")
     assert at.text_input(key="attn.textb").value == "The animal didn't cross the street because he was too tired."
@@ -362,7 +362,7 @@ def test_ab_sentence_is_a_one_word_edit_that_follows_the_text():
 
 @PACKAGED
 def test_texts_are_true_for_each_model():
-    """Issue 14.6: SmolLM2's byte alphabet, MiniLM's lower-casing and accent stripping, RoPE said precisely,
+    """SmolLM2's byte alphabet, MiniLM's lower-casing and accent stripping, RoPE said precisely,
     SmolLM2 is Llama-style with 3 query heads per k/v."""
     at = open_page(app(model="smollm2-135m", text="Hello"), "pages/tokenizer.py")
     intro = " ".join(m.value for m in at.markdown)
@@ -380,12 +380,12 @@ def test_texts_are_true_for_each_model():
     assert "(like BERT)" in intro and "GPT-2" not in intro
     table = next(c for c in charts(at) if "learned weights" in title(c))
     z = matrix(table["data"][0]["z"])
-    assert table["data"][0]["zmax"] < np.nanmax(np.abs(z)) / 5  # issue 14.15: one outlier no longer sets the scale
+    assert table["data"][0]["zmax"] < np.nanmax(np.abs(z)) / 5  # one outlier does not set the scale
 
 
 @PACKAGED
 def test_query_token_and_its_math_agree_after_a_model_switch():
-    """Issue 14.8: one source of truth for the query token."""
+    """One source of truth for the query token."""
     at = open_page(app(text="I sat on the bank of a river."), "pages/attention.py")
     at.sidebar.selectbox(key="model").set_value("minilm-l6").run()
     slider = at.select_slider(key="attn.query").value
@@ -400,7 +400,7 @@ def test_query_token_and_its_math_agree_after_a_model_switch():
 @PACKAGED
 @pytest.mark.parametrize("model", ["tiny-stories-1m", "smollm2-135m", "minilm-l6"])
 def test_same_word_demo_is_true_for_each_model(model):
-    """Issue 14.1: with the telling words after the word, a decoder's vectors stay identical (it cannot look ahead)
+    """With the telling words after the word, a decoder's vectors stay identical (it cannot look ahead)
     and an encoder's do not; the word is followed whole; the y-axis spans the whole scale."""
     encoder = model == "minilm-l6"
     at = open_page(app(model=model, **{"emb.setup": "Telling words after it"}), "pages/embeddings.py")
@@ -421,7 +421,7 @@ def test_same_word_demo_is_true_for_each_model(model):
 @PACKAGED
 @pytest.mark.parametrize("model", ["tiny-stories-1m", "smollm2-135m", "minilm-l6"])
 def test_word_order_experiment_is_controlled(model):
-    """Issue 14.2: the last token (a decoder) or the special tokens (an encoder) stay; the position-free run is real
+    """The last token (a decoder) or the special tokens (an encoder) stay; the position-free run is real
     and what it shows is said per model kind; an encoder's page mentions no prediction."""
     at = open_page(app(model=model, text="The teacher taught the student with the book."), "pages/positions.py")
     metrics = {m.label: float(m.value) for m in at.metric}
@@ -437,7 +437,7 @@ def test_word_order_experiment_is_controlled(model):
 
 
 def test_own_bpe_learns_from_a_sample_and_shows_your_text_merge_by_merge():
-    """Issue 14.13: trained on the shipped sample plus the text (the default text alone stopped after 2 merges), the
+    """Trained on the shipped sample plus the text (the default text alone stopped after 2 merges), the
     learner's tokens at any merge step, no misleading metric arrows; the token tax includes the learner's text."""
     at = open_page(app(), "pages/tokenizer.py")
     assert not any("Training stopped" in c.value for c in at.caption)
@@ -456,7 +456,7 @@ def test_own_bpe_learns_from_a_sample_and_shows_your_text_merge_by_merge():
 
 @PACKAGED
 def test_pca_places_every_typed_token():
-    """Issue 14.14: SmolLM2's ordinary words have ids past the projected 3,000 and are still drawn; the embedded
+    """SmolLM2's ordinary words have ids past the projected 3,000 and are still drawn; the embedded
     model's knot of unused bytes is explained with a measured number."""
     text = "I went to the bank to deposit money."
     at = open_page(app(model="smollm2-135m", text=text), "pages/embeddings.py")
@@ -473,7 +473,7 @@ def test_pca_places_every_typed_token():
 
 @PACKAGED
 def test_rope_on_the_learners_text():
-    """Issue 14.7: SmolLM2's real q and k for the typed text, before and after the rotation, for a chosen pair."""
+    """SmolLM2's real q and k for the typed text, before and after the rotation, for a chosen pair."""
     at = open_page(app(model="smollm2-135m", text="The cat sat on the mat.", **{"pos.pair": "5"}), "pages/positions.py")
     rotations = [c for c in charts(at) if ", pair 5" in title(c)]
     assert len(rotations) == 2 and len(matrix(rotations[0]["data"][1]["x"])) == 7  # q and k, one point per token
@@ -481,7 +481,7 @@ def test_rope_on_the_learners_text():
 
 
 def test_long_text_maps_keep_a_readable_size():
-    """Issue 14.19: a long text gets a fixed-size map to zoom into, not one 10,000 px tall."""
+    """A long text gets a fixed-size map to zoom into, not one 10,000 px tall."""
     text = " ".join(["The little dog ran to the park and played with a ball."] * 18)
     at = open_page(app(text=text), "pages/attention.py")
     main = charts(at)[0]
@@ -490,20 +490,20 @@ def test_long_text_maps_keep_a_readable_size():
 
 
 def test_model_view_height_fits_bertviz_layout():
-    """Issue 14.9: the frame is sized from bertviz's own layout rules, for every layer chosen."""
+    """The frame is sized from bertviz's own layout rules, for every layer chosen."""
     from pages.common.html import model_view_height
 
     assert model_view_height(4, 4, 9) >= 4 * (9 * 84 / 4 + 10) + 38  # the embedded model: all 4 layers
     assert model_view_height(30, 9, 22) > model_view_height(4, 9, 22)
     at = open_page(app(), "pages/attention.py")
-    assert not at.get("iframe"), "bertviz only on request (issue 20)"
+    assert not at.get("iframe"), "bertviz only on request"
     at.toggle(key="attn.bertviz").set_value(True).run()
     assert at.multiselect(key="attn.mv_layers.tiny-stories-1m").value == [0, 1, 2, 3] and at.get("iframe")
 
 
 @PACKAGED
 def test_minilm_position_seam_is_measured_and_explained():
-    """Issue 14.6: MiniLM's lines at positions 0 and 127 in the similarity map, measured and explained."""
+    """MiniLM's lines at positions 0 and 127 in the similarity map, measured and explained."""
     at = open_page(app(model="minilm-l6", text="The bank"), "pages/positions.py")
     note = next(c.value for c in at.caption if "least like their neighbours" in c.value)
     assert "positions 0 (" in note and "127 (" in note and "[CLS]" in note and "[SEP]" in note
@@ -513,7 +513,7 @@ def test_minilm_position_seam_is_measured_and_explained():
 
 @PACKAGED
 def test_attention_follows_one_head_over_the_whole_of_a_long_text():
-    """Issue 20: past token_limit (SmolLM2: 768 tokens) the Attention page runs the whole text keeping the residual
+    """Past token_limit (SmolLM2: 768 tokens) the Attention page runs the whole text keeping the residual
     stream only, and shows the chosen head over every token: its weights are the model's own recorded ones."""
     from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""AppTest for the pages inside the block (issue 15): the forward pass, the feed-forward layer, the residual stream and
+"""AppTest for the pages inside the block: the forward pass, the feed-forward layer, the residual stream and
 norms, where the parameters live, and switching parts off — asserting on what the learner sees, against the core's
 own numbers."""
 

@@ -1,4 +1,4 @@
-"""AppTest for issue 17's pages: train it yourself (pretraining and fine-tuning), zero- vs few-shot prompting, and
+"""AppTest for the learning pages: train it yourself (pretraining and fine-tuning), zero- vs few-shot prompting, and
 the generation loop with its KV cache — asserting on what the learner sees."""
 
 import math

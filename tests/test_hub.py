@@ -1,4 +1,4 @@
-"""Issue 19.6: any Hub repo id through huggingface_hub, tested offline. The tests build a Hugging Face cache in the
+"""Any Hub repo id through huggingface_hub, tested offline. The tests build a Hugging Face cache in the
 standard layout (models--org--name/snapshots/<rev>/, refs/main) with small random transformers models and
 tokenizers they train, load them by repo id with the Hub unreachable, and compare with transformers; a local
 server that answers like the Hub checks the real download path (progress, then the cache)."""

@@ -1,6 +1,6 @@
 """Inside the block: ablation, direct logit attribution, the norms step by step, parameter counts, the forward-pass
 summary and the feed-forward neurons — on tiny seeded models of every family, and on the packaged models when
-installed (the SmolLM2 induction-head ablation is the issue's own check)."""
+installed (switching off SmolLM2's induction head)."""
 
 import importlib.util
 
@@ -218,7 +218,7 @@ def test_a_trace_with_the_named_records_is_used_as_is(name, monkeypatch):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_one_layers_attention_from_the_recorded_residual_equals_the_forward(name):
-    """Issue 20: a layer's q, k, v, scores and pattern recomputed from the residual stream entering it equal a whole
+    """A layer's q, k, v, scores and pattern recomputed from the residual stream entering it equal a whole
     recorded forward pass (to float rounding), and the trace it extends is not changed."""
     from core.trace import attention_record, with_attention
 
@@ -236,7 +236,7 @@ def test_one_layers_attention_from_the_recorded_residual_equals_the_forward(name
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_one_heads_pattern_on_demand_equals_the_recorded_one(name):
-    """Issue 20: any head's pattern from a trace that stored only the residual stream, equal to the model's own."""
+    """Any head's pattern from a trace that stored only the residual stream, equal to the model's own."""
     from core.trace import head_pattern
 
     model = tiny(name, dropout=0.0)
@@ -267,7 +267,7 @@ def test_a_heads_overview_keeps_the_largest_weight_of_each_tile_and_its_habits()
 
 
 def test_a_trace_over_its_memory_budget_is_refused_before_anything_is_allocated(monkeypatch):
-    """Issue 20: recording every pattern of a long input must never try to allocate gigabytes: over the budget it is
+    """Recording every pattern of a long input must never try to allocate gigabytes: over the budget it is
     a clear ValueError; the residual stream alone passes."""
     from core.trace import recording_bytes
 

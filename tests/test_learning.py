@@ -1,4 +1,4 @@
-"""Issue 17: fine-tuning a copy, pretraining from random weights, prompting changes no weight, and the KV cache."""
+"""Fine-tuning a copy, pretraining from random weights, prompting changes no weight, and the KV cache."""
 
 import math
 

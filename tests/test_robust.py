@@ -1,4 +1,4 @@
-"""Issue 19: a damaged cache, a full or read-only disk, an interrupted conversion, two processes at once, a broken
+"""A damaged cache, a full or read-only disk, an interrupted conversion, two processes at once, a broken
 shipped file, NaN weights — each ends in a clear message with nothing lost. SmolLM2's conversion is replaced by a
 fast fake (a tiny Llama-style model) so every fault can be injected in seconds; the real conversion is tested in
 test_packaged.py."""

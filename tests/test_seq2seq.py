@@ -1,5 +1,5 @@
 """The encoder–decoder (core.seq2seq), its grammar and lexicon (core.en_fr), its word tokenizer, and the shipped
-English→French translator: architecture tests on a tiny seeded model, the issue's exact lexicon, and the shipped
+English→French translator: architecture tests on a tiny seeded model, the required lexicon exactly, and the shipped
 model's held-out exact match."""
 
 import dataclasses
@@ -146,14 +146,14 @@ def test_word_tokenizer():
     assert tok.id_of("table") == tok.id_of(b"table")  # one token for both languages
 
 
-# The issue's lexicon, exactly as written there.
-ISSUE_NOUNS = {"cat": ("chat", "m"), "dog": ("chien", "m"), "boy": ("garçon", "m"), "book": ("livre", "m"),
+# The lexicon the translator was asked to cover, exactly as asked.
+REQUIRED_NOUNS = {"cat": ("chat", "m"), "dog": ("chien", "m"), "boy": ("garçon", "m"), "book": ("livre", "m"),
                "car": ("voiture", "f"), "house": ("maison", "f"), "girl": ("fille", "f"), "apple": ("pomme", "f"),
                "table": ("table", "f"), "mouse": ("souris", "f")}
 
 
-def test_the_grammar_covers_the_issue_lexicon():
-    assert {k: en_fr.NOUNS[k] for k in ISSUE_NOUNS} == ISSUE_NOUNS
+def test_the_grammar_covers_the_required_lexicon():
+    assert {k: en_fr.NOUNS[k] for k in REQUIRED_NOUNS} == REQUIRED_NOUNS
     assert en_fr.DETS == {"the": ("le", "la"), "a": ("un", "une")}
     assert en_fr.COLOUR == {"red": ("rouge", "rouge"), "black": ("noir", "noire"), "green": ("vert", "verte")}
     assert en_fr.SIZE == {"big": ("grand", "grande"), "small": ("petit", "petite")}

@@ -117,7 +117,7 @@ def test_merge_replay_steps_in_rank_order():
 
 
 def test_lone_surrogates_become_the_replacement_character_in_every_tokenizer():
-    """Issue 19.3: a lone surrogate (no UTF-8 text can hold one) is U+FFFD for every tokenizer, as tiktoken does."""
+    """A lone surrogate (no UTF-8 text can hold one) is U+FFFD for every tokenizer, as tiktoken does."""
     import importlib.util
 
     from core.registry import load_model
