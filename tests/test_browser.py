@@ -1,6 +1,7 @@
 """Real browser: `streamlit run app.py` on a free localhost port, every page opened in Debian's Chromium through
 Playwright with every non-localhost request blocked. Asserts no exception element, rendered plotly charts and
-bertviz views, no script injection; saves a screenshot per page in tests/screenshots/.
+bertviz views, no script injection, and no traceback in the server's log during any test; saves a screenshot per
+page in tests/screenshots/.
 
 Skipped (with the reason) only when chromium or Playwright is missing and GLASSBOX_REQUIRE_BROWSER is unset;
 .ci/run sets it, so CI never skips these.
@@ -36,6 +37,8 @@ if not (Path(CHROMIUM).exists() and sync_playwright):
     pytest.skip("Debian chromium or the playwright package is not installed", allow_module_level=True)
 
 from pages.common.nav import PAGES as SPECS  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a real server and browser: minutes
 
 # what must be drawn beyond the defaults (a plotly chart); Train it yourself draws after a click (its own test)
 DRAWN = {"attention?attn.bertviz=true": ["plotly", "bertviz"], "": [], "fine_tuning": [], "lesson": [], "quiz": []}
@@ -74,6 +77,23 @@ def server():
     yield url
     proc.terminate()
     proc.wait(timeout=20)
+    assert_no_traceback(SERVER_LOG.read_text(errors="replace"))  # also what was logged after the last test
+
+
+def assert_no_traceback(log: str) -> None:
+    """An error a learner never sees still means a view went wrong: the server's log must hold no traceback."""
+    assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture(autouse=True)
+def server_log_stays_clean(request):
+    """Each test that uses the server checks what the server logged while it ran, whatever order tests run in."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    start = SERVER_LOG.stat().st_size if SERVER_LOG.exists() else 0
+    yield
+    assert_no_traceback(SERVER_LOG.read_bytes()[start:].decode(errors="replace"))
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +261,7 @@ def test_a_page_setting_goes_into_the_address_and_a_copied_link_reopens_it(serve
 
 
 def test_generation_tree_rewinds_on_a_click(server, browser):
-    """Issue 14.12: the branches are drawn as a tree; clicking a token rewinds the text to it."""
+    """The branches are drawn as a tree; clicking a token rewinds the text to it."""
     page = new_page(browser, [])
     page.goto(f"{server}/next_token", wait_until="domcontentloaded")
     settle(page)
@@ -263,7 +283,7 @@ def test_generation_tree_rewinds_on_a_click(server, browser):
 
 
 def test_model_view_frame_holds_every_chosen_layer(server, browser):
-    """Issue 14.9: bertviz's model view is not clipped — its frame is as tall as what it draws."""
+    """Bertviz's model view is not clipped — its frame is as tall as what it draws."""
     page = new_page(browser, [])
     page.goto(f"{server}/attention?attn.bertviz=true", wait_until="domcontentloaded")
     settle(page)
@@ -280,7 +300,7 @@ def test_model_view_frame_holds_every_chosen_layer(server, browser):
 
 
 def test_hovering_a_token_rings_it_in_every_view(server, browser):
-    """Issue 14.16: hover a token in one view and every copy of it in the views of the same tokenizer is ringed."""
+    """Hover a token in one view and every copy of it in the views of the same tokenizer is ringed."""
     page = new_page(browser, [])
     text = urllib.parse.quote("a cat and the dog and the bird")
     page.goto(f"{server}/tokenizer?text={text}", wait_until="domcontentloaded")
@@ -295,7 +315,7 @@ def test_hovering_a_token_rings_it_in_every_view(server, browser):
 
 
 def test_training_in_a_real_browser(server, browser):
-    """Issue 17: pretraining and fine-tuning run from their buttons, with results drawn and no exception."""
+    """Pretraining and fine-tuning run from their buttons, with results drawn and no exception."""
     page = new_page(browser, [])
     page.goto(f"{server}/fine_tuning?pt.steps=300", wait_until="domcontentloaded")
     settle(page)
@@ -312,7 +332,7 @@ def test_training_in_a_real_browser(server, browser):
 
 
 def test_translation_in_a_real_browser(server, browser):
-    """Issue 16: the encoder–decoder translates, its three attentions are drawn (bertviz too) with nothing fetched
+    """The encoder–decoder translates, its three attentions are drawn (bertviz too) with nothing fetched
     from outside, and a page that does not apply to it says so."""
     blocked: list[str] = []
     page = new_page(browser, blocked)
@@ -437,10 +457,3 @@ def test_charts_and_token_views_download_as_valid_images(server, browser):
             assert "<span" in path.read_text() and "http" not in path.read_text()  # self-contained
     assert not blocked, blocked
     page.context.close()
-
-
-def test_zz_server_log_has_no_traceback(server):
-    """Runs last in this module (pytest keeps file order): every page above was served; the server's own log must
-    hold no traceback (an error a learner never sees still means a view went wrong)."""
-    log = SERVER_LOG.read_text(errors="replace")
-    assert "Traceback" not in log, log[-4000:]
