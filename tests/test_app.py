@@ -150,6 +150,7 @@ def test_online_model_while_offline_keeps_the_current_model(tmp_path, monkeypatc
 @pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "👨‍👩‍👧‍👦 é\u0301 \u202e مرحبا", "\x00\x07\u200b",
                                   "<|endoftext|><|im_start|>", " ", "x" * 20_000],
                          ids=["html", "emoji-rtl", "control", "special-tokens", "space", "20k-chars"])
+@pytest.mark.slow  # every page with each of six texts
 def test_pages_survive_hostile_text(text):
     for page in PAGES:
         open_page(app(text=text), page)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "tools" / "deploy" / "Dockerfile"
 
@@ -30,6 +32,7 @@ def test_the_image_installs_what_the_readme_says():
     assert ("USER", "glassbox") in instructions()
 
 
+@pytest.mark.slow  # imports every module in a fresh interpreter
 def test_what_the_image_uninstalls_is_never_imported_by_the_app():
     removed = next(arg for op, arg in instructions() if op == "RUN" and "pip uninstall" in arg)
     removed = removed.split("pip uninstall -y")[1].split("&&")[0].split()
@@ -50,6 +53,7 @@ def test_what_the_image_uninstalls_is_never_imported_by_the_app():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow  # prepares the models and serves the app from the copied files
 def test_the_files_the_image_copies_run_the_app(tmp_path):
     from tools.bench_browser import free_port, wait_healthy
     from tools.session import visit

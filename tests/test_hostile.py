@@ -29,6 +29,7 @@ def model():
     return load_model(device="cpu")
 
 
+@pytest.mark.slow  # 2,000 generated texts through the embedded model
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=hostile)
 def test_tokenize_trace_sample_never_break(model, text):

@@ -40,6 +40,7 @@ def routes(log: str) -> dict[str, set[str]]:
     return seen
 
 
+@pytest.mark.slow  # two app servers behind nginx
 @pytest.mark.skipif(not Path(NGINX).exists() and os.environ.get("GLASSBOX_REQUIRE_BROWSER") != "1",
                     reason="Debian's nginx is not installed")
 def test_two_replicas_behind_nginx_keep_each_learner_on_one_replica():
