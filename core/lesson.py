@@ -41,7 +41,7 @@ class Lesson:
     token_ids: list[int]
     n_truncated: int
     query: int  # the position the lesson follows: the last token (an encoder's: the last before [SEP])
-    head: int  # the block-0 head it opens up: the one that looks most at the previous token
+    head: int  # the block-0 head it opens up: the one of block 0 that looks most at the previous token
     previous_token: torch.Tensor  # (layers, heads) mean attention to the token just before
     embed: torch.Tensor  # (d,) the followed token's embedding row
     position: torch.Tensor | None  # (d,) the position vector added to it (None: RoPE, nothing is added)
@@ -50,13 +50,16 @@ class Lesson:
     math: QueryMath  # block 0, `head`, query = the followed token
     pattern: torch.Tensor  # (T, T) block 0, `head`: the whole attention pattern
     hidden: torch.Tensor  # (T, T) bool: what the model's mask hides (all False for an encoder)
+    later_share: torch.Tensor  # (heads,) block 0: mean weight a token puts on the tokens AFTER it (0 for a decoder)
+    mask_head: int  # the block-0 head the mask question draws: `head` for a decoder, the most forward-looking for an encoder
+    mask_pattern: torch.Tensor  # (T, T) block 0, `mask_head`: its whole attention pattern
     heads_z: torch.Tensor  # (heads, hs) every head's weighted values for the followed token
     attn_out: torch.Tensor  # (d,) the heads concatenated and projected: what attention adds
     resid_mid: torch.Tensor  # (d,) block 0's stream after attention's add (and norm, post-norm)
     mlp_hidden: torch.Tensor  # (m,) the feed-forward layer's hidden units after the activation
     mlp_out: torch.Tensor  # (d,) what the feed-forward layer adds
     resid_post: torch.Tensor  # (d,) the stream leaving block 0
-    summary: ForwardSummary  # every block: the stream's length, and the logit lens (decoders)
+    summary: ForwardSummary  # every block, for the followed token (its first position): length, logit lens
     last_norm: NormSteps  # the model's last norm on the followed token
     top_ids: list[int] | None  # the 10 most likely next tokens (None: an encoder predicts none)
     top_logits: list[float] | None
@@ -77,6 +80,8 @@ def lesson(model: Transformer, text: str, max_tokens: int | None = None) -> Less
     q = max((i for i, t in enumerate(tr.token_ids) if t not in specials), default=tr.n_tokens - 1)
     prev = previous_token_scores(tr) if tr.n_tokens > 1 else torch.zeros(cfg.n_layers, cfg.n_heads)
     head = int(prev[LAYER].argmax())
+    later = later_token_share(tr.pattern(LAYER))
+    mask_head = head if cfg.causal else int(later.argmax())
     optional = {n: tr[n][q] if n in tr else None for n in ("hook_pos_embed", "hook_token_type_embed")}
     if cfg.post_norm:
         entry = tr["ln_embed.hook_normalized"][q]
@@ -93,12 +98,31 @@ def lesson(model: Transformer, text: str, max_tokens: int | None = None) -> Less
         tokens=tr.tokens, token_ids=tr.token_ids, n_truncated=tr.n_truncated, query=q, head=head,
         previous_token=prev, embed=tr.embed()[q], position=optional["hook_pos_embed"],
         segment=optional["hook_token_type_embed"], block_input=entry, math=query_math(tr, LAYER, head, q),
-        pattern=tr.pattern(LAYER)[head], hidden=tr.hidden(),
+        pattern=tr.pattern(LAYER)[head], hidden=tr.hidden(), later_share=later, mask_head=mask_head,
+        mask_pattern=tr.pattern(LAYER)[mask_head],
         heads_z=tr.z(LAYER)[q], attn_out=tr.attn_out(LAYER)[q], resid_mid=tr.resid_mid(LAYER)[q],
         mlp_hidden=tr.mlp_post(LAYER)[q], mlp_out=tr.mlp_out(LAYER)[q], resid_post=tr.resid_post(LAYER)[q],
-        summary=forward_summary(model, tr.token_ids, window=1), last_norm=norm_steps(model, tr, norm_of(cfg), q),
+        # the window starts at the followed token: an encoder's is not the last ([SEP] is)
+        summary=forward_summary(model, tr.token_ids, window=tr.n_tokens - q), last_norm=norm_steps(model, tr, norm_of(cfg), q),
         top_ids=ids, top_logits=logits, top_probs=probs, by_temperature=temps, next_ids=nxt,
     )
+
+
+def later_token_share(pattern: torch.Tensor) -> torch.Tensor:
+    """(heads,): the weight each head puts on the keys after the query, summed over those keys and averaged over the
+    queries that have one — 0 for a causal model, whose mask hides them all. pattern: (heads, T, T)."""
+    T = pattern.shape[-1]
+    if T < 2:
+        return torch.zeros(pattern.shape[0])
+    after = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)  # (T, T): key j after query i
+    return (pattern.float() * after).sum(-1)[:, :-1].mean(-1)  # (heads,)
+
+
+def mask_window(n_tokens: int, query: int, size: int = 8) -> range:
+    """The positions a small mask picture shows: `size` consecutive tokens that hold the followed query's row (and
+    the token after it, where there is one: an encoder's [SEP]), as far right as the text allows."""
+    end = min(n_tokens, query + 2)
+    return range(max(0, end - size), end)
 
 
 def most_split_word(tokenizer, text: str) -> tuple[str, int] | None:

@@ -95,8 +95,8 @@ def step_positions() -> None:
 
 def step_qkv() -> None:
     m = L.math
-    st.markdown(f"Block 0 has {cfg.n_heads} attention heads; we open head {L.head} (the one that looks most at the "
-                f"token just before). Each token's vector{' (normalised first)' if not cfg.post_norm else ''} is "
+    st.markdown(f"Block 0 has {cfg.n_heads} attention heads; we open head {L.head} (why this one: step "
+                f"{STEP_OF['heads']} asks). Each token's vector{' (normalised first)' if not cfg.post_norm else ''} is "
                 f"multiplied by three learned matrices, giving a **query** q, a **key** k and a **value** v of "
                 f"{cfg.head_dim} numbers for this head. The query asks, the keys answer, the values are what gets "
                 "passed on." + (" q and k are then rotated by their position (RoPE)." if cfg.positional == "rope"
@@ -114,17 +114,15 @@ def step_scores() -> None:
 
 def step_scale() -> None:
     st.markdown(f"Each score is divided by √{cfg.head_dim} = {np.sqrt(cfg.head_dim):.2f} (the square root of the "
-                "head size): for random vectors, a dot product of {cfg.head_dim} numbers spreads about √{cfg.head_dim} times "
-                "wider than a single product, and without the division a few large scores would take nearly all the "
-                "weight after the softmax.")
+                f"head size): for random vectors, a dot product of {cfg.head_dim} numbers spreads about "
+                f"√{cfg.head_dim} = {np.sqrt(cfg.head_dim):.1f} times wider than a single product, and without the "
+                "division a few large scores would take nearly all the weight after the softmax.")
     per_key({"q·k": [round(float(v), 3) for v in L.math.dots],
              f"÷ √{cfg.head_dim}": [round(float(v), 3) for v in L.math.scaled]})
 
 
 def step_mask() -> None:
-    if quiz.ask(quiz.mask(L, cfg.causal), scope) and cfg.causal:
-        st.caption(f"The token we follow, {followed}, is the last: it may see every key, so the mask hides nothing "
-                   "in its row — it matters for every earlier row.")
+    quiz.ask(quiz.mask(L, cfg.causal), scope)
     st.page_link("pages/attention.py", label="Attention", icon="👀")
 
 
@@ -154,7 +152,13 @@ def step_heads() -> None:
     if question is None:
         st.caption("A longer text is needed for this question (at least 3 tokens).")
     elif quiz.ask(question, scope):
-        layer, head = divmod(int(np.argmax(L.previous_token.numpy())), cfg.n_heads)
+        prev = L.previous_token.numpy()
+        layer, head = divmod(int(np.argmax(prev)), cfg.n_heads)
+        where = ("the model's strongest too" if (layer, head) == (0, L.head) else
+                 f"the model's strongest is layer {layer}, head {head} ({prev[layer, head]:.0%})")
+        st.markdown(f"The head steps {STEP_OF['qkv']}–{STEP_OF['values']} opened, block 0's head {L.head}, is the "
+                    f"one of block 0's {cfg.n_heads} heads that looks most at the token just before: "
+                    f"{prev[0, L.head]:.0%} of a token's weight on average, on your text — {where}.")
         widgets.open_page("attention", f"Open layer {layer}, head {head} on the Attention page", "lesson.prev.open",
                           model_name=ctx.model_name, layer=layer, head=head)
 
@@ -202,11 +206,12 @@ def step_blocks() -> None:
     if s.has_final_norm:
         st.caption(f"The last point is after the final {texts.NORM[cfg.norm]}: it rescales the stream to a typical size "
                    "before the unembedding.")
-    if s.lens_ids is not None:
-        every = max(1, cfg.n_layers // 6)
-        guesses = [(i, name(int(s.lens_ids[s.index(i, "mlp"), 0, 0]))) for i in range(0, cfg.n_layers, every)]
+    if s.lens_ids is not None and cfg.n_layers > 1:
+        every = max(1, cfg.n_layers // 6)  # the last block's guess is the answer: step "Logits" asks for it first
+        guesses = [(i, name(int(s.lens_ids[s.index(i, "mlp"), 0, 0]))) for i in range(0, cfg.n_layers - 1, every)]
         st.markdown("If it stopped after block … it would predict: " + ", ".join(
-            f"{i}: `{g}`" for i, g in guesses) + f"; after the last block: `{name(L.top_ids[0])}`.")
+            f"{i}: `{g}`" for i, g in guesses) + f". After the last block, {cfg.n_layers - 1}, comes its real "
+            f"prediction: step {STEP_OF['logits']} asks you to guess it first.")
     st.page_link("pages/forward_pass.py", label="The forward pass in one picture", icon="🧩")
 
 
@@ -276,6 +281,9 @@ STEPS = [("Your text", step_text), ("Tokens", step_tokens), ("Token ids", step_i
 STEPS += ([("Logits", step_logits), ("Softmax: probabilities", step_probs),
            ("Temperature and sampling", step_temperature), ("The next token, and around again", step_next)]
           if cfg.lm_head else [("No next token: what an encoder gives", step_encoder_end)])
+
+
+STEP_OF = {draw.__name__.removeprefix("step_"): i for i, (_, draw) in enumerate(STEPS, 1)}
 
 
 def go(delta: int) -> None:

@@ -4,6 +4,7 @@ own computation, and the pages show them on the three offline models."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -49,6 +50,69 @@ def test_an_encoder_lesson_follows_the_last_word_not_sep():
     assert L.tokens[L.query] == "sat" and L.tokens[-1] == "[SEP]"
 
 
+@pytest.mark.parametrize("preset", ["tiny-bert", "tiny-llama"])
+def test_the_blocks_summary_follows_the_followed_token(preset):
+    """The stack-of-blocks numbers are the followed token's: for an encoder the last word, not [SEP] after it."""
+    from core.trace import trace
+
+    model = tiny(preset) if preset == "tiny-bert" else tiny(preset, dropout=0.0)
+    ids = [5, 9, 2, 7, 5, 9, 3]
+    L = lesson(model, ids)
+    assert L.summary.tokens[0] == L.tokens[L.query]
+    last = trace(model, ids, record=lesson_record_of_last_block(model)).resid_post(model.config.n_layers - 1)[L.query]
+    assert float(L.summary.resid_norm[-1 if model.config.post_norm else -2, 0]) == pytest.approx(
+        float(last.norm()), rel=1e-5)
+
+
+def lesson_record_of_last_block(model):
+    from core.trace import hook
+
+    return (hook(model.config.n_layers - 1, "hook_resid_post"),)
+
+
+def test_an_encoder_lesson_summary_is_the_followed_words_not_seps():
+    from core import registry
+
+    model = registry.load_model("minilm-l6")
+    L = lesson(model, "the cat sat")
+    assert L.summary.tokens[0] == "sat" and L.summary.tokens[-1] == "[SEP]"
+
+
+def test_the_mask_question_draws_a_head_that_looks_ahead_on_an_encoder():
+    from core.lesson import later_token_share
+
+    decoder = lesson(tiny("tiny-llama", dropout=0.0), [5, 9, 2, 7, 5, 9, 3])
+    assert float(decoder.later_share.abs().max()) == 0 and decoder.mask_head == decoder.head
+    encoder = lesson(tiny("tiny-bert"), [5, 9, 2, 7, 5, 9, 3])
+    assert encoder.mask_head == int(encoder.later_share.argmax()) and float(encoder.later_share.max()) > 0
+    pattern = torch.tensor([[[0.5, 0.5], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])  # (heads, T, T)
+    assert later_token_share(pattern).tolist() == [0.5, 0.0]  # row 0's weight on key 1; row 1 has no later key
+
+
+@pytest.mark.parametrize("n_tokens, query", [(20, 19), (20, 18), (5, 4), (3, 1), (12, 8)])
+def test_the_mask_window_holds_the_followed_row(n_tokens, query):
+    from core.lesson import mask_window
+
+    shown = mask_window(n_tokens, query, 8)
+    assert query in shown and len(shown) == min(8, n_tokens) and shown.stop <= n_tokens
+
+
+def test_quiz_answers_are_shuffled_and_point_at_the_right_option():
+    from core import registry
+    from pages.common import quiz
+
+    model = registry.load_model("tiny-stories-1m")
+    texts = ["Once upon a time", "The cat sat on the mat", "Lily went to the park", "Tom had a big red ball",
+             "The sun was hot", "She liked to sing"]
+    firsts = {"mask": set(), "temp0": set()}
+    for text in texts:
+        L = lesson(model, text)
+        for q in (quiz.mask(L, True), quiz.temperature_zero(L, model.tokenizer)):
+            assert q.options[q.answer].startswith(("The cells above", "It always picks"))
+            firsts[q.qid].add(q.answer)
+    assert firsts["mask"] != {0} and firsts["temp0"] != {0}  # the right one is not always the first button
+
+
 def test_most_split_word():
     from core import registry
 
@@ -92,14 +156,24 @@ def header(at: AppTest) -> str:
     return at.header[0].value
 
 
+def shown_text(at: AppTest) -> str:
+    return "\n".join(e.value for e in [*at.main.markdown, *at.main.caption])
+
+
+PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w.\[\]]*\}")  # an f-string that lost its f: "{cfg.head_dim}"
+
+
 @pytest.mark.parametrize("model", OFFLINE)
 def test_the_lesson_walks_every_step_on_every_offline_model(model):
     at = open_lesson(model)
     seen = [header(at)]
+    texts = {}
     while not at.button(key="lesson.next").disabled:
         at.button(key="lesson.next").click()
         run(at)
         seen.append(header(at))
+        texts[re.sub(r"^\d+\. ", "", seen[-1])] = shown_text(at)
+        assert not PLACEHOLDER.search(texts[re.sub(r"^\d+\. ", "", seen[-1])]), seen[-1]
         for b in at.button:  # answer every quiz on the way, so its reveal is drawn too
             if b.key and b.key.startswith("quiz.") and b.key.endswith(".0"):
                 b.click()
@@ -109,14 +183,58 @@ def test_the_lesson_walks_every_step_on_every_offline_model(model):
     assert 15 <= len(seen) <= 25 and titles[0] == "Your text"
     assert seen == [f"{i + 1}. {t}" for i, t in enumerate(titles)]
     assert "The mask" in titles and "Feed-forward layer" in titles and "The stack of blocks" in titles
+    assert "√" in texts["÷ √d"] and "just before" not in texts["Query, key, value"]  # step 12 asks that
     if model == "minilm-l6":
         assert titles[-1] == "No next token: what an encoder gives" and "Logits" not in titles
     else:
+        assert "after the last block: `" not in texts["The stack of blocks"]  # step "Logits" asks for it
         assert titles[-4:] == ["Logits", "Softmax: probabilities", "Temperature and sampling",
                                "The next token, and around again"]
     at.button(key="lesson.back").click()
     run(at)
     assert header(at) == seen[-2]
+
+
+def test_an_encoders_lesson_gives_the_followed_words_own_numbers():
+    """Steps 16 and 18 on MiniLM speak of the last word (`little`), not of [SEP] after it."""
+    from core import registry
+    from core.trace import hook, trace
+    from pages.common.sidebar import DEFAULT_TEXT
+
+    model = registry.load_model("minilm-l6")
+    last = model.config.n_layers - 1
+    tr = trace(model, DEFAULT_TEXT, record=(hook(last, "hook_resid_post"),))
+    q = tr.n_tokens - 2  # the word before [SEP]
+    at = open_lesson("minilm-l6", **{"lesson.step": "18"})
+    assert f"`{tr.tokens[q]}`, after block {last}" in shown_text(at)
+    assert f"length {float(tr.resid_post(last)[q].norm()):.2f}" in shown_text(at)
+    at = open_lesson("minilm-l6", **{"lesson.step": "16"})
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert f"{tr.tokens[q]} through all" in spec
+
+
+@pytest.mark.parametrize("model", OFFLINE)
+def test_the_mask_map_draws_the_followed_row_and_an_encoder_looking_ahead(model):
+    import json
+
+    at = open_lesson(model, **{"lesson.step": "9"})
+    next(b for b in at.button if b.label.startswith("The cells above the diagonal")).click()
+    run(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    rows = spec["data"][0]["y"]
+    followed = next(line for line in shown_text(at).splitlines() if "The token the lesson follows" in line)
+    row = int(re.search(r"\(row (\d+)\)", followed).group(1))
+    assert any(label.startswith(f"{row}:") for label in rows)  # its row is on the map the text speaks of
+    title = spec["layout"]["title"]["text"]
+    if model == "minilm-l6":
+        share = float(re.search(r"\((\d+)% of the weight on later tokens\)", title).group(1))
+        assert share > 5 and "masked cells" not in title
+        from tests.test_app import matrix
+
+        z = matrix(spec["data"][0]["z"])
+        assert not np.isnan(z).any() and np.triu(z, 1).sum() > 0.05  # weight above the diagonal: nothing hidden
+    else:
+        assert "masked cells pale yellow" in title
 
 
 def test_a_step_link_opens_that_step_and_a_bad_one_is_refused():

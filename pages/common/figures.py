@@ -23,24 +23,27 @@ def plain(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def labels(tokens: list[str]) -> list[str]:
-    """Axis labels: position-prefixed so repeated tokens stay distinct, whitespace visible, markup shown as text."""
-    return [plain(f"{i}:{visible(t)[:14]}") for i, t in enumerate(tokens)]
+def labels(tokens: list[str], first: int = 0) -> list[str]:
+    """Axis labels: position-prefixed (counting from `first`, for a window of a longer text) so repeated tokens stay
+    distinct, whitespace visible, markup shown as text."""
+    return [plain(f"{i}:{visible(t)[:14]}") for i, t in enumerate(tokens, first)]
 
 
 def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
                       hidden: np.ndarray | None = None, key_tokens: list[str] | None = None,
-                      ytitle: str = "query (attending)", xtitle: str = "key (attended to)") -> go.Figure:
+                      ytitle: str = "query (attending)", xtitle: str = "key (attended to)", first: int = 0
+                      ) -> go.Figure:
     """rows = query tokens, columns = key tokens (`key_tokens` when they differ, as in cross-attention); cells the
-    model's mask hides (`hidden`, True = masked) are drawn grey with 'masked' on hover."""
+    model's mask hides (`hidden`, True = masked) are drawn pale yellow (MASKED) with 'masked' on hover. `first`: the
+    position of the first token, when the map shows a window of a longer text."""
     T, S = pattern.shape
     z = pattern.astype(float).copy()
     text = np.vectorize(lambda v: f"{v:.3f}")(z)
     if hidden is not None:
         z[hidden] = np.nan
         text[hidden] = "masked (future)"
-    ay = labels(tokens)
-    ax = ay if key_tokens is None else labels(key_tokens)
+    ay = labels(tokens, first)
+    ax = ay if key_tokens is None else labels(key_tokens, first)
     fig = go.Figure(
         go.Heatmap(
             z=z, x=ax, y=ay, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, text=text, hoverongaps=False,

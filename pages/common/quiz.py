@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core.lesson import Lesson, most_split_word
+from core.lesson import Lesson, mask_window, most_split_word
 from pages.common import chart, figures
 from pages.common.html import visible
 
+MASK_TOKENS = 8  # the mask is drawn for this many tokens around the followed one
 ANSWERS = "quiz.answers"  # session key: {question key: the option chosen, or None when skipped}
 
 
@@ -80,23 +81,34 @@ def previous_head(lesson: Lesson, model_name: str) -> Question | None:
 def mask(lesson: Lesson, causal: bool) -> Question:
     options = ["The cells above the diagonal: keys that come later", "The cells below the diagonal: earlier keys",
                "The diagonal: each token itself", "None: every token sees every token"]
-    n = min(len(lesson.tokens), 8)
-    hidden, pattern = lesson.hidden[:n, :n].numpy(), lesson.pattern[:n, :n].numpy()
+    options, answer = _order(options, 0 if causal else 3, "mask" + "".join(lesson.tokens))
+    shown = mask_window(len(lesson.tokens), lesson.query, MASK_TOKENS)  # the followed token's row is drawn
+    n, head = len(shown), lesson.mask_head
+    rows = slice(shown.start, shown.stop)
+    hidden, pattern = lesson.hidden[rows, rows].numpy(), lesson.mask_pattern[rows, rows].numpy()
+    followed = f"`{visible(lesson.tokens[lesson.query])}` (row {lesson.query})"
+    cells = f"Of the {n * n} cells below (tokens {shown.start}–{shown.stop - 1}), {int(hidden.sum())} are hidden"
     if causal:
-        why = (f"This model is a decoder: row *i* (a query) may look only at keys 0…*i*. Of the {n * n} cells below, "
-               f"{int(hidden.sum())} are hidden — all above the diagonal — and get weight exactly 0 after the "
-               "softmax. That is what lets it learn to predict the next token: it never sees it.")
+        why = (f"This model is a decoder: row *i* (a query) may look only at keys 0…*i*. {cells} — all above the "
+               "diagonal, drawn pale yellow — and get weight exactly 0 after the softmax. That is what lets it learn "
+               f"to predict the next token: it never sees it. The token the lesson follows, {followed}, is the last "
+               "row: it may see every key.")
+        title = f"Block 0, head {head}: masked cells pale yellow"
     else:
-        why = ("This model is an encoder: nothing is masked. Every row spreads its weight over the words before "
-               "**and after** it, which is why an encoder cannot generate text one token at a time.")
+        later = float(lesson.later_share[head])
+        why = (f"This model is an encoder: nothing is masked. {cells} (and {int(lesson.hidden.sum())} in the whole "
+               f"text). The map is block 0's head {head}, the one that looks furthest ahead: on average a token "
+               f"puts {later:.0%} of its weight on the tokens **after** it — which is why an encoder cannot generate "
+               f"text one token at a time. The token the lesson follows is {followed}.")
+        title = f"Block 0, head {head}: nothing masked ({later:.0%} of the weight on later tokens)"
 
     def reveal() -> None:
-        chart.show(figures.attention_heatmap(pattern, lesson.tokens[:n], f"Block 0, head {lesson.head}: the mask",
-                                             hidden=hidden if hidden.any() else None), key="quiz.mask.fig",
-                   layer=0, head=lesson.head)
+        chart.show(figures.attention_heatmap(pattern, [lesson.tokens[i] for i in shown], title,
+                                             hidden=hidden if hidden.any() else None, first=shown.start),
+                   key="quiz.mask.fig", layer=0, head=head)
 
     return Question("mask", "In an attention map (rows: queries, columns: keys), which cells does this model's mask "
-                    "hide?", options, 0 if causal else 3, why, reveal)
+                    "hide?", options, answer, why, reveal)
 
 
 def temperature_zero(lesson: Lesson, tok) -> Question | None:
@@ -106,11 +118,12 @@ def temperature_zero(lesson: Lesson, tok) -> Question | None:
     probs = ", ".join(f"T = {t:g}: {p[0]:.1%}" for t, p in lesson.by_temperature.items())
     options = ["It always picks the most likely token", "It picks every token with equal chance",
                "It makes the text more surprising", "It gives no answer at all"]
+    options, answer = _order(options, 0, "temp0" + "".join(lesson.tokens))
     why = (f"Temperature divides the logits before the softmax. The smaller it is, the more the largest logit "
            f"dominates: the top token {top} has {probs}. As T goes to 0 all the probability goes to it, so sampling "
            "becomes *greedy* — the same text always continues the same way. (Dividing by 0 itself is undefined: "
            "software treats temperature 0 as \"take the most likely token\".)")
-    return Question("temp0", "What does temperature 0 do to the choice of the next token?", options, 0, why)
+    return Question("temp0", "What does temperature 0 do to the choice of the next token?", options, answer, why)
 
 
 def _key(q: Question, scope: str) -> str:
