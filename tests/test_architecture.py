@@ -139,7 +139,7 @@ def imports(module: str, path: Path) -> list[tuple[str, str | None, int]]:
                     package = package.rpartition(".")[0]
                 base = f"{package}.{base}".rstrip(".")
             found += [(base, alias.name, node.lineno) for alias in node.names]
-    return found
+    return sorted(found, key=lambda item: item[2])
 
 
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
