@@ -1,8 +1,11 @@
-"""core.generate's timing helpers: repeated, warmed measurements reported as a median and a range, and the
-comparison the Generation page draws from them. Nothing here asserts how fast anything is."""
+"""core.generate: the one temperature/top-k/top-p distribution and seeded draws, the tree of branches the Next token
+page lets a learner walk, and the timing helpers (repeated, warmed measurements reported as a median and a range, and
+the comparison the Generation page draws from them; nothing here asserts how fast anything is)."""
 
 import pytest
+import torch
 
+from core import GenerationTree, sample_token, sampling_distribution
 from core.generate import Spread, greedy, time_cache
 from tests.conftest import tiny
 
@@ -25,3 +28,38 @@ def test_time_cache_repeats_both_ways_and_pairs_the_speedups():
     assert greedy(model, [5, 9, 3, 7, 1, 2], 4).new_ids == greedy(model, [5, 9, 3, 7, 1, 2], 4, False).new_ids
     with pytest.raises(ValueError):
         time_cache(model, [5, 9], 2, repeats=0)
+
+
+def test_sample_token_is_shared_and_seeded():
+    logits = torch.tensor([0.0, 1.0, 3.0])
+    cols = sampling_distribution(logits, temperature=1.0)
+    draws = [sample_token(cols, torch.Generator().manual_seed(s)) for s in range(50)]
+    assert set(draws) <= {0, 1, 2} and draws == [sample_token(cols, torch.Generator().manual_seed(s)) for s in range(50)]
+    assert sample_token(sampling_distribution(logits, temperature=0), torch.Generator(), greedy=True) == 2
+
+
+def test_generation_tree_branches_and_is_bounded():
+    tree = GenerationTree(max_nodes=4)
+    a = tree.add(10)
+    b = tree.add(11)
+    assert tree.path() == [10, 11] and tree.path(a) == [10]
+    tree.current = 0
+    assert tree.add(10) == a  # the same token from the same node is the same branch
+    c = tree.add(12)
+    assert tree.children(a) == [b, c] and tree.leaves() == [b, c] and len(tree) == 4 and tree.full
+    with pytest.raises(ValueError, match="maximum"):
+        tree.add(13)
+    tree.current = a
+    assert tree.add(11) == b  # a full tree still walks its existing branches
+
+
+def test_generation_tree_layout_and_path():
+    tree = GenerationTree()
+    a = tree.add(10, 0.5)
+    tree.add(11, 0.25)
+    tree.current = a
+    c = tree.add(12, 0.125)
+    places = tree.layout()
+    assert places[0] == (0, 0) and places[a] == (1, 0)
+    assert sorted(p[1] for p in places if p[0] == 2) == [0, 1]  # two branch ends, one row each
+    assert tree.on_path() == {0, a, c} and tree.probs == [None, 0.5, 0.25, 0.125]
