@@ -1,9 +1,25 @@
 """Glassbox: the frame. Page config, the shared sidebar (model, device, text), navigation over the pages."""
 
+# Imported once, here, before any learner's page runs: plotly (through narwhals) and Streamlit look a library up in
+# sys.modules without importing it, and a lookup made while another learner's thread is still importing it finds a
+# half-built module ("partially initialized module 'pandas' has no attribute 'Series'": 1-2 of 5 first trainings on
+# a fresh server). Paid once per server (~1 s), at its first page.
+import numpy  # noqa: F401, I001
+import pandas  # noqa: F401
+import PIL.Image  # noqa: F401
+import plotly.graph_objects  # noqa: F401
+
+try:
+    import pyarrow  # noqa: F401  (Streamlit's dataframes; narwhals looks it up the same way)
+except ImportError:
+    pass
+
 import streamlit as st
 
-from pages.common import errors, nav, present, sidebar, url
+from pages.common import errors, nav, present, server, sidebar, url
 from pages.common.chart import browser_side
+
+server.harden()  # a client's clear_cache message no longer flushes every learner's caches
 
 st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide",
                    initial_sidebar_state="collapsed" if present.from_link() else "auto")
@@ -24,6 +40,10 @@ try:
     else:
         nav.not_for_this_model(spec, st.session_state["ctx"].model_name, kind)
 except Exception as err:  # st.stop, st.rerun and switch_page are BaseExceptions and pass through
+    errors.report(err)
+except BaseException as err:  # a Rust panic (tokenizers) is a BaseException too: report it, never lose the thread
+    if not errors.is_panic(err):
+        raise
     errors.report(err)
 finally:
     st.session_state.pop("_frame", None)

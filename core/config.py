@@ -11,6 +11,7 @@ Change a config with `dataclasses.replace`; derived values are properties.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +20,18 @@ import torch
 Positional = Literal["learned", "sinusoidal", "rope"]
 Norm = Literal["layernorm", "rmsnorm"]
 MLPKind = Literal["gelu", "gelu_exact", "swiglu", "relu"]  # gelu: the tanh approximation GPT-2 uses; relu: the paper
+
+# The largest shape the core builds: a config from a Hub repo is hostile until checked, and a model object with 100,000
+# blocks costs minutes and gigabytes before any weight is read. Each limit is several times the largest published model
+# of the three families (Llama 3.1 405B: 126 layers, d 16,384, MLP 53,248, 128 heads; Gemma's 256k vocabulary).
+LIMITS = {
+    "n_layers": 512, "n_decoder_layers": 512, "d_model": 65_536, "n_heads": 1024, "head_dim": 4096,
+    "mlp_dim": 262_144, "vocab_size": 2_097_152, "n_ctx": 1_048_576, "n_token_types": 1024,
+}
+# Positions whose table is computed, not read from the checkpoint (RoPE, sinusoidal), are built for at most this many
+# tokens: the app never reads more (its text box holds 40,000 characters, and a trace of 32,768 tokens is already far
+# over any server's memory), and a config claiming 4,194,304 positions would otherwise hold 2 GB of cos/sin tables.
+MAX_COMPUTED_CONTEXT = 32_768
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class ModelConfig:
     name: str = "custom"
 
     def __post_init__(self) -> None:
+        self._check_sizes()
         if self.n_heads % self.kv_heads:
             raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.kv_heads}")
         if self.d_head is None and self.d_model % self.n_heads:
@@ -58,6 +72,33 @@ class ModelConfig:
             raise ValueError(f"unknown MLP kind {self.mlp!r}")
         if self.positional == "rope" and self.head_dim % 2:
             raise ValueError("RoPE needs an even head dimension")
+
+    def _check_sizes(self) -> None:
+        """Every size a whole number in range and every float finite, before anything is derived from them (a JSON
+        config may hold 1e6, "768", true or 10**100 anywhere)."""
+        positive = ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads")
+        optional = ("n_kv_heads", "d_head", "d_mlp")
+        for name in (*positive, *optional, "n_decoder_layers", "n_token_types"):
+            value = getattr(self, name)
+            if value is None and name in optional:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+            low = 1 if name in positive or name in optional else 0
+            if value < low:
+                raise ValueError(f"{name} must be {'positive' if low else 'at least 0'}, not {value}")
+        for name, value in (("norm_eps", self.norm_eps), ("rope_theta", self.rope_theta), ("dropout", self.dropout)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+        if not (self.norm_eps > 0 and self.rope_theta > 0 and 0 <= self.dropout < 1):
+            raise ValueError(f"norm_eps and rope_theta must be positive and dropout in [0, 1): {self.norm_eps}, "
+                             f"{self.rope_theta}, {self.dropout}")
+        sizes = {name: getattr(self, name) for name in LIMITS if name not in ("head_dim", "mlp_dim")}
+        sizes.update(head_dim=self.head_dim, mlp_dim=self.mlp_dim)
+        for name, value in sizes.items():
+            if value > LIMITS[name]:
+                shown = f"{value:,}" if value < 10**15 else f"about 10^{len(str(value)) - 1}"
+                raise ValueError(f"{name}={shown} is over the {LIMITS[name]:,} that Glassbox builds")
 
     @property
     def encoder_decoder(self) -> bool:

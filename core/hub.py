@@ -20,12 +20,17 @@ import torch
 from tqdm.auto import tqdm
 
 from core.model import Transformer
-from core.weights import Progress, config_from_hf, load_dir
+from core.tokenizer import TokenizerFailed, is_panic
+from core.weights import Progress, check_fits, config_from_hf, load_dir, shard_names
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 WEIGHTS = "model.safetensors"
 SHARDS = "model.safetensors.index.json"
 OPTIONAL = ("tokenizer.json", "tokenizer_config.json")
+MAX_JSON_BYTES = 1_000_000  # config.json: a few kB in every real repo
+MAX_TOKENIZER_CONFIG_BYTES = 10_000_000  # tokenizer_config.json: chat templates and added tokens, ~10–500 kB
+MAX_TOKENIZER_BYTES = 100_000_000  # tokenizer.json: 2–35 MB for published vocabularies
+PROBE = "Hello, world! It's 2024: naïve café — 日本語 😀 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"
 
 
 class HubError(ConnectionError):
@@ -136,13 +141,27 @@ def _unreachable(timeout: float = 3.0) -> str | None:
         return f"{url.hostname}:{port} cannot be reached ({err.strerror or err.__class__.__name__})"
 
 
+def read_json(file: Path, repo_id: str, limit: int = MAX_JSON_BYTES) -> object:
+    """A small JSON file of the repo, refused by name (never by server path) when it is too large or not JSON."""
+    size = file.stat().st_size
+    if size > limit:
+        raise ValueError(f"{repo_id}: {file.name} is {size:,} bytes, over the {limit:,} accepted for it")
+    try:
+        return json.loads(file.read_bytes())
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{repo_id}: {file.name} is not valid JSON ({str(err)[:120]})") from None
+
+
 def _download(repo_id: str, progress: Progress | None, local_only: bool) -> Path:
     config = _fetch(repo_id, "config.json", local_only)
     if config is None:
         raise HubError(f"{repo_id} has no config.json: it is not a transformers model")
-    supported(json.loads(config.read_text()), repo_id)
+    supported(read_json(config, repo_id), repo_id)
     index = _fetch(repo_id, SHARDS, local_only, optional=True)
-    weights = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index is not None else [WEIGHTS]
+    try:
+        weights = shard_names(index) if index is not None else [WEIGHTS]
+    except ValueError as err:
+        raise ValueError(f"{repo_id}: {err}") from None
     files = [*weights, *OPTIONAL]
     for n, filename in enumerate(files):
         bar = _progress_bar(progress, n, len(files), filename)
@@ -155,25 +174,58 @@ def _download(repo_id: str, progress: Progress | None, local_only: bool) -> Path
 
 
 def supported(hf_config: dict, repo_id: str = "this model") -> None:
-    """Raise ValueError("not supported yet: <architecture>") unless the core can build this config."""
-    architecture = (hf_config.get("architectures") or [hf_config.get("model_type", "unknown")])[0]
+    """Raise ValueError("not supported yet: <architecture>") unless the core can build this config, and TooBig when
+    the model would not fit in the server's memory budget: both before any weight is downloaded or allocated."""
+    if not isinstance(hf_config, dict):
+        raise ValueError(f"{repo_id}: config.json holds {type(hf_config).__name__}, not a model configuration")
+    architectures = hf_config.get("architectures")
+    architecture = architectures[0] if isinstance(architectures, list) and architectures else \
+        hf_config.get("model_type", "unknown")
+    architecture = str(architecture)[:80]
     try:
-        config_from_hf(hf_config)
+        cfg = config_from_hf(hf_config)
     except ValueError as err:
         known = hf_config.get("model_type") in ("gpt2", "llama", "bert")
         detail = f" ({err})" if known else " (Glassbox reads GPT-2-, Llama- and BERT-family models)"
         raise ValueError(f"{repo_id}: not supported yet: {architecture}{detail}") from None
+    check_fits(cfg, repo_id)
 
 
 def tokenizer_of(folder: Path, name: str):
-    """The repo's own tokenizer from tokenizer.json (and its chat template from tokenizer_config.json), or None."""
+    """The repo's own tokenizer from tokenizer.json (and its chat template from tokenizer_config.json), or None.
+    TokenizerFailed, naming the repo and the file, when tokenizer.json cannot be read or `tokenizers` panics on it."""
+    file = folder / "tokenizer.json"
+    if not file.exists():
+        return None
+    if file.stat().st_size > MAX_TOKENIZER_BYTES:
+        raise TokenizerFailed(f"{name}: tokenizer.json is {file.stat().st_size:,} bytes, over the "
+                              f"{MAX_TOKENIZER_BYTES:,} accepted (the largest published ones are ~35 MB)")
+    try:
+        tokenizer = _read_tokenizer(file, name)
+        tokenizer.encode(PROBE)  # a tokenizer that fails on plain text fails here, by name, not on a page
+    except ValueError:  # our own messages (TokenizerFailed, "not supported yet")
+        raise
+    except BaseException as err:
+        if not is_panic(err) and not isinstance(err, Exception):
+            raise  # KeyboardInterrupt, SystemExit
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise TokenizerFailed(f"{name}: its tokenizer.json cannot be used ({first})") from None
+    template = None
+    config = folder / "tokenizer_config.json"
+    if config.exists():
+        meta = read_json(config, name, MAX_TOKENIZER_CONFIG_BYTES)
+        template = meta.get("chat_template") if isinstance(meta, dict) else None
+        # A template that is not a string (a list of named ones) or says nothing is no chat template here.
+        template = template if isinstance(template, str) and template.strip() else None
+    tokenizer.chat_template = template
+    return tokenizer
+
+
+def _read_tokenizer(file: Path, name: str):
     from tokenizers import Tokenizer
 
     from core.tokenizer import HFTokenizer
 
-    file = folder / "tokenizer.json"
-    if not file.exists():
-        return None
     backend = Tokenizer.from_file(str(file))
     spec = json.loads(backend.to_str())
     model_type = spec["model"]["type"]
@@ -183,22 +235,34 @@ def tokenizer_of(folder: Path, name: str):
         kind = "metaspace"  # SentencePiece-style BPE (Llama 2, TinyLlama): ▁ for spaces, <0xNN> byte tokens
     elif model_type not in ("BPE", "WordPiece"):
         raise ValueError(f"{name}: not supported yet: a {model_type} tokenizer (Glassbox reads BPE and WordPiece)")
-    template = None
-    config = folder / "tokenizer_config.json"
-    if config.exists():
-        template = json.loads(config.read_text()).get("chat_template")
-        template = template if isinstance(template, str) else None
-    return HFTokenizer(name, backend, kind, chat_template=template)
+    return HFTokenizer(name, backend, kind)
 
 
 def load(repo_id: str, device: str | torch.device = "auto", progress: Progress | None = None,
          tokenizer=None, name: str | None = None) -> Transformer:
     """A Hub model in the core: downloaded once (or found in the cache), with its own tokenizer unless one is given
     (the GPT-2 family uses the shipped tiktoken file, which is the same vocabulary). `name`: what the app calls it
-    (the repo id by default)."""
+    (the repo id by default). Errors name the repo and its files, never the cache folder on the server."""
     import dataclasses
 
     folder = download(repo_id, progress)
-    model = load_dir(folder, device, tokenizer=tokenizer or tokenizer_of(folder, name or repo_id))
+    try:
+        tokenizer = tokenizer or tokenizer_of(folder, name or repo_id)
+        model = load_dir(folder, device, tokenizer=tokenizer)
+    except Exception as err:  # noqa: BLE001 — every error of loading, re-raised with the same type
+        raise _without_paths(err, folder, repo_id) from None
+    if tokenizer is not None and tokenizer.n_vocab > model.config.vocab_size:
+        raise TokenizerFailed(f"{name or repo_id}: tokenizer.json has {tokenizer.n_vocab:,} tokens but the model "
+                              f"has {model.config.vocab_size:,} rows of embeddings: they do not belong together")
     model.config = dataclasses.replace(model.config, name=name or repo_id)
     return model
+
+
+def _without_paths(err: Exception, folder: Path, repo_id: str) -> Exception:
+    """`err` with the snapshot folder in its message replaced by the repo id: a learner sees "org/name/config.json",
+    not where the server keeps its cache."""
+    text = str(err.args[0]) if len(err.args) == 1 else str(err)
+    for where in {str(folder), str(folder.resolve())}:
+        text = text.replace(where + os.sep, f"{repo_id}/").replace(where, repo_id)
+    err.args = (text,)
+    return err

@@ -16,6 +16,7 @@ User text is always encoded as ordinary text: a typed "<|endoftext|>" is just ch
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -266,13 +267,41 @@ def single_byte_tokens(tokenizer: Tokenizer | HFTokenizer) -> int:
     return count
 
 
-def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-    """A chat template (Jinja, as model files ship it) applied to messages, in Jinja's sandbox: the template comes
-    from a model file and must not reach Python internals."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+def render_chat(template: str | None, messages: list[dict[str, str]], add_generation_prompt: bool = True,
+                name: str = "this model") -> str:
+    """A chat template (Jinja, as model files ship it) applied to messages. The template comes from a model repo:
+    it is rendered in Jinja's sandbox, in a child process, within limits on time, memory and output size
+    (core.chat_template); TemplateRefused, naming `name`, when it is empty or breaks a limit."""
+    from core.chat_template import render
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt)
+    return render(template, messages, add_generation_prompt, name)
+
+
+class TokenizerFailed(ValueError):
+    """A model's own tokenizer failed: its tokenizer.json cannot be read, or `tokenizers` panicked on a text (a
+    Rust panic reaches Python as pyo3's PanicException, a BaseException that no `except Exception` catches)."""
+
+
+def is_panic(err: BaseException) -> bool:
+    """A Rust panic from a native library (`tokenizers`, `safetensors`): pyo3_runtime.PanicException."""
+    return type(err).__name__ == "PanicException"
+
+
+def _guarded(method):
+    """An HFTokenizer method whose backend panic or bare Exception becomes TokenizerFailed naming the model."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as err:
+            if not is_panic(err) and type(err) is not Exception:  # tokenizers raises a bare Exception for bad input
+                raise
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise TokenizerFailed(f"{self.name}'s tokenizer (its tokenizer.json) failed on this text: {first}. The "
+                                  "repo's tokenizer is broken; pick another model.") from None
+
+    return call
 
 
 def byte_alphabet() -> dict[int, str]:
@@ -341,18 +370,22 @@ class HFTokenizer:
     def eot_id(self) -> int | None:
         return self.special_tokens.get(ENDOFTEXT)
 
+    @_guarded
     def encode(self, text: str) -> list[int]:
         """Text → ids (BERT's [CLS] … [SEP] included). Special-token spellings typed by a user are ordinary text."""
         return self.backend.encode(scalar_text(text)).ids
 
+    @_guarded
     def char_spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) character span in `text` of each token of `encode(text)`; (0, 0) for [CLS], [SEP]."""
         return list(self.backend.encode(scalar_text(text)).offsets)
 
+    @_guarded
     def encode_fragment(self, text: str) -> list[int]:
         """A word or phrase on its own, without BERT's [CLS] … [SEP] around it."""
         return self.backend.encode(scalar_text(text), add_special_tokens=False).ids
 
+    @_guarded
     def encode_with_special(self, text: str) -> list[int]:
         text = scalar_text(text)
         ids, at = [], 0
@@ -362,6 +395,7 @@ class HFTokenizer:
             at = m.end()
         return ids + self.backend.encode(text[at:], add_special_tokens=False).ids
 
+    @_guarded
     def decode(self, ids: list[int]) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=False)
 
@@ -380,6 +414,7 @@ class HFTokenizer:
     def id_of(self, token: bytes) -> int:
         return self._ids[token]
 
+    @_guarded
     def pieces(self, text: str) -> list[str]:
         """The pre-tokenizer's split (of the normalized text: BERT lowercases first)."""
         text = scalar_text(text)

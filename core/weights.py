@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from core.config import ModelConfig
+from core.config import MAX_COMPUTED_CONTEXT, ModelConfig
 from core.integrity import DamagedFile, check_asset
 from core.model import Rotary, SinusoidalPositions, Transformer
 from core.seq2seq import EncoderDecoder
@@ -168,6 +168,9 @@ SAFETENSORS_DTYPES = {
 }
 
 
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own reader refuses larger headers too
+
+
 def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     """A safetensors file, each tensor read straight into memory of its own.
 
@@ -180,7 +183,7 @@ def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
         with open(file, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             n = int.from_bytes(f.read(8), "little")
-            if not 2 <= n <= size - 8:
+            if not 2 <= n <= min(size - 8, MAX_HEADER_BYTES):
                 raise ValueError("bad header length")
             header = json.loads(f.read(n))
             tensors = {}
@@ -202,13 +205,55 @@ def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{file} is not a valid safetensors file: {err}") from err
 
 
+SHARD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors")  # a file beside the index, never a path
+MAX_SHARDS = 1000
+MAX_INDEX_BYTES = 50_000_000  # a real index lists each tensor name once: a few hundred kB for the largest models
+
+
+def shard_names(index: Path) -> list[str]:
+    """The weight files a sharded checkpoint's index names, each checked to be a plain file name beside it."""
+    check_asset(index)
+    if index.stat().st_size > MAX_INDEX_BYTES:
+        raise ValueError(f"{index.name} is {index.stat().st_size:,} bytes: not a weight index")
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{index.name} is not a weight index ({err!r})") from None
+    bad = [s for s in shards if not isinstance(s, str) or not SHARD.fullmatch(s)]
+    if bad or not 1 <= len(shards) <= MAX_SHARDS:
+        raise ValueError(f"{index.name} names {len(shards)} weight files" + (f", among them {str(bad[0])[:60]!r}, "
+                         "which is not a .safetensors file beside it" if bad else f" (1 to {MAX_SHARDS} expected)"))
+    return shards
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The files read_checkpoint reads for the folder (the same order of preference)."""
+    if (path / "model.safetensors").exists():
+        return [path / "model.safetensors"]
+    if (path / "model.safetensors.index.json").exists():
+        return [path / s for s in shard_names(path / "model.safetensors.index.json")]
+    return [path / "pytorch_model.bin"] if (path / "pytorch_model.bin").exists() else []
+
+
+def check_weight_files(path: Path, cfg: ModelConfig) -> None:
+    """Refuse, before reading, weight files much larger than the model the config describes: a checkpoint holds at
+    most the parameters in float32 plus a tied head kept twice and heads the core does not load (BERT's pooler and
+    masked-LM head, a few percent), so more than twice that is data the loader would read only to reject it."""
+    size = sum(f.stat().st_size for f in weight_files(path) if f.exists())
+    allowed = 2 * model_bytes(cfg) + 64_000_000
+    if size > allowed:
+        raise ValueError(f"the weight files hold {size / 1e9:.2f} GB, far more than the {model_bytes(cfg) / 1e9:.2f} "
+                         "GB its config.json describes")
+
+
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """model.safetensors, or pytorch_model.bin read with weights_only=True (no pickled code runs)."""
     if (path / "model.safetensors").exists():
         return read_safetensors(path / "model.safetensors")
     if (path / "model.safetensors.index.json").exists():  # a sharded checkpoint
-        shards = sorted(set(json.loads((path / "model.safetensors.index.json").read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in read_safetensors(path / shard).items()}
+        return {k: v for shard in shard_names(path / "model.safetensors.index.json")
+                for k, v in read_safetensors(path / shard).items()}
     if (path / "pytorch_model.bin").exists():
         try:
             return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
@@ -218,6 +263,19 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
+    """A transformers config.json as a ModelConfig. Every size is checked by ModelConfig (whole numbers within
+    core.config.LIMITS); a missing key or a value of the wrong kind is a ValueError naming it."""
+    if not isinstance(hf, dict):
+        raise ValueError(f"config.json holds {type(hf).__name__}, not an object")
+    try:
+        return _config_from_hf(hf)
+    except KeyError as err:
+        raise ValueError(f"config.json lacks {err}") from None
+    except TypeError as err:  # e.g. a list where a number belongs
+        raise ValueError(f"config.json holds a value of the wrong kind ({err})") from None
+
+
+def _config_from_hf(hf: dict) -> ModelConfig:
     kind = hf.get("model_type")
     if kind == "gpt2":
         if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn"):
@@ -238,8 +296,8 @@ def config_from_hf(hf: dict) -> ModelConfig:
         if hf.get("attention_bias") or hf.get("mlp_bias"):
             raise ValueError("Llama checkpoints with biases are not supported")
         return ModelConfig(
-            vocab_size=hf["vocab_size"], n_ctx=hf["max_position_embeddings"], d_model=hf["hidden_size"],
-            n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
+            vocab_size=hf["vocab_size"], n_ctx=_computed_context(hf["max_position_embeddings"]),
+            d_model=hf["hidden_size"], n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
             n_kv_heads=hf.get("num_key_value_heads"), d_head=hf.get("head_dim"), d_mlp=hf["intermediate_size"],
             positional="rope", norm="rmsnorm", mlp="swiglu", bias=False,
             tied_embeddings=hf.get("tie_word_embeddings", False), norm_eps=hf.get("rms_norm_eps", 1e-6),
@@ -258,6 +316,35 @@ def config_from_hf(hf: dict) -> ModelConfig:
             name=hf.get("_name_or_path") or "bert",
         )
     raise ValueError(f"unsupported model_type {kind!r}: GPT-2, Llama and BERT checkpoints are supported")
+
+
+def _computed_context(n_ctx: object) -> object:
+    """RoPE's cos/sin tables are computed for every position of n_ctx: build them for at most MAX_COMPUTED_CONTEXT
+    (a value that is not a whole number is left for ModelConfig to refuse by name)."""
+    if isinstance(n_ctx, int) and not isinstance(n_ctx, bool):
+        return min(n_ctx, MAX_COMPUTED_CONTEXT)
+    return n_ctx
+
+
+def model_bytes(cfg: ModelConfig) -> int:
+    """What a model built from `cfg` holds, in bytes: its parameters in float32 (the core computes in fp32) plus the
+    position tables it computes (RoPE's cos and sin, a sinusoidal table)."""
+    from core.parameters import total
+
+    tables = {"rope": 2 * cfg.n_ctx * cfg.head_dim, "sinusoidal": cfg.n_ctx * cfg.d_model}.get(cfg.positional, 0)
+    return 4 * (total(cfg) + tables)
+
+
+def check_fits(cfg: ModelConfig, name: str) -> None:
+    """TooBig, before anything is allocated, when the model would not fit in the server's memory budget
+    (core.budget.limit_bytes: GLASSBOX_MEMORY_BUDGET, or a share of the container's or the machine's memory)."""
+    from core.budget import TooBig, limit_bytes
+    from core.parameters import total
+
+    need, budget = model_bytes(cfg), limit_bytes()
+    if need > budget:
+        raise TooBig(f"{name} is too big for this server: {total(cfg):,} parameters need {need / 1e9:.1f} GB "
+                     f"(float32), over the server's memory budget of {budget / 1e9:.1f} GB")
 
 
 def _finish(model: Transformer, device: str | torch.device) -> Transformer:
@@ -293,6 +380,7 @@ def load_dir(
         raise DamagedFile(f"{path / 'config.json'} is not valid JSON ({err})") from None
     if meta.get("format") == "glassbox":
         cfg = ModelConfig.from_dict(meta["model"])
+        check_fits(cfg, cfg.name)
         model = empty_model(cfg)
         state = read_safetensors(weights) if weights is not None else read_checkpoint(path)
         state = {k: v.float() for k, v in state.items()}  # training snapshots are fp16; the model computes in fp32
@@ -309,6 +397,8 @@ def load_dir(
             )
     else:
         cfg = config_from_hf(meta)
+        check_fits(cfg, cfg.name)
+        check_weight_files(path, cfg)
         model = empty_model(cfg)
         prefix = {"gpt2": "transformer.", "bert": "bert."}.get(cfg.family, "")
         checkpoint = {k.removeprefix(prefix): v for k, v in read_checkpoint(path).items()}

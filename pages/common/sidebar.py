@@ -13,9 +13,13 @@ import torch
 
 from core import hub, registry
 from core.trace import token_limit
-from pages.common import cache, present, url, widgets
+from pages.common import cache, errors, present, url, widgets
 
 MAX_TEXT_CHARS = 40_000  # SmolLM2's whole 8,192-token context is about 33,000 characters of English
+# The box itself takes more, so that a longer text (pasted, or sent over the websocket by any client) reaches the
+# sidebar and is cut here with a notice: at its own max_chars Streamlit cuts or drops a value without a word (a 1 MB
+# text became the default text). This bound keeps what one session can store in the box to 0.4 MB.
+BOX_MAX_CHARS = 10 * MAX_TEXT_CHARS
 DEFAULT_TEXT = "Once upon a time, there was a little"
 EXAMPLES = [
     "Once upon a time, there was a little",
@@ -66,7 +70,8 @@ def _load_with_progress(name: str, device: str) -> bool:
         cache.model(name, device)
         return True
     except (ConnectionError, FileNotFoundError, ValueError, OSError) as err:
-        st.sidebar.error(f"Could not load {name}: {err}")
+        errors.log.warning("could not load %s: %s", name, err)
+        st.sidebar.error(f"Could not load {name[:100]}: {errors.without_paths(str(err))}")
         return False
     finally:
         bar.empty()
@@ -132,6 +137,16 @@ def _token_count(ctx: Context) -> None:
                    "at once (the Tokenizer page still splits the whole text).", icon="✂️")
 
 
+def within_limit(text: str) -> str:
+    """The text the pages read: its first MAX_TEXT_CHARS characters, with a notice when it had more (from the box,
+    a link or any client: the same notice)."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    more = "more than " if len(text) >= BOX_MAX_CHARS else ""
+    url.notice(f"The text was {more}{len(text):,} characters; the first {MAX_TEXT_CHARS:,} are used.")
+    return text[:MAX_TEXT_CHARS]
+
+
 def sidebar() -> Context:
     name, device = _choose_model()
     with st.sidebar:
@@ -146,7 +161,7 @@ def sidebar() -> Context:
             st.warning(problem)
         st.caption(registry.get(name).label)
         widgets.choice("radio", "Device", "device", device_choices(), horizontal=True)
-        text = widgets.text("text_area", "Your text", "text", DEFAULT_TEXT, MAX_TEXT_CHARS, height=110)
+        text = within_limit(widgets.text("text_area", "Your text", "text", DEFAULT_TEXT, BOX_MAX_CHARS, height=110))
         st.selectbox("…or pick an example", EXAMPLES, key="_example", index=None, on_change=_use_example,
                      placeholder="Examples")
         ctx = Context(name, device, text)

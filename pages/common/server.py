@@ -1,0 +1,33 @@
+"""What the app changes in Streamlit's server, once per process, when app.py first runs.
+
+Streamlit 1.67 answers a client's `clear_cache` message (a BackMsg any browser, or any script speaking its
+websocket protocol, can send; the developer menu's "Clear cache") by clearing st.cache_data and st.cache_resource
+for the WHOLE process: every learner's models and traces are gone, and each flush followed by one SmolLM2
+Attention visit cost the server ~550 MB of reloading (issue: a classroom on one shared server). There is no setting
+for it. Here the message clears only the sending learner's own session state; the shared caches stay.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("glassbox")
+
+
+def _clear_own_session_only(self) -> None:
+    """AppSession._handle_clear_cache_request, limited to the session that asked."""
+    log.info("a client asked to clear the caches: only its own session state was cleared")
+    self._session_state.clear()
+
+
+def harden() -> None:
+    """Apply the changes above (idempotent)."""
+    from streamlit.runtime.app_session import AppSession
+
+    if getattr(AppSession._handle_clear_cache_request, "__name__", "") == _clear_own_session_only.__name__:
+        return
+    if not hasattr(AppSession, "_handle_clear_cache_request"):  # a Streamlit that handles it elsewhere
+        log.warning("Streamlit has no AppSession._handle_clear_cache_request: a client's clear_cache message may "
+                    "flush every learner's caches")
+        return
+    AppSession._handle_clear_cache_request = _clear_own_session_only
