@@ -9,7 +9,6 @@ fresh arrays and small dataclasses.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import random
 import re
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 
 from core.integrity import check_asset
 from core.model import Transformer, rope_inv_freq
-from core.trace import Trace, hook, lens_tops, trace
+from core.trace import Trace, grow, hook, lens_tops, trace
 
 
 def previous_token_scores(tr: Trace) -> torch.Tensor:
@@ -448,17 +447,6 @@ def odd_positions(table: torch.Tensor, k: int = 2) -> tuple[list[tuple[int, floa
 
 # ---- Inside the block: the residual stream, direct logit attribution, the norms, the feed-forward neurons ----
 
-def _traced_with(model: Transformer, tr: Trace, names: tuple[str, ...]) -> Trace:
-    """`tr` when it recorded every name (fnmatch patterns allowed) this model has, else the same tokens traced again
-    with them."""
-    cfg, have = tr.config, tr.names
-    absent = {"hook_pos_embed": cfg.positional == "rope", "hook_token_type_embed": not cfg.n_token_types,
-              "ln_embed.hook_normalized": not cfg.post_norm, "ln_final.hook_normalized": cfg.post_norm}
-    if all(absent.get(p) or any(fnmatch.fnmatchcase(n, p) for n in have) for p in names):
-        return tr
-    return trace(model, tr.token_ids, record=names)
-
-
 def _decoder_with_final_norm(model: Transformer, what: str) -> None:
     cfg = model.config
     if not cfg.lm_head:
@@ -518,7 +506,7 @@ def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attributi
     cfg = model.config
     if not 0 <= token_id < cfg.vocab_size:
         raise ValueError(f"token id {token_id} not in 0..{cfg.vocab_size - 1}")
-    tr = _traced_with(model, tr, ATTRIBUTION_RECORD)
+    tr = grow(model, tr, ATTRIBUTION_RECORD)
     norm = model.ln_final
     final = tr.resid_post(cfg.n_layers - 1)[-1].double()  # (d,)
     layer_norm = isinstance(norm, torch.nn.LayerNorm)
@@ -621,7 +609,7 @@ def norm_steps(model: Transformer, tr: Trace, where: str, position: int) -> Norm
     cfg = model.config
     if where not in norm_names(cfg):
         raise ValueError(f"{where!r} is not a norm of {cfg.name}: {norm_names(cfg)[:4]} …")
-    tr = _traced_with(model, tr, NORM_RECORD)
+    tr = grow(model, tr, NORM_RECORD)
     if not -tr.n_tokens <= position < tr.n_tokens:
         raise ValueError(f"position {position} not in 0..{tr.n_tokens - 1}")
     norm = model.get_submodule(where)
@@ -689,11 +677,11 @@ class ForwardSummary:
             (["final norm"] if self.has_final_norm else [])
 
 
-def forward_summary(model: Transformer, ids: list[int], window: int = 24, lens_k: int = 3) -> ForwardSummary:
-    """Trace `ids` and summarise every stage for the last `window` tokens (see ForwardSummary). Only norms and the
-    top-k lens are kept, so the summary is small whatever the model."""
+def forward_summary(model: Transformer, tr: Trace, window: int = 24, lens_k: int = 3) -> ForwardSummary:
+    """Summarise every stage of a trace for the last `window` tokens (see ForwardSummary), growing what it lacks
+    (core.trace.grow). Only norms and the top-k lens are kept, so the summary is small whatever the model."""
     cfg = model.config
-    tr = trace(model, ids, record=SUMMARY_RECORD)
+    tr = grow(model, tr, SUMMARY_RECORD)
     keep = slice(max(0, tr.n_tokens - window), tr.n_tokens)
     entry = tr["ln_embed.hook_normalized"] if cfg.post_norm else sum(
         tr[n] for n in ("hook_embed", "hook_pos_embed", "hook_token_type_embed") if n in tr)

@@ -26,9 +26,10 @@ from core.analysis import (
     query_math,
     word_tokens,
 )
+from core.config import ModelConfig
 from core.generate import greedy
 from core.model import Transformer
-from core.trace import attention_record, hook, mlp_record, trace
+from core.trace import Trace, attention_record, grow, hook, mlp_record, trace
 
 LAYER = 0  # the block the lesson opens up
 TEMPERATURES = (0.5, 1.0, 2.0)
@@ -68,13 +69,22 @@ class Lesson:
     next_ids: list[int] | None  # the next N_NEXT tokens, each the most likely one (temperature 0)
 
 
-def lesson(model: Transformer, text: str, max_tokens: int | None = None) -> Lesson:
-    cfg = model.config
+def lesson_record(cfg: ModelConfig) -> tuple[str, ...]:
+    """What the lesson reads from the trace: the embedding stage, block LAYER's inside, every norm's input, every
+    layer's attention pattern."""
     embeds = ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "ln_embed.hook_normalized",
               hook(LAYER, "hook_resid_pre"), hook(LAYER, "hook_attn_out"), hook(LAYER, "hook_resid_post"))
-    record = embeds + NORM_RECORD + attention_record(LAYER) + mlp_record(LAYER) + tuple(
+    return embeds + NORM_RECORD + attention_record(LAYER) + mlp_record(LAYER) + tuple(
         hook(i, "attn.hook_pattern") for i in range(cfg.n_layers))
-    tr = trace(model, text, record=record, max_tokens=max_tokens)
+
+
+def lesson(model: Transformer, text: str | Trace, max_tokens: int | None = None) -> Lesson:
+    """The lesson's numbers for a text, or for a Trace of it that is grown with what the lesson needs
+    (core.trace.grow): one recorded forward pass either way."""
+    cfg = model.config
+    record = lesson_record(cfg)
+    tr = grow(model, text, record) if isinstance(text, Trace) else trace(model, text, record=record,
+                                                                          max_tokens=max_tokens)
     specials = set(model.tokenizer.special_tokens.values()) if cfg.causal is False and model.tokenizer else set()
     # a decoder's prediction is made at its last token; an encoder's last token is [SEP]: follow the last word
     q = max((i for i, t in enumerate(tr.token_ids) if t not in specials), default=tr.n_tokens - 1)
@@ -103,7 +113,7 @@ def lesson(model: Transformer, text: str, max_tokens: int | None = None) -> Less
         heads_z=tr.z(LAYER)[q], attn_out=tr.attn_out(LAYER)[q], resid_mid=tr.resid_mid(LAYER)[q],
         mlp_hidden=tr.mlp_post(LAYER)[q], mlp_out=tr.mlp_out(LAYER)[q], resid_post=tr.resid_post(LAYER)[q],
         # the window starts at the followed token: an encoder's is not the last ([SEP] is)
-        summary=forward_summary(model, tr.token_ids, window=tr.n_tokens - q), last_norm=norm_steps(model, tr, norm_of(cfg), q),
+        summary=forward_summary(model, tr, window=tr.n_tokens - q), last_norm=norm_steps(model, tr, norm_of(cfg), q),
         top_ids=ids, top_logits=logits, top_probs=probs, by_temperature=temps, next_ids=nxt,
     )
 

@@ -124,7 +124,7 @@ def test_published_configurations():
 def test_forward_summary(name):
     model = tiny(name, dropout=0.0)
     ids = list(range(3, 40))
-    summary = A.forward_summary(model, ids, window=8)
+    summary = A.forward_summary(model, trace(model, ids), window=8)
     cfg = model.config
     n_stages = 1 + 2 * cfg.n_layers + (0 if cfg.post_norm else 1)
     assert summary.stages[0] == "embed" and len(summary.stages) == n_stages
@@ -138,7 +138,7 @@ def test_forward_summary(name):
         assert int(summary.lens_ids[-2, -1, 0]) == int(full.logits.argmax())
     else:
         assert summary.lens_ids is None
-    lazy = A.forward_summary(model, ids, window=8, lens_k=0)  # what the page caches: the lens for one token only
+    lazy = A.forward_summary(model, trace(model, ids), window=8, lens_k=0)  # what the page caches: the lens for one token only
     assert lazy.lens_ids is None and torch.equal(lazy.resid_norm, summary.resid_norm)
     for pos in range(8):
         one = A.stage_lens(model, lazy, pos)

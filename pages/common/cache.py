@@ -1,41 +1,139 @@
-"""The only place with st.cache_*: models are loaded once per process and shared by every session; traces and
-other results are cached per (model, device, text, options) with a cap on the number of entries.
+"""The only place with caches. Everything big that the server keeps between page runs — models, traces, whole-text
+residual streams, patterns, neuron tables, trainings — is kept in core.budget's one Store, within the process's
+memory budget (evicted least recently used, by size), and every computation that makes it runs through core.jobs'
+gate (at most one per core at once, the others told their place in the queue). Small results use st.cache_data.
+
+One trace per (model, device, text): a view that needs more than the trace kept asks `traced(..., record=…)` and
+the trace GROWS (core.trace.grow: only the blocks that own the missing names run again), it is never run again.
 
 Cached objects are shared between sessions and threads: callers must treat them as read-only.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import functools
+from collections.abc import Callable, Iterable
 
 import streamlit as st
 
-from core import load_tokenizer, registry, trace
+from core import budget, jobs, load_tokenizer, registry, trace
 from core.analysis import embedding_pca as project_embeddings
 from core.analysis import head_labels, temperature_sweep, word_order_experiment
 from core.bpe import after_merges, tokens_per_merge, train_bpe
-from core.trace import RESIDUAL_RECORD, token_limit
+from core.model import DEFAULT_RECORD, Recorder
+from core.trace import RESIDUAL_RECORD, attention_record, grow, recording_bytes, token_limit
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _wait_notice(spinner: str | None) -> Callable[[int, float], None]:
+    """Tells the learner their place in the queue while their work waits for a free core."""
+    box = st.empty()
+
+    def show(place: int, waited: float) -> None:
+        ahead = place - 1
+        who = "1 learner's work is" if ahead == 1 else f"{ahead} learners' work is"
+        box.info(f"⏳ Waiting for the server: {who} ahead of yours ({waited:.0f} s so far). "
+                 f"{spinner or 'Your result'} starts when a core is free; you may leave this page and come back.")
+
+    show.box = box
+    return show
+
+
+def compute(work: Callable[[], object], spinner: str | None = None, long: bool = False):
+    """Run heavy work through the process's gate, with the learner told their place while it waits and a spinner
+    while it runs."""
+    notice = _wait_notice(spinner)
+
+    def run():
+        notice.box.empty()
+        if spinner is None:
+            return work()
+        with st.spinner(spinner):
+            return work()
+
+    try:
+        return jobs.gate.run(run, long=long, on_wait=notice)
+    finally:
+        notice.box.empty()
+
+
+def kept(spinner: str | None = None, long: bool = False, estimate: Callable[..., int] | None = None,
+         what: str = "this"):
+    """Like st.cache_resource, but kept in core.budget.store within the memory budget, and made through the gate:
+    a result already kept is returned at once (never queued); identical work asked by several sessions runs once.
+    `estimate(*args)`: the bytes it will keep, checked against the budget before any work starts."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def cached(*args):
+            key = (fn.__module__, fn.__qualname__, *map(_frozen, args))
+            value = budget.store.peek(key, _MISSING)
+            if value is not _MISSING:
+                return value
+            size = estimate(*args) if estimate is not None else 0
+            return compute(lambda: budget.store.get(key, lambda: fn(*args), estimate=size, what=what), spinner, long)
+
+        return cached
+
+    return wrap
+
+
+_MISSING = object()
+
+
+def _frozen(value):
+    """A hashable key part: lists (token ids, layer lists) become tuples."""
+    return tuple(map(_frozen, value)) if isinstance(value, (list, tuple)) else value
+
+
+@kept(spinner="Loading the model…", what="this model")
 def model(name: str, device: str):
     """Reads local files only when the registry entry's `fetch` ran first (sidebar.sidebar does, with a progress
     bar)."""
     return registry.load_model(name, device=device)
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def traced(name: str, device: str, text: str, record=None, logits: str = "last", lens_top_k: int | None = None):
-    """At most `token_limit` tokens: a huge paste on a big model must not record gigabytes of attention."""
+def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = None) -> int:
+    """How many tokens of `text` a view traces: at most `token_limit` (a huge paste on a big model must not record
+    gigabytes of attention), or `limit`."""
     loaded = model(name, device)
-    options = {"logits": logits, "lens_top_k": lens_top_k, "max_tokens": token_limit(loaded.config)}
-    if record is not None:
-        options["record"] = record
-    return trace(loaded, text, **options)
+    ids = text if isinstance(text, (list, tuple)) else loaded.tokenizer.encode(text)
+    return min(len(ids), limit or token_limit(loaded.config))
 
 
-@st.cache_resource(max_entries=1, show_spinner=False)
+def _trace_bytes(name: str, device: str, text: str) -> int:
+    return recording_bytes(model(name, device).config, Recorder(DEFAULT_RECORD), n_tokens(name, device, text))
+
+
+@kept(estimate=_trace_bytes, what="tracing this text")
+def _first_trace(name: str, device: str, text: str):
+    loaded = model(name, device)
+    return trace(loaded, text, max_tokens=token_limit(loaded.config))
+
+
+def traced(name: str, device: str, text: str, record: Iterable[str] = (), logits: str = "last",
+           lens_top_k: int | None = None):
+    """THE trace of a text: one forward pass per (model, device, text), at most `token_limit` tokens. `record`,
+    logits="all" and `lens_top_k` grow it (core.trace.grow: only what is missing is computed, from what it kept)
+    and the grown trace replaces the kept one, so every later view finds it."""
+    tr = _first_trace(name, device, text)
+    if not tr.lacks(record, logits, lens_top_k):
+        return tr
+    key = (__name__, "_first_trace", name, device, _frozen(text))
+    loaded = model(name, device)
+
+    def grow_kept():
+        latest = budget.store.peek(key) or tr
+        bigger = grow(loaded, latest, record, logits, lens_top_k)
+        if bigger is not latest:
+            budget.store.put(key, bigger)
+        return bigger
+
+    return compute(grow_kept)
+
+
+@kept(long=True, what="the whole text's residual stream",
+      estimate=lambda name, device, text: recording_bytes(model(name, device).config, Recorder(RESIDUAL_RECORD),
+                                                          n_tokens(name, device, text, model(name, device).config.n_ctx)))
 def long_trace(name: str, device: str, text: str):
     """The whole text, up to the model's context, with only the residual stream recorded (SmolLM2 at 8,192 tokens:
     585 MB, where every attention pattern would be 18.7 GB): any head's pattern is computed from it on demand."""
@@ -49,17 +147,15 @@ def long_head(name: str, device: str, text: str, layer: int, head: int, query: i
     from core.analysis import head_overview
     from core.trace import head_pattern
 
-    pattern = head_pattern(model(name, device), long_trace(name, device, text), layer, head)
+    pattern = compute(lambda: head_pattern(model(name, device), long_trace(name, device, text), layer, head),
+                      long=True)
     return head_overview(pattern), pattern[query].numpy()
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
 def with_attention(name: str, device: str, text: str, layer: int):
-    """The text's trace plus one layer's q, k, v and scores, from one block's attention (core.trace.with_attention):
-    a layer change costs a fraction of a forward pass, not a whole one."""
-    from core.trace import with_attention as extend
-
-    return extend(model(name, device), traced(name, device, text), layer)
+    """The text's trace grown by one layer's q, k, v, scores and z (core.trace.attention_record): one block run
+    again, a fraction of a forward pass."""
+    return traced(name, device, text, record=attention_record(layer))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -68,12 +164,12 @@ def entropy_by_temperature(name: str, device: str, text: str, temperatures: tupl
     return temperature_sweep(traced(name, device, text).logits, list(temperatures))  # the default trace, shared
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@kept()
 def labels(name: str, device: str, text: str):
     return head_labels(model(name, device), traced(name, device, text), sequence=sequence_scores(name, device))
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+@kept()
 def sequence_scores(name: str, device: str):
     """Text-independent head scores, once per model (not again for every new text)."""
     from core.analysis import sequence_scores as scores
@@ -81,14 +177,14 @@ def sequence_scores(name: str, device: str):
     return scores(model(name, device))
 
 
-@st.cache_resource(max_entries=16, show_spinner="Running the word-order experiment…")
+@kept(spinner="Running the word-order experiment…")
 def order_experiment(name: str, device: str, text: str, seed: int):
     loaded = model(name, device)
     ids = loaded.tokenizer.encode(text)[: token_limit(loaded.config)]
     return word_order_experiment(loaded, ids, seed)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Projecting the embedding table…")
+@kept(spinner="Projecting the embedding table…")
 def embedding_pca(name: str, device: str, n_tokens: int):
     """PCA of the first n_tokens rows of the token-embedding table (low ids = earliest merges = most frequent)."""
     return project_embeddings(model(name, device), n_tokens)
@@ -99,12 +195,12 @@ def tokenizer(name: str):
     return load_tokenizer(name)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@kept()
 def bpe(text: str, n_merges: int):
     return train_bpe(text, n_merges)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@kept()
 def bpe_tokenizer(text: str, n_merges: int, k: int):
     """The tokenizer of `bpe(text, n_merges)` stopped after its first k merges."""
     return after_merges(bpe(text, n_merges), k).tokenizer("yours")
@@ -115,27 +211,26 @@ def bpe_curve(text: str, n_merges: int, sentence: str):
     return tokens_per_merge(bpe(text, n_merges), sentence)
 
 
-@st.cache_resource(max_entries=12, show_spinner="Loading a training snapshot…")
+@kept(spinner="Loading a training snapshot…")
 def snapshot(name: str, step: int):
     return registry.get(name).history.load(step, device="cpu")
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@kept()
 def snapshot_trace(name: str, step: int, text: str):
     return trace(snapshot(name, step), text)
 
 
 
 
-@st.cache_resource(max_entries=16, show_spinner="Following the text through every block…")
+@kept(spinner="Following the text through every block…")
 def forward_summary(name: str, device: str, text: str, window: int):
     from core.analysis import forward_summary as summarise
 
-    loaded = model(name, device)
-    return summarise(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], window=window, lens_k=0)
+    return summarise(model(name, device), traced(name, device, text), window=window, lens_k=0)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@kept()
 def stage_lens(name: str, device: str, text: str, window: int, pos: int):
     """The logit lens for the one token the page follows (all tokens would be 24× the work: on SmolLM2 ~2 s)."""
     from core.analysis import stage_lens as lens
@@ -143,7 +238,7 @@ def stage_lens(name: str, device: str, text: str, window: int, pos: int):
     return lens(model(name, device), forward_summary(name, device, text, window), pos)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Running the 50 example sentences through the model…")
+@kept(spinner="Running the 50 example sentences through the model…")
 def neuron_examples(name: str, device: str):
     """Every MLP layer's activations over the shipped example sentences (assets/texts/neuron_sentences.txt): ~50 MB
     for SmolLM2, once per model."""
@@ -153,7 +248,7 @@ def neuron_examples(name: str, device: str):
     return examples(model(name, device), example_sentences())
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@kept()
 def ablated(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...], mlps: tuple[int, ...]):
     """The text traced with some heads / MLP layers switched off (last-position logits only)."""
     loaded = model(name, device)
@@ -161,7 +256,7 @@ def ablated(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...
                  ablate={"heads": list(heads), "mlps": list(mlps)})
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@kept()
 def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...], mlps: tuple[int, ...]):
     """An encoder's final vectors with and without some parts: cosine per token (core.analysis.output_change)."""
     from core.analysis import output_change as change
@@ -171,46 +266,30 @@ def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int
     return change(loaded, ids, {"heads": list(heads), "mlps": list(mlps)})
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@kept()
 def attribution(name: str, device: str, text: str, token_id: int):
     from core.analysis import ATTRIBUTION_RECORD, logit_attribution
 
-    loaded = model(name, device)
-    tr = trace(loaded, text, record=ATTRIBUTION_RECORD, max_tokens=token_limit(loaded.config))
-    return logit_attribution(loaded, tr, token_id)
+    return logit_attribution(model(name, device), traced(name, device, text, record=ATTRIBUTION_RECORD), token_id)
 
 
-@st.cache_resource(show_spinner=False)
-def _shelf() -> dict:
-    return {"store": OrderedDict(), "lock": threading.Lock()}
-
-
-def remember(key: tuple, make, max_entries: int = 4):
-    """Results too slow for every rerun that are drawn while they are computed (training with a live loss curve,
-    which st.cache_* cannot replay): kept per process, the latest `max_entries`, keyed by everything they depend on
-    (training is seeded: same key, same result). `make` runs outside any lock; two sessions asking at once both
-    compute."""
-    shelf = _shelf()
-    with shelf["lock"]:
-        if key in shelf["store"]:
-            shelf["store"].move_to_end(key)
-            return shelf["store"][key]
-    value = make()
-    with shelf["lock"]:
-        shelf["store"][key] = value
-        while len(shelf["store"]) > max_entries:
-            shelf["store"].popitem(last=False)
-    return value
+def remember(key: tuple, make: Callable[[], object], long: bool = True):
+    """Results drawn while they are computed (training with a live loss curve, which no cache can replay), kept in
+    the store within the memory budget and keyed by everything they depend on (training is seeded: same key, same
+    result). Made through the gate as long work; two sessions asking for the same key at once compute it once."""
+    full = (__name__, "remember", *key)
+    value = budget.store.peek(full, _MISSING)
+    if value is not _MISSING:
+        return value
+    return compute(lambda: budget.store.get(full, make, what="this run"), long=long)
 
 
 def recalled(key: tuple):
     """What `remember` holds for `key`, or None."""
-    shelf = _shelf()
-    with shelf["lock"]:
-        return shelf["store"].get(key)
+    return budget.store.peek((__name__, "remember", *key))
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@kept()
 def translation(name: str, device: str, text: str):
     """core.seq2seq.translate; raises ValueError (unknown words, empty, too long), which is not cached."""
     from core.seq2seq import translate
@@ -218,7 +297,7 @@ def translation(name: str, device: str, text: str):
     return translate(model(name, device), text)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@kept()
 def teacher_forced(name: str, device: str, text: str, reference: tuple[str, ...]):
     from core.seq2seq import teacher_forced as forced
 
@@ -240,10 +319,11 @@ def snapshot_translations(name: str, text: str) -> list[tuple[int, str]]:
     return [(step, translate(snapshot(name, step), text).text) for step in registry.get(name).history.steps]
 
 
-@st.cache_resource(max_entries=16, show_spinner="Running your text through the model…")
+@kept(spinner="Running your text through the model…")
 def lesson(name: str, device: str, text: str):
-    """The guided lesson's numbers (core.lesson) for one text: one recorded forward pass, shared by its steps."""
+    """The guided lesson's numbers (core.lesson) for one text, from the text's one trace, grown."""
     from core.lesson import lesson as gather
+    from core.lesson import lesson_record
 
     loaded = model(name, device)
-    return gather(loaded, text, max_tokens=token_limit(loaded.config))
+    return gather(loaded, traced(name, device, text, record=lesson_record(loaded.config)))

@@ -1,0 +1,256 @@
+"""One memory budget for the whole server process, and the store that keeps to it.
+
+A class shares one server: every model, trace, whole-text residual stream, pattern, neuron table and training that
+the server keeps between page runs is counted here, in bytes, in ONE place (`Store`), and the least recently used
+entries are evicted, by size, to stay within `limit_bytes()`. Work that would not fit even after evicting everything
+else is refused before it starts (`TooBig`, with a message that says why and what to do); work that would fit once
+other learners' running work is done waits for room.
+
+The budget counts what is KEPT. A computation also needs working memory while it runs; core.jobs bounds how many run
+at once, so that part is bounded too (it is measured by tools.load_test, not counted here).
+
+The limit: GLASSBOX_MEMORY_BUDGET (bytes, or with a unit: "1.4G", "800M"), else half of the container's memory limit
+(cgroup v2 memory.max or v1 memory.limit_in_bytes) where one is set, else half of the machine's RAM. Half leaves room
+for the interpreter, torch and Streamlit (about 0.4 GB) and for the running computations' working memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+import torch
+
+SHARE = 0.5  # of the container's (or machine's) memory that kept results may take
+_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
+_CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+_NO_LIMIT = 2**60  # cgroups write "max" or a number near 2^63 when no limit is set
+
+
+class TooBig(ValueError):
+    """The work asked for would not fit in the server's memory budget, even with every other kept result evicted."""
+
+
+def parse_size(raw: str) -> int:
+    """ "1.4G" → 1_400_000_000, "512Mi" → 536_870_912, "2e9" → 2_000_000_000; a clear ValueError otherwise."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT][iI]?)?[bB]?\s*", raw)
+    if not match:
+        raise ValueError(f"GLASSBOX_MEMORY_BUDGET: {raw!r} is not a size (examples: 1.4G, 800M, 2e9)")
+    value = float(match[1]) * _UNITS[(match[2] or "").upper()]
+    if not 0 < value < _NO_LIMIT:
+        raise ValueError(f"GLASSBOX_MEMORY_BUDGET: {raw!r} must be a positive size")
+    return int(value)
+
+
+def container_limit() -> int | None:
+    """The memory limit of this process's container (cgroup), or None where none is set."""
+    for path in _CGROUP_FILES:
+        try:
+            with open(path) as f:
+                raw = f.read().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < _NO_LIMIT:
+            return int(raw)
+    return None
+
+
+def machine_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume a small laptop
+        return 8 * 2**30
+
+
+def limit_bytes() -> int:
+    """The process's memory budget for kept results, in bytes (see the module docstring)."""
+    raw = os.environ.get("GLASSBOX_MEMORY_BUDGET", "")
+    if raw.strip():
+        return parse_size(raw)
+    return int(SHARE * (container_limit() or machine_memory()))
+
+
+def nbytes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
+    """Bytes of tensor and array data an object holds (a model's parameters and buffers, a Trace's tensors, a dict
+    of arrays…), each storage counted once; plain Python values count as their size in a rough sense (64 bytes)."""
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen or _depth > 12:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes if obj.base is None else nbytes(obj.base, seen, _depth + 1)
+    if isinstance(obj, torch.nn.Module):
+        return sum(nbytes(t, seen, _depth + 1) for t in [*obj.parameters(), *obj.buffers()])
+    if isinstance(obj, (bytes, bytearray, str)):
+        return len(obj)
+    if isinstance(obj, dict):
+        return 64 + sum(nbytes(k, seen, _depth + 1) + nbytes(v, seen, _depth + 1) for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return 64 + sum(nbytes(v, seen, _depth + 1) for v in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return 64 + sum(nbytes(getattr(obj, f.name), seen, _depth + 1) for f in dataclasses.fields(obj))
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return 64 + sum(nbytes(v, seen, _depth + 1) for v in vars(obj).values())
+    return 64
+
+
+def gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+@dataclasses.dataclass
+class _Entry:
+    value: Any
+    size: int
+
+
+class Store:
+    """Results kept between page runs, shared by every session, within one byte limit.
+
+    `get(key, make, estimate=…)` returns the kept value or makes it: one thread makes a given key at a time, and
+    others asking for the same key meanwhile wait and share its result (identical work runs once). Before making,
+    `estimate` bytes are reserved: least recently used entries are evicted to make room; if other learners'
+    reservations hold the room, it waits for them (up to `wait_s`); if the estimate exceeds the whole limit it raises
+    TooBig at once. After making, the entry is counted at its measured size (`nbytes`); a value larger than the whole
+    limit is handed back but not kept.
+    """
+
+    def __init__(self, limit: int | Callable[[], int] = limit_bytes, wait_s: float = 120.0):
+        self._limit = limit
+        self.wait_s = wait_s
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._reserved: dict[Hashable, int] = {}
+        self._making: dict[Hashable, threading.Event] = {}
+        self._lock = threading.Condition()
+        self.evictions = 0
+
+    @property
+    def limit(self) -> int:
+        return self._limit() if callable(self._limit) else self._limit
+
+    @property
+    def kept(self) -> int:
+        """Bytes of the entries kept now."""
+        with self._lock:
+            return sum(e.size for e in self._entries.values())
+
+    @property
+    def used(self) -> int:
+        """Kept bytes plus the reservations of work in progress."""
+        with self._lock:
+            return self._used()
+
+    def _used(self) -> int:
+        return sum(e.size for e in self._entries.values()) + sum(self._reserved.values())
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def peek(self, key: Hashable, default: Any = None) -> Any:
+        """The kept value for `key` (marked as recently used), or `default`."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return default
+            self._entries.move_to_end(key)
+            return entry.value
+
+    def get(self, key: Hashable, make: Callable[[], Any], estimate: int = 0, what: str = "this") -> Any:
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    self._entries.move_to_end(key)
+                    return entry.value
+                busy = self._making.get(key)
+                if busy is None:
+                    self._reserve(key, estimate, what)
+                    self._making[key] = threading.Event()
+                    break
+            busy.wait()  # another session is making the same thing: share it (or make it if that failed)
+        try:
+            value = make()
+        except BaseException:
+            with self._lock:
+                self._release(key)
+            raise
+        self.put(key, value, _made=True)
+        return value
+
+    def put(self, key: Hashable, value: Any, _made: bool = False) -> None:
+        """Keep `value` under `key` (replacing what was there: a trace that grew), evicting by size to stay within
+        the limit."""
+        size = nbytes(value)
+        with self._lock:
+            if _made:
+                self._release(key)
+            self._entries.pop(key, None)
+            if size <= self.limit:
+                self._entries[key] = _Entry(value, size)
+                self._evict(self.limit, keep=key)
+            self._lock.notify_all()
+
+    def drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._lock.notify_all()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._lock.notify_all()
+
+    def _reserve(self, key: Hashable, estimate: int, what: str) -> None:
+        limit = self.limit
+        if estimate > limit:
+            raise TooBig(f"{what} would need about {gb(estimate)}, more than this server's whole memory budget "
+                         f"({gb(limit)}): try a shorter text or a smaller model")
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            self._evict(limit - estimate)
+            if self._used() + estimate <= limit:
+                self._reserved[key] = estimate
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TooBig(f"{what} needs about {gb(estimate)} and other learners' work holds the server's memory "
+                             f"budget ({gb(limit)}) now: try again in a minute, or a shorter text")
+            self._lock.wait(min(left, 1.0))
+
+    def _release(self, key: Hashable) -> None:
+        self._reserved.pop(key, None)
+        done = self._making.pop(key, None)
+        if done is not None:
+            done.set()
+        self._lock.notify_all()
+
+    def _evict(self, target: int, keep: Hashable | None = None) -> None:
+        """Evict least recently used entries (never `keep`) until the used bytes are at most `target`."""
+        for key in list(self._entries):
+            if self._used() <= target:
+                return
+            if key != keep:
+                del self._entries[key]
+                self.evictions += 1
+
+
+store = Store()
+"""The process's one store: every page's kept results (pages/common/cache.py)."""
