@@ -4,12 +4,14 @@
     model = load_model()                 # the embedded default model (core.registry lists the others)
     tr = trace(model, "Hello world")     # tr.tokens, tr.logits, tr.pattern(layer), tr.resid_post(0)
     translate(load_model("translator-en-fr"), "the cat sees a dog").text   # the encoder–decoder: core.seq2seq
+    trace(model, "Hi", steer={"layer": 1, "vector": v, "scale": 2.0})      # interventions: core.interventions
 
 Pure torch/numpy/tiktoken: never imports streamlit or plotly, so it works from a notebook.
 """
 
 from core.config import PRESETS, ModelConfig
 from core.generate import Generation, GenerationTree, generate, sample_token, sampling_distribution
+from core.interventions import patch_sweep, steering_vector
 from core.learning import fine_tune
 from core.model import DEFAULT_RECORD, Recorder, Transformer
 from core.registry import load_model
@@ -31,8 +33,10 @@ __all__ = [
     "generate",
     "load_model",
     "load_tokenizer",
+    "patch_sweep",
     "sample_token",
     "sampling_distribution",
+    "steering_vector",
     "trace",
     "translate",
 ]

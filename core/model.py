@@ -4,10 +4,12 @@ A single nn.Module covers GPT-2 (learned positions, LayerNorm, GELU), Llama (RoP
 attention), BERT-style encoders (bidirectional attention, post-LayerNorm, token types, no LM head) and the original
 paper's sinusoidal positions. Module paths use TransformerLens names
 (`embed, pos_embed, blocks[i].{ln1, attn, ln2, mlp}, ln_final, unembed`), and every intermediate can be recorded
-under a dotted TransformerLens hook name. A call may also switch parts off (an `Ablation`: heads' z or whole MLP
-layers zeroed), on the same path.
+under a dotted TransformerLens hook name. A call may also EDIT any of those tensors (an `Edit`: zero it, add to it,
+or replace it at chosen positions) where the model computes it, before it is recorded and read on: switching parts off
+(an `Ablation`), activation patching and steering are all edits (core.interventions builds them).
 
-Recording belongs to ONE forward call: the caller passes a `Recorder`, the model writes into it and keeps nothing.
+Recording and editing belong to ONE forward call: the caller passes a `Recorder` (which carries the call's edits), the
+model writes into it and keeps nothing.
 A cached model can therefore serve many browser sessions on many threads at once. With no recorder (or one that
 does not ask for attention internals) attention takes the fast `F.scaled_dot_product_attention` path; when the
 scores or the pattern are wanted it takes the explicit softmax(q·kᵀ/√d + mask)·v path (for a causal model,
@@ -39,6 +41,8 @@ heads, hs = head size, d = d_model, m = MLP width). Trace strips the batch dimen
 | blocks.{i}.hook_mlp_out           | (B, T, d)        | MLP output                                        |
 | blocks.{i}.hook_resid_post        | (B, T, d)        | residual leaving block i                          |
 | ln_final.hook_normalized          | (B, T, d)        | final norm's output (pre-LN models only)          |
+
+Every name above is editable except hook_attn_scores and hook_pattern, which exist on the explicit path only.
 
 Pre-LN (GPT-2, Llama): x + attn(ln1(x)), then x + mlp(ln2(x)), then ln_final. Post-LN (BERT): ln1(x + attn(x)),
 then ln2(x + mlp(x)); ln1/ln2.hook_normalized then equal resid_mid/resid_post.
@@ -72,11 +76,77 @@ DEFAULT_RECORD = (
 )
 
 
+NOT_EDITABLE = ("hook_attn_scores", "hook_pattern")  # computed on the explicit attention path only
+
+
+@dataclass(frozen=True, eq=False)
+class Edit:
+    """One change to one named tensor in ONE forward call, made where the model computes that tensor — before it is
+    recorded and before the model reads it on (nnsight: any module output is editable inside one trace). Switching a
+    part off, patching and steering are all Edits; the shared model is never touched.
+
+    op: "zero" (set to 0), "add" (add `value`) or "set" (replace by `value`); `value` broadcasts against the tensor
+    (B, T, …) — a (d,) steering vector, or a (1, T, d) stream from another run.
+    where: bool (B or 1, T), True at the (batch row, position) pairs edited; None: every position. A batch row of its
+    own per patched position is how core.interventions.patch_sweep runs a whole sweep in a few forward passes.
+    heads: for per-head tensors (B, T, heads, hs), the heads edited; None: all.
+    """
+
+    name: str
+    op: str
+    value: torch.Tensor | None = None
+    where: torch.Tensor | None = None
+    heads: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.op not in ("zero", "add", "set"):
+            raise ValueError(f'an edit\'s op is "zero", "add" or "set", not {self.op!r}')
+        if (self.value is None) != (self.op == "zero"):
+            raise ValueError(f"edit {self.name}: {self.op!r} " + ("takes no value" if self.op == "zero" else "needs a value"))
+        if self.name.rsplit(".", 1)[-1] in NOT_EDITABLE:
+            raise ValueError(f"{self.name} cannot be edited: attention scores and patterns exist only when recorded; "
+                             "edit the head's output (attn.hook_z) instead")
+        if self.where is not None and (self.where.dtype != torch.bool or self.where.dim() != 2):
+            raise ValueError(f"edit {self.name}: `where` is a bool (batch, positions) mask, not {tuple(self.where.shape)}")
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Where this edit applies, broadcastable against x (B, T, …); None: everywhere."""
+        if self.where is None and self.heads is None:
+            return None
+        mask = torch.ones((1,) * x.dim(), dtype=torch.bool, device=x.device)
+        if self.where is not None:
+            if self.where.shape[1] != x.shape[1] or self.where.shape[0] not in (1, x.shape[0]):
+                raise ValueError(f"edit {self.name}: positions mask {tuple(self.where.shape)} does not fit the tensor "
+                                 f"{tuple(x.shape)}")
+            mask = mask & self.where.to(x.device).view(*self.where.shape, *(1,) * (x.dim() - 2))  # (B|1, T, 1…)
+        if self.heads is not None:
+            if x.dim() != 4:
+                raise ValueError(f"edit {self.name}: heads can be chosen in per-head tensors only, not {tuple(x.shape)}")
+            chosen = torch.zeros(x.shape[2], dtype=torch.bool, device=x.device)
+            chosen[list(self.heads)] = True
+            mask = mask & chosen.view(1, 1, -1, 1)  # (…, nh, 1)
+        return mask
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """x edited, as a new tensor (x itself is left as it was)."""
+        mask = self.mask(x)
+        if self.op == "zero":
+            return torch.zeros_like(x) if mask is None else x.masked_fill(mask, 0.0)
+        value = self.value.to(x.device, x.dtype)
+        try:
+            new = x + value if self.op == "add" else value.expand_as(x)
+        except RuntimeError:
+            raise ValueError(f"edit {self.name}: a value of shape {tuple(value.shape)} does not fit the tensor "
+                             f"{tuple(x.shape)}") from None
+        return new.clone() if mask is None and self.op == "set" else new if mask is None else torch.where(mask, new, x)
+
+
 @dataclass(frozen=True)
 class Ablation:
     """Parts switched off for ONE forward call (the shared model is never touched): attention heads, whose weighted
     sum of values z is set to zero before the output projection, and whole MLP layers, whose output is set to zero.
-    Zero-ablation, as in TransformerLens's head-ablation tutorial; the residual connection still carries the rest."""
+    Zero-ablation, as in TransformerLens's head-ablation tutorial; the residual connection still carries the rest.
+    It is carried out as Edits (`edits()`), like every other intervention."""
 
     heads: frozenset[tuple[int, int]] = frozenset()  # (layer, head)
     mlps: frozenset[int] = frozenset()  # layer
@@ -104,10 +174,17 @@ class Ablation:
     def heads_in(self, layer: int) -> list[int]:
         return sorted(h for lay, h in self.heads if lay == layer)
 
+    def edits(self) -> list[Edit]:
+        """The same switch-off as Edits: each layer's chosen heads of hook_z, and hook_mlp_out, set to zero."""
+        layers = sorted({layer for layer, _ in self.heads})
+        return [Edit(f"blocks.{layer}.attn.hook_z", "zero", heads=tuple(self.heads_in(layer))) for layer in layers] + \
+               [Edit(f"blocks.{layer}.hook_mlp_out", "zero") for layer in sorted(self.mlps)]
+
 
 class Recorder:
     """Collects the tensors one forward call was asked to record (by exact name or fnmatch pattern), and carries the
-    call's Ablation, if any: the model reads both from the call, never from itself.
+    call's Edits (an Ablation becomes edits too): the model reads both from the call, never from itself. Every named
+    tensor passes through the recorder (`x = rec(name, x)`), which edits it, keeps it if asked, and hands it back.
 
     compact_patterns: keep a causal model's attention patterns as float16 in `packed`, (B, nh, blocked_size(T)),
     instead of (B, nh, T, T) float32 in `store`: for each ATTN_BLOCK query rows a .. b - 1, only keys 0 .. b - 1
@@ -119,8 +196,11 @@ class Recorder:
     """
 
     def __init__(self, names: str | Iterable[str] = DEFAULT_RECORD, compact_patterns: bool = False,
-                 ablation: Ablation | None = None):
-        self.ablation = ablation
+                 ablation: Ablation | None = None, edits: Iterable[Edit] = ()):
+        self.edits: dict[str, list[Edit]] = {}
+        for edit in [*(ablation.edits() if ablation is not None else ()), *edits]:
+            self.edits.setdefault(edit.name, []).append(edit)
+        self.applied: set[str] = set()  # names of the edits carried out so far
         self.patterns = (names,) if isinstance(names, str) else tuple(names)
         self.store: dict[str, torch.Tensor] = {}
         self.packed: dict[str, torch.Tensor] = {}
@@ -134,9 +214,23 @@ class Recorder:
             self._decided[name] = hit
         return hit
 
-    def __call__(self, name: str, tensor: torch.Tensor) -> None:
+    def __call__(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The tensor named `name`, edited if this call edits it (a new tensor), recorded if asked for."""
+        edits = self.edits.get(name)
+        if edits:
+            for edit in edits:
+                tensor = edit.apply(tensor)
+            self.applied.add(name)
         if self.wants(name):
             self.store[name] = tensor.detach()
+        return tensor
+
+    def check_applied(self) -> None:
+        """ValueError for an edit whose tensor the forward pass never computed (a name the model does not have)."""
+        missed = sorted(set(self.edits) - self.applied)
+        if missed:
+            raise ValueError(f"no tensor named {missed} in this model's forward pass: nothing was edited there (see "
+                             "the names in core.model)")
 
     def pattern_rows(self, name: str, row: int, block: torch.Tensor, n_rows: int) -> None:
         """Query rows row .. row + n of a causal pattern with n_rows rows: block (B, nh, n, row + n), keys
@@ -184,9 +278,9 @@ def sdpa_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device) -
     return ~hidden, False
 
 
-def _rec(rec: Recorder | None, name: str, tensor: torch.Tensor) -> None:
-    if rec is not None:
-        rec(name, tensor)
+def _rec(rec: Recorder | None, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor as the call's recorder hands it back (edited if the call edits it); itself without a recorder."""
+    return tensor if rec is None else rec(name, tensor)
 
 
 def sinusoidal_table(n_positions: int, d_model: int) -> torch.Tensor:
@@ -283,9 +377,9 @@ class Attention(nn.Module):
         q, k, v, start = self.project(x, rotary, past, memory)
         S = k.shape[2]
         if rec is not None:
-            rec(p + "hook_q", q.transpose(1, 2))  # (B, T, nh, hs)
-            rec(p + "hook_k", k.transpose(1, 2))  # (B, S, nkv, hs)
-            rec(p + "hook_v", v.transpose(1, 2))  # (B, S, nkv, hs)
+            q = rec(p + "hook_q", q.transpose(1, 2)).transpose(1, 2)  # recorded (B, T, nh, hs); q (B, nh, T, hs)
+            k = rec(p + "hook_k", k.transpose(1, 2)).transpose(1, 2)  # recorded (B, S, nkv, hs)
+            v = rec(p + "hook_v", v.transpose(1, 2)).transpose(1, 2)  # recorded (B, S, nkv, hs)
         explicit = rec is not None and (rec.wants(p + "hook_attn_scores") or rec.wants(p + "hook_pattern"))
         if explicit:
             k_rep = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S, hs)
@@ -316,8 +410,7 @@ class Attention(nn.Module):
                 q, k, v, attn_mask=mask, is_causal=is_causal and T > 1, enable_gqa=nh != nkv
             )  # (B, nh, T, hs)
         z = z.transpose(1, 2)  # (B, T, nh, hs)
-        z = self.switch_off(z, rec)
-        _rec(rec, p + "hook_z", z)
+        z = _rec(rec, p + "hook_z", z)  # an Ablation's switched-off heads are zeroed here
         return self.out(z.reshape(B, T, nh * hs)), (k, v)  # (B, T, d)
 
     def project(self, x: torch.Tensor, rotary: Rotary | None, past: tuple[torch.Tensor, torch.Tensor] | None,
@@ -338,15 +431,6 @@ class Attention(nn.Module):
             k = torch.cat([past[0], k], dim=2)  # (B, nkv, S, hs)
             v = torch.cat([past[1], v], dim=2)  # (B, nkv, S, hs)
         return q, k, v, start
-
-    def switch_off(self, z: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
-        """z (B, T, nh, hs) with the heads this call's Ablation switches off set to zero (a copy; z itself is kept)."""
-        off = rec.ablation.heads_in(self.layer) if rec is not None and rec.ablation is not None else None
-        if not off:
-            return z
-        z = z.clone()
-        z[:, :, off] = 0.0
-        return z
 
     def causal_blocks(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rec: Recorder) -> torch.Tensor:
         """softmax(q·kᵀ + causal mask)·v, ATTN_BLOCK query rows at a time (q already scaled; all (B, nh, T, hs)).
@@ -381,17 +465,15 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
         p = self.prefix
         if self.kind == "swiglu":
-            pre = self.fc_gate(x)  # (B, T, m)
-            pre_linear = self.fc_in(x)  # (B, T, m)
-            _rec(rec, p + "hook_pre_linear", pre_linear)
+            pre_linear = _rec(rec, p + "hook_pre_linear", self.fc_in(x))  # (B, T, m)
+            pre = _rec(rec, p + "hook_pre", self.fc_gate(x))  # (B, T, m)
             post = F.silu(pre) * pre_linear  # (B, T, m)
         else:
-            pre = self.fc_in(x)  # (B, T, m)
+            pre = _rec(rec, p + "hook_pre", self.fc_in(x))  # (B, T, m)
             # GPT-2's "gelu_new" is the tanh approximation; BERT uses the exact erf form.
             post = F.relu(pre) if self.kind == "relu" else \
                 F.gelu(pre, approximate="tanh" if self.kind == "gelu" else "none")  # (B, T, m)
-        _rec(rec, p + "hook_pre", pre)
-        _rec(rec, p + "hook_post", post)
+        post = _rec(rec, p + "hook_post", post)
         return self.fc_out(post)  # (B, T, d)
 
 
@@ -409,42 +491,29 @@ class Block(nn.Module):
         if self.post_norm:
             return self.forward_post_norm(x, rec, rotary, past)
         p = self.prefix
-        _rec(rec, p + "hook_resid_pre", x)
-        h = self.ln1(x)  # (B, T, d)
-        _rec(rec, p + "ln1.hook_normalized", h)
+        x = _rec(rec, p + "hook_resid_pre", x)
+        h = _rec(rec, p + "ln1.hook_normalized", self.ln1(x))  # (B, T, d)
         attn_out, present = self.attn(h, rec, rotary, past)  # (B, T, d)
-        _rec(rec, p + "hook_attn_out", attn_out)
-        x = x + F.dropout(attn_out, self.dropout, self.training)  # (B, T, d)
-        _rec(rec, p + "hook_resid_mid", x)
-        h = self.ln2(x)  # (B, T, d)
-        _rec(rec, p + "ln2.hook_normalized", h)
-        mlp_out = self.mlp_switchable(h, rec)  # (B, T, d)
-        _rec(rec, p + "hook_mlp_out", mlp_out)
-        x = x + F.dropout(mlp_out, self.dropout, self.training)  # (B, T, d)
-        _rec(rec, p + "hook_resid_post", x)
+        attn_out = _rec(rec, p + "hook_attn_out", attn_out)
+        x = _rec(rec, p + "hook_resid_mid", x + F.dropout(attn_out, self.dropout, self.training))  # (B, T, d)
+        h = _rec(rec, p + "ln2.hook_normalized", self.ln2(x))  # (B, T, d)
+        mlp_out = _rec(rec, p + "hook_mlp_out", self.mlp(h, rec))  # (B, T, d); an Ablation's MLP off: zeroed here
+        x = _rec(rec, p + "hook_resid_post", x + F.dropout(mlp_out, self.dropout, self.training))  # (B, T, d)
         return x, present
-
-    def mlp_switchable(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
-        """The MLP's output, or zeros when this call's Ablation switches this layer's MLP off."""
-        out = self.mlp(x, rec)  # (B, T, d)
-        if rec is not None and rec.ablation is not None and self.index in rec.ablation.mlps:
-            return torch.zeros_like(out)
-        return out
 
     def forward_post_norm(self, x, rec, rotary, past):
         """BERT's order: the residual add comes first, the norm after it."""
         p = self.prefix
-        _rec(rec, p + "hook_resid_pre", x)
+        x = _rec(rec, p + "hook_resid_pre", x)
         attn_out, present = self.attn(x, rec, rotary, past)  # (B, T, d)
-        _rec(rec, p + "hook_attn_out", attn_out)
+        attn_out = _rec(rec, p + "hook_attn_out", attn_out)
         x = self.ln1(x + F.dropout(attn_out, self.dropout, self.training))  # (B, T, d)
-        _rec(rec, p + "ln1.hook_normalized", x)
-        _rec(rec, p + "hook_resid_mid", x)
-        mlp_out = self.mlp_switchable(x, rec)  # (B, T, d)
-        _rec(rec, p + "hook_mlp_out", mlp_out)
+        x = _rec(rec, p + "ln1.hook_normalized", x)
+        x = _rec(rec, p + "hook_resid_mid", x)
+        mlp_out = _rec(rec, p + "hook_mlp_out", self.mlp(x, rec))  # (B, T, d)
         x = self.ln2(x + F.dropout(mlp_out, self.dropout, self.training))  # (B, T, d)
-        _rec(rec, p + "ln2.hook_normalized", x)
-        _rec(rec, p + "hook_resid_post", x)
+        x = _rec(rec, p + "ln2.hook_normalized", x)
+        x = _rec(rec, p + "hook_resid_post", x)
         return x, present
 
 
@@ -525,20 +594,18 @@ class Transformer(nn.Module):
             raise ValueError(f"{start + T} tokens exceed the context length {cfg.n_ctx}")
         if logits != "none" and not cfg.lm_head:
             raise ValueError(f"{cfg.name} is an encoder with no language-model head: ask for logits='none'")
-        x = self.embed(idx)  # (B, T, d)
-        _rec(rec, "hook_embed", x)
+        x = _rec(rec, "hook_embed", self.embed(idx))  # (B, T, d)
         if self.pos_embed is not None and positions:
             pos = self.pos_embed(torch.arange(start, start + T, device=idx.device))  # (T, d)
             pos = pos.expand(B, T, cfg.d_model)  # (B, T, d)
-            _rec(rec, "hook_pos_embed", pos)
+            pos = _rec(rec, "hook_pos_embed", pos)
             x = x + pos
         if self.token_type_embed is not None:  # one sentence: every token is segment A (type 0)
             types = self.token_type_embed(torch.zeros_like(idx))  # (B, T, d)
-            _rec(rec, "hook_token_type_embed", types)
+            types = _rec(rec, "hook_token_type_embed", types)
             x = x + types
         if self.ln_embed is not None:
-            x = self.ln_embed(x)  # (B, T, d)
-            _rec(rec, "ln_embed.hook_normalized", x)
+            x = _rec(rec, "ln_embed.hook_normalized", self.ln_embed(x))  # (B, T, d)
         x = F.dropout(x, cfg.dropout, self.training)
         presents: KVCache = []
         for i, block in enumerate(self.blocks):
@@ -547,8 +614,7 @@ class Transformer(nn.Module):
                 presents.append(present)
             del present
         if self.ln_final is not None:
-            x = self.ln_final(x)  # (B, T, d)
-            _rec(rec, "ln_final.hook_normalized", x)
+            x = _rec(rec, "ln_final.hook_normalized", self.ln_final(x))  # (B, T, d)
         if logits == "none":
             return None, presents
         if logits == "last":

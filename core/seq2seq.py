@@ -91,19 +91,15 @@ class DecoderBlock(nn.Module):
 
     def forward(self, x, memory, rec, past):
         p = self.prefix
-        _rec(rec, p + "hook_resid_pre", x)
+        x = _rec(rec, p + "hook_resid_pre", x)  # every _rec hands back the tensor as the call's edits left it
         attn_out, self_kv = self.attn(x, rec, None, None if past is None else past[0])  # (B, T, d)
-        _rec(rec, p + "hook_attn_out", attn_out)
-        x = self.add_norm(x, attn_out, self.ln1)  # (B, T, d)
-        _rec(rec, p + "hook_resid_mid", x)
+        attn_out = _rec(rec, p + "hook_attn_out", attn_out)
+        x = _rec(rec, p + "hook_resid_mid", self.add_norm(x, attn_out, self.ln1))  # (B, T, d)
         cross_out, cross_kv = self.cross_attn(x, rec, None, None if past is None else past[1], memory)  # (B, T, d)
-        _rec(rec, p + "hook_cross_attn_out", cross_out)
-        x = self.add_norm(x, cross_out, self.ln_cross)  # (B, T, d)
-        _rec(rec, p + "hook_resid_mid_cross", x)
-        mlp_out = self.mlp(x, rec)  # (B, T, d)
-        _rec(rec, p + "hook_mlp_out", mlp_out)
-        x = self.add_norm(x, mlp_out, self.ln2)  # (B, T, d)
-        _rec(rec, p + "hook_resid_post", x)
+        cross_out = _rec(rec, p + "hook_cross_attn_out", cross_out)
+        x = _rec(rec, p + "hook_resid_mid_cross", self.add_norm(x, cross_out, self.ln_cross))  # (B, T, d)
+        mlp_out = _rec(rec, p + "hook_mlp_out", self.mlp(x, rec))  # (B, T, d)
+        x = _rec(rec, p + "hook_resid_post", self.add_norm(x, mlp_out, self.ln2))  # (B, T, d)
         return x, (self_kv, cross_kv)
 
 
@@ -146,10 +142,9 @@ class EncoderDecoder(nn.Module):
         B, T = ids.shape
         if start + T > cfg.n_ctx:
             raise ValueError(f"{start + T} tokens exceed the translator's length limit {cfg.n_ctx}")
-        x = self.embed(ids) * math.sqrt(cfg.d_model)  # (B, T, d)
-        _rec(rec, root + "hook_embed", x)
+        x = _rec(rec, root + "hook_embed", self.embed(ids) * math.sqrt(cfg.d_model))  # (B, T, d)
         pos = self.pos_embed(torch.arange(start, start + T, device=ids.device)).expand(B, T, cfg.d_model)  # (B, T, d)
-        _rec(rec, root + "hook_pos_embed", pos)
+        pos = _rec(rec, root + "hook_pos_embed", pos)
         return F.dropout(x + pos, cfg.dropout, self.training)
 
     def encode(self, source: torch.Tensor, rec: Recorder | None = None) -> torch.Tensor:

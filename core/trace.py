@@ -24,6 +24,7 @@ import torch
 
 from core.config import ModelConfig
 from core.integrity import check_logits
+from core.interventions import edits_for
 from core.model import (
     ATTN_BLOCK,
     DEFAULT_RECORD,
@@ -315,6 +316,8 @@ def trace(
     max_tokens: int | None = None,
     positions: bool = True,
     ablate: dict | None = None,
+    steer: dict | None = None,
+    patch: dict | list[dict] | None = None,
 ) -> Trace:
     """Run `model` on a text (or token ids) and record the named intermediates.
 
@@ -325,6 +328,9 @@ def trace(
     ablate: parts switched off for this call only, {"heads": [(layer, head), …], "mlps": [layer, …]} (see
     core.model.Ablation): a head's z or an MLP layer's output is zeroed on the same recorded path. The shared model
     is not modified; an empty ablation gives bit-identical results.
+    steer: {"layer": L, "vector": v, "scale": s} adds s·v to the residual stream entering block L at every position;
+    patch: {"layer": L, "position": p, "source": another_trace} copies that trace's stream entering block L at p
+    (core.interventions). Like `ablate`, they are edits carried by this call's recorder; scale 0 changes nothing.
     Input longer than the context length (or `max_tokens`) keeps its first tokens; `n_truncated` says how many were
     cut.
     An encoder (no language-model head) records no logits and no lens, whatever is asked.
@@ -338,11 +344,12 @@ def trace(
     limit = model.config.n_ctx if max_tokens is None else min(max_tokens, model.config.n_ctx)
     n_truncated = max(0, len(ids) - limit)
     ids = ids[:limit]
+    edits = edits_for(model.config, len(ids), steer=steer, patch=patch)
     patterns = (record,) if isinstance(record, str) else tuple(record)
     wanted = Recorder(patterns)
     compact = len(ids) > COMPACT_FROM and model.config.causal  # an encoder's pattern has no zero triangle to drop
     rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact,
-                   ablation=ablation)
+                   ablation=ablation, edits=edits)
     check_budget(model.config, rec, len(ids))
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     with torch.inference_mode():
