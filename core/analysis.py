@@ -385,7 +385,10 @@ def shuffle_keeping(ids: list[int], keep: set[int], seed: int) -> list[int]:
     return moved
 
 
-def word_order_experiment(model: Transformer, ids: list[int], seed: int = 0) -> OrderExperiment:
+def word_order_experiment(model: Transformer, tr: Trace, seed: int = 0) -> OrderExperiment:
+    """The text's trace `tr` (the original order, positions on) beside three runs that change one thing each: the
+    words shuffled, the position signal removed, both."""
+    ids = tr.token_ids
     special = set(model.tokenizer.special_tokens.values()) if model.tokenizer else set()
     keep = {i for i, t in enumerate(ids) if t in special}
     if model.config.causal:
@@ -393,7 +396,8 @@ def word_order_experiment(model: Transformer, ids: list[int], seed: int = 0) -> 
     moved = shuffle_keeping(ids, keep, seed)
     shuffled = [ids[i] for i in moved]
     last = hook(model.config.n_layers - 1, "hook_resid_post")
-    runs = {(name, pos): trace(model, order, record=(last,), positions=pos)
+    runs = {(name, pos): tr if (name, pos) == ("original", True) else trace(model, order, record=(last,),
+                                                                             positions=pos)
             for name, order in (("original", ids), ("shuffled", shuffled)) for pos in (True, False)}
     cosine = {}
     for pos in (True, False):

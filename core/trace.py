@@ -63,7 +63,7 @@ def attention_record(layer: int) -> tuple[str, ...]:
 
 def mlp_record(layer: int) -> tuple[str, ...]:
     """What to record to show one layer's feed-forward step by step: its input, hidden units and output."""
-    return tuple(hook(layer, n) for n in ("ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear", "mlp.hook_post",
+    return tuple(hook(layer, n) for n in ("ln2.hook_normalized", "mlp.hook_pre_linear", "mlp.hook_pre", "mlp.hook_post",
                                           "hook_mlp_out", "hook_resid_mid"))
 
 
@@ -93,6 +93,7 @@ class Trace:
     _lens_probs: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, T, k)
     n_truncated: int = 0  # tokens cut off because the input exceeded the context length
     _packed: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # compact patterns, see above
+    edited: bool = False  # a run with something changed inside (switched off, positions removed…): `grow` refuses it
 
     def __getitem__(self, name: str) -> torch.Tensor:
         """A recorded tensor by its name (see core.model's table), as a copy."""
@@ -125,6 +126,16 @@ class Trace:
     @property
     def n_tokens(self) -> int:
         return len(self.token_ids)
+
+    def lacks(self, record: str | Iterable[str] = (), logits: str = "last", lens_top_k: int | None = None) -> bool:
+        """True when this trace does not hold everything asked (recorded names or patterns, every position's logits,
+        the logit lens with at least `lens_top_k` tokens): what `grow` would add."""
+        if missing_names(self, record):
+            return True
+        if not self.config.lm_head:
+            return False
+        return (logits == "all" and self._all_logits is None) or bool(
+            lens_top_k and (self._lens_ids is None or self._lens_ids.shape[-1] < lens_top_k))
 
     logits = _copy_of("_logits", "(V,) the last position's logits (None for an encoder).")
     all_logits = _copy_of("_all_logits", '(T, V), when the trace was asked for logits="all".')
@@ -335,6 +346,8 @@ def trace(
     cut.
     An encoder (no language-model head) records no logits and no lens, whatever is asked.
     """
+    if max_tokens is not None and max_tokens <= 0:
+        raise ValueError(f"max_tokens must be a positive number of tokens, not {max_tokens}")
     if not model.config.lm_head:
         logits, lens_top_k = "none", None
     ablation = Ablation.parse(ablate, model.config)
@@ -371,7 +384,102 @@ def trace(
     return Trace(
         token_ids=ids, tokens=tokens, token_bytes=token_bytes, config=model.config, _cache=cache, _logits=last,
         _all_logits=all_logits, _lens_ids=lens_ids, _lens_probs=lens_probs, n_truncated=n_truncated, _packed=packed,
+        edited=ablation is not None or not positions or bool(edits),
     )
+
+
+_ATTN_NAMES = ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern",
+               "attn.hook_z")
+_MLP_NAMES = ("mlp.hook_pre_linear", "mlp.hook_pre", "mlp.hook_post")
+# One block's names in the order it records them: pre-LN x + attn(ln1(x)), then x + mlp(ln2(x)); post-LN (BERT)
+# ln1(x + attn(x)), then ln2(x + mlp(x)).
+PRE_NORM_BLOCK = ("hook_resid_pre", "ln1.hook_normalized", *_ATTN_NAMES, "hook_attn_out", "hook_resid_mid",
+                  "ln2.hook_normalized", *_MLP_NAMES, "hook_mlp_out", "hook_resid_post")
+POST_NORM_BLOCK = ("hook_resid_pre", *_ATTN_NAMES, "hook_attn_out", "ln1.hook_normalized", "hook_resid_mid",
+                   *_MLP_NAMES, "hook_mlp_out", "ln2.hook_normalized", "hook_resid_post")
+
+
+def recordable(cfg: ModelConfig) -> list[str]:
+    """Every name a forward pass of a model with this config can record, in the order it records them (core.model's
+    table, for this family: no position vectors with RoPE, BERT's segment vectors and embedding norm, SwiGLU's linear
+    branch, the final norm of pre-LN models)."""
+    names = ["hook_embed"]
+    names += ["hook_pos_embed"] if cfg.positional != "rope" else []
+    names += ["hook_token_type_embed"] if cfg.n_token_types else []
+    names += ["ln_embed.hook_normalized"] if cfg.post_norm else []
+    per_block = [n for n in (POST_NORM_BLOCK if cfg.post_norm else PRE_NORM_BLOCK)
+                 if cfg.mlp == "swiglu" or n != "mlp.hook_pre_linear"]
+    names += [hook(i, n) for i in range(cfg.n_layers) for n in per_block]
+    names += ["ln_final.hook_normalized"] if not cfg.post_norm else []
+    return names
+
+
+def missing_names(tr: Trace, record: str | Iterable[str]) -> list[str]:
+    """The names (or matches of fnmatch patterns) in `record` that this model records and `tr` does not hold."""
+    wanted = Recorder((record,) if isinstance(record, str) else tuple(record))
+    return [n for n in recordable(tr.config) if wanted.wants(n) and n not in tr]
+
+
+@torch.no_grad()
+def grow(model: Transformer, tr: Trace, record: str | Iterable[str] = (), logits: str = "last",
+         lens_top_k: int | None = None) -> Trace:
+    """`tr` with more in it — the names (or fnmatch patterns) in `record` that it lacks, every position's logits
+    (logits="all"), the logit lens (lens_top_k) — computed from what `tr` kept, never by a whole new forward pass:
+    each block that owns a missing name runs again on the residual stream `tr` recorded entering it (1/n_layers of a
+    forward each, the same inputs and weights, so the same numbers), the final norm and unembedding on the last
+    stream. What `tr` already holds is kept as it is. `tr` itself is unchanged (the new Trace shares its tensors).
+
+    `tr` must be a plain run of `model` (no ablation, positions on) that recorded the residual stream entering each
+    block it needs (DEFAULT_RECORD and RESIDUAL_RECORD do); a ValueError says what is missing otherwise."""
+    cfg = model.config
+    if not tr.lacks(record, logits, lens_top_k):
+        return tr
+    if tr.edited:
+        raise ValueError("this trace is an edited run (parts switched off or positions removed): grow computes the "
+                         "plain model, so trace the edited run again with everything it needs recorded")
+    missing = missing_names(tr, record)
+    T = tr.n_tokens
+    compact = T > COMPACT_FROM and cfg.causal
+    check_budget(cfg, Recorder(tuple(tr.names) + tuple(missing), compact_patterns=compact), T)
+    extra: dict[str, torch.Tensor] = {}
+    packed: dict[str, torch.Tensor] = {}
+    for layer in sorted({int(n.split(".")[1]) for n in missing if n.startswith("blocks.")}):
+        names = [n for n in missing if n.startswith(f"blocks.{layer}.")]
+        rec = Recorder(names, compact_patterns=compact)
+        model.blocks[layer](_stream_into(tr, layer).to(model.device)[None], rec, model.rotary, None)
+        extra.update({name: t[0].cpu() for name, t in rec.store.items()})
+        packed.update({name: t[0].cpu() for name, t in rec.packed.items()})
+    outside = [n for n in missing if not n.startswith("blocks.")]
+    if outside == ["ln_final.hook_normalized"]:
+        extra[outside[0]] = model.ln_final(_last_stream(tr).to(model.device)).cpu()
+    elif outside:
+        raise ValueError(f"the trace did not record {outside}, which only a new forward pass computes: record them "
+                         "when tracing (DEFAULT_RECORD keeps the embedding-stage names)")
+    all_logits, lens_ids, lens_probs = tr._all_logits, tr._lens_ids, tr._lens_probs
+    if cfg.lm_head and logits == "all" and all_logits is None:
+        final = _last_stream(tr).to(model.device)
+        all_logits = model.unembed_logits(model.ln_final(final) if model.ln_final is not None else final).float().cpu()
+    if cfg.lm_head and lens_top_k and (lens_ids is None or lens_ids.shape[-1] < lens_top_k):
+        stream = torch.stack([_stream_into(tr, i + 1, extra) for i in range(cfg.n_layers)])
+        lens_ids, lens_probs = lens_tops(model, stream, lens_top_k)
+    return dataclasses.replace(tr, _cache={**tr._cache, **extra}, _packed={**tr._packed, **packed},
+                               _all_logits=all_logits, _lens_ids=lens_ids, _lens_probs=lens_probs)
+
+
+def _stream_into(tr: Trace, layer: int, extra: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """(T, d) the residual stream entering block `layer` (layer == n_layers: leaving the last block), from `tr` or
+    from tensors just computed (`extra`)."""
+    for name in (hook(layer, "hook_resid_pre"), hook(layer - 1, "hook_resid_post")):
+        if extra and name in extra:
+            return extra[name]
+        if name in tr:
+            return tr._cache[name]
+    raise ValueError(f"the trace kept no residual stream entering block {layer}: trace with DEFAULT_RECORD or "
+                     "RESIDUAL_RECORD to grow it")
+
+
+def _last_stream(tr: Trace) -> torch.Tensor:
+    return _stream_into(tr, tr.config.n_layers)
 
 
 @torch.no_grad()
@@ -380,6 +488,8 @@ def with_attention(model: Transformer, tr: Trace, layer: int) -> Trace:
     from the residual stream `tr` recorded entering that layer: one block's attention instead of a whole forward
     pass (about 1/n_layers of the work), on the same inputs with the same weights, so the same numbers. `tr` must
     come from `model` without ablation (an ablated head's z would differ)."""
+    if not 0 <= layer < model.config.n_layers:
+        raise ValueError(f"layer {layer} is not in this model (layers 0 to {model.config.n_layers - 1})")
     names = attention_record(layer)
     if all(n in tr for n in names):
         return tr

@@ -15,7 +15,7 @@ def test_word_order_experiment_without_positions():
     ids = [5, 17, 9, 33, 21, 8, 40, 2]
     for preset in ("tiny-bert", "tiny-sinusoidal", "tiny-llama"):
         model = tiny(preset)
-        exp = word_order_experiment(model, ids, seed=1)
+        exp = word_order_experiment(model, trace(model, ids), seed=1)
         assert sorted(exp.shuffled) == sorted(ids) and exp.shuffled != ids
         assert [exp.original[i] for i in exp.moved_from] == exp.shuffled
         if model.config.causal:

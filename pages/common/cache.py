@@ -179,9 +179,7 @@ def sequence_scores(name: str, device: str):
 
 @kept(spinner="Running the word-order experiment…")
 def order_experiment(name: str, device: str, text: str, seed: int):
-    loaded = model(name, device)
-    ids = loaded.tokenizer.encode(text)[: token_limit(loaded.config)]
-    return word_order_experiment(loaded, ids, seed)
+    return word_order_experiment(model(name, device), traced(name, device, text), seed)
 
 
 @kept(spinner="Projecting the embedding table…")
@@ -327,3 +325,57 @@ def lesson(name: str, device: str, text: str):
 
     loaded = model(name, device)
     return gather(loaded, traced(name, device, text, record=lesson_record(loaded.config)))
+
+
+# --- causal experiments: activation patching, steering, surprise (core.interventions, core.surprisal) ---
+
+
+@st.cache_data(max_entries=32, show_spinner="Patching every layer at every position…")
+def patch_grid(name: str, device: str, clean: str, corrupt: str, target: int):
+    """(n_layers, T) P(target) after each single patch (core.patch_sweep), as numpy."""
+    from core import patch_sweep
+
+    return patch_sweep(model(name, device), clean, corrupt, target).numpy()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def patched(name: str, device: str, clean: str, corrupt: str, layer: int, position: int):
+    """The corrupted sentence traced with one patch from the clean one's trace (last-position logits only)."""
+    return trace(model(name, device), corrupt, record=(),
+                 patch={"layer": layer, "position": position, "source": traced(name, device, clean)})
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def steering_vector(name: str, device: str, positive: str, negative: str, layer: int):
+    """(d,) positive − negative residual stream entering `layer`, last token, from the two texts' default traces."""
+    from core import steering_vector as difference
+
+    return difference(traced(name, device, positive), traced(name, device, negative), layer)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def steered(name: str, device: str, positive: str, negative: str, prompt: str, layer: int, scale: float):
+    """The prompt traced with scale × the pair's steering vector added entering `layer` (last-position logits)."""
+    vector = steering_vector(name, device, positive, negative, layer)
+    loaded = model(name, device)
+    return trace(loaded, prompt, record=(), max_tokens=token_limit(loaded.config),
+                 steer={"layer": layer, "vector": vector, "scale": scale})
+
+
+@st.cache_data(max_entries=32, show_spinner="Writing the continuations…")
+def steered_text(name: str, device: str, positive: str, negative: str, prompt: str, layer: int, scale: float,
+                 n_tokens: int) -> str:
+    """Greedy continuation of the prompt under the steering (scale 0: the model as it is)."""
+    from core import generate
+
+    vector = steering_vector(name, device, positive, negative, layer)
+    return generate(model(name, device), prompt, max_new_tokens=n_tokens, temperature=0.0,
+                    steer={"layer": layer, "vector": vector, "scale": scale}).text
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def surprise(name: str, device: str, text: str):
+    """Every token's −log p and the top-5 the model expected there (core.surprisal), from one trace with all logits."""
+    from core.surprisal import surprisal
+
+    return surprisal(traced(name, device, text, record=(), logits="all"))

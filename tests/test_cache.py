@@ -1,0 +1,50 @@
+"""pages/common/cache.py: one trace per text, grown for each view; everything kept within the memory budget."""
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core import budget
+from core.model import Transformer
+from pages.common.nav import PAGES as SPECS
+from pages.common.sidebar import DEFAULT_TEXT
+from tests.test_app import APP
+
+# Pages whose point is running the model again on other inputs (generating, training, few-shot prompts, the
+# translator): left out of the count, as the trace does not serve them.
+RERUNS = {"pages/generation.py", "pages/fine_tuning.py", "pages/training.py", "pages/prompting.py",
+          "pages/translation.py"}
+
+
+@pytest.mark.slow
+def test_every_page_with_one_text_runs_one_forward_pass_of_it(monkeypatch):
+    budget.store.clear()
+    original, seen = Transformer.forward, []
+    visited, generated = [], []
+
+    def counting(self, idx, *args, kv_cache=True, **kwargs):
+        page = visited[-1] if visited else "start"
+        edited = not kwargs.get("positions", True) or getattr(kwargs.get("rec"), "edits", None)
+        if kv_cache:  # generation keeps its keys and values: counted apart, below
+            generated.append(page)
+        elif not edited:  # a plain pass (an experiment edits its run: positions removed, parts switched off)
+            seen.append((page, idx[0].tolist()))
+        return original(self, idx, *args, kv_cache=kv_cache, **kwargs)
+
+    monkeypatch.setattr(Transformer, "forward", counting)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    from core import registry
+
+    ids = registry.load_model("tiny-stories-1m").tokenizer.encode(DEFAULT_TEXT)
+    for spec in SPECS:
+        if spec.path in RERUNS:
+            continue
+        visited.append(spec.path)
+        at.switch_page(spec.path)
+        at.run()
+        assert not at.exception, (spec.path, [e.value for e in at.exception])
+    full = [page for page, s in seen if s == ids]
+    assert len(visited) >= 10 and len(full) == 1, f"forward passes of the text on {full}"
+    # the lesson's and the next-token page's continuation of the text (temperature 0) are generations, not views
+    assert set(generated) <= {"pages/lesson.py", "pages/quiz.py", "pages/next_token.py"}, generated
