@@ -38,8 +38,8 @@ class HubError(ConnectionError):
 
 
 def is_repo_id(name: str) -> bool:
-    """'org/name' as the Hub spells repo ids (no paths, no URLs)."""
-    return bool(REPO_ID.match(name)) and ".." not in name
+    """'org/name' as the Hub spells repo ids (no paths, no URLs; no '--' or '..', which huggingface_hub refuses)."""
+    return bool(REPO_ID.match(name)) and ".." not in name and "--" not in name
 
 
 def _progress_bar(progress: Progress | None, done: int, total: int, filename: str) -> type[tqdm] | None:
@@ -124,6 +124,20 @@ def download(repo_id: str, progress: Progress | None = None) -> Path:
         raise _explain(repo_id, err) from None
 
 
+def cached(repo_id: str) -> bool:
+    """Every file `download` needs is in the local Hugging Face cache (no network)."""
+    try:
+        _download(repo_id, None, local_only=True)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def reachable(timeout: float = 3.0) -> bool:
+    """The Hub's address answers a TCP connection (or a proxy is set, which the check cannot see through)."""
+    return _unreachable(timeout) is None
+
+
 def _unreachable(timeout: float = 3.0) -> str | None:
     """Why the Hub's address cannot be reached (a quick TCP connection), or None. huggingface_hub would retry for
     about 20 s first; a learner without a network should hear it at once. Skipped behind a proxy."""
@@ -185,9 +199,10 @@ def supported(hf_config: dict, repo_id: str = "this model") -> None:
     try:
         cfg = config_from_hf(hf_config)
     except ValueError as err:
-        known = hf_config.get("model_type") in ("gpt2", "llama", "bert")
-        detail = f" ({err})" if known else " (Glassbox reads GPT-2-, Llama- and BERT-family models)"
-        raise ValueError(f"{repo_id}: not supported yet: {architecture}{detail}") from None
+        if hf_config.get("model_type") in ("gpt2", "llama", "bert"):  # a family the core builds: say what is wrong
+            raise ValueError(f"{repo_id}: its config.json cannot be used: {err}") from None
+        raise ValueError(f"{repo_id}: not supported yet: {architecture} (Glassbox reads GPT-2-, Llama- and "
+                         "BERT-family models)") from None
     check_fits(cfg, repo_id)
 
 

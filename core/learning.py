@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from core.config import ModelConfig
-from core.integrity import ASSETS, check_asset
+from core.integrity import ASSETS, NonFinite, check_asset
 from core.model import Transformer
-from core.training import batch, encode_stories, loss_on
+from core.training import batch, check_settings, encode_stories, loss_on
 
 FINE_TUNE_MAX_PARAMS = 5_000_000  # a copy plus AdamW's two moments: ~4 × 4 bytes a parameter, ~80 MB at this size
 MAX_STEPS = 2000
@@ -62,6 +62,9 @@ def _train(model: Transformer, ids: torch.Tensor, steps: int, lr: float, seed: i
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             losses.append(loss.item())
+            if not math.isfinite(losses[-1]):  # never hand back an all-NaN model as if it had learned
+                raise NonFinite(f"training diverged at step {step + 1} (the loss is {losses[-1]}): try a smaller "
+                                "learning rate")
             if on_step is not None:
                 on_step(step + 1)
             if progress is not None:
@@ -86,10 +89,11 @@ def fine_tune(model: Transformer, texts: list[str], steps: int, lr: float = 1e-3
     if model.num_params() > FINE_TUNE_MAX_PARAMS:
         raise ValueError(f"{model.config.name} has {model.num_params():,} parameters; fine-tuning in the app is for "
                          f"models up to {FINE_TUNE_MAX_PARAMS:,} (a copy and its optimiser state per learner)")
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
+    check_settings(steps, lr, batch_size, MAX_STEPS)
     if model.tokenizer is None:
         raise ValueError("fine-tuning on text needs a model with a tokenizer")
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a list of strings (one sentence or story each)")
     ids = encode_stories(model.tokenizer, [t for t in texts if t.strip()])
     if len(ids) < 2:
         raise ValueError("nothing to learn from: type at least one sentence")
@@ -131,9 +135,14 @@ def pretrain(tokenizer, text: str, steps: int, seed: int = 0, lr: float = 3e-3, 
              n_snapshots: int = 5, progress: Progress | None = None) -> Pretrained:
     """Train `tiny_gpt` from random weights on `text` for `steps` steps; keep the weights at n_snapshots steps
     spread from 0 to the end."""
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
+    check_settings(steps, lr, batch_size, MAX_STEPS)
+    if not isinstance(n_snapshots, int) or not 1 <= n_snapshots <= steps + 1:
+        raise ValueError(f"n_snapshots must be from 1 to steps + 1, not {n_snapshots!r}")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("nothing to learn from: the text is empty")
     ids = encode_stories(tokenizer, [p for p in re.split(r"\n\s*\n", text) if p.strip()])
+    if len(ids) < 2:
+        raise ValueError("nothing to learn from: the text has fewer than two tokens")
     cfg = tiny_gpt(tokenizer.n_vocab)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -31,6 +31,7 @@ from core.training import TrainingLog
 from core.weights import Progress, load_dir
 
 MODELS_DIR = ASSETS / "models"
+MAX_NAME_CHARS = 1000  # a name, a folder or a Hub repo id (at most 193 characters on the Hub)
 DEFAULT_MODEL = "tiny-stories-1m"
 
 Loader = Callable[[str | torch.device, Progress | None], Transformer]
@@ -79,6 +80,13 @@ class ModelEntry:
     encoder: bool = False  # bidirectional, no next-token head
     module: str | None = None  # the pip package that must be installed
     seq2seq: bool = False  # an encoder–decoder (core.seq2seq): it translates, it does not continue a text
+    hub_repo: str | None = None  # a packaged model's own Hub repo: used where the package is not installed
+
+    @property
+    def from_hub(self) -> bool:
+        """A packaged model taken from its Hub repo, because its package is not installed (Community Cloud installs
+        requirements.txt only, and these packages need --no-deps)."""
+        return self.hub_repo is not None and self.module is not None and not _installed(self.module)
 
     @property
     def kind(self) -> str:
@@ -88,10 +96,12 @@ class ModelEntry:
     @property
     def label(self) -> str:
         where = {"shipped": "offline", "packaged": "offline, pip package", "hub": "Hugging Face Hub, downloads once"}
-        return f"{self.name} ({self.about}; {where[self.source]})"
+        return f"{self.name} ({self.about}; {where['hub' if self.from_hub else self.source]})"
 
     @property
     def available(self) -> bool:
+        if self.from_hub:
+            return _hub_usable(self.hub_repo)
         return self.module is None or _installed(self.module)
 
     @property
@@ -102,12 +112,17 @@ class ModelEntry:
         """Do the slow one-time part (the Hub download, SmolLM2's conversion) so that `load` only reads local files:
         the app calls this outside its model cache, where it may draw a progress bar. Returns a notice for the
         learner when something needed fixing (a damaged cache rebuilt, a cache that could not be saved)."""
+        if self.from_hub:
+            hub.download(self.hub_repo, progress)
+            return None
         if self.prepare is not None:
             return getattr(self.prepare(progress), "notice", None)
         return None
 
     def load(self, device: str | torch.device = "auto", progress: Progress | None = None) -> Transformer:
         """In eval mode with gradients off, on `device` ("auto": CUDA when present)."""
+        if self.from_hub:
+            return hub.load(self.hub_repo, device, progress, name=self.name)
         return self.loader(device, progress)
 
 
@@ -162,9 +177,10 @@ ENTRIES: dict[str, ModelEntry] = {e.name: e for e in [
     _hub("gpt2-medium", "openai-community/gpt2-medium", "GPT-2 medium, 355M", "gpt2"),
     ModelEntry("smollm2-135m", "SmolLM2-135M-Instruct, a Llama-style decoder", "packaged",
                lambda device, progress: packaged.load_smollm2(device, progress), prepare=packaged.prepare_smollm2,
-               module=packaged.SMOLLM2[0]),
+               module=packaged.SMOLLM2[0], hub_repo="HuggingFaceTB/SmolLM2-135M-Instruct"),
     ModelEntry("minilm-l6", "all-MiniLM-L6-v2, a BERT-style encoder", "packaged",
-               lambda device, progress: packaged.load_minilm(device), encoder=True, module=packaged.MINILM[0]),
+               lambda device, progress: packaged.load_minilm(device), encoder=True, module=packaged.MINILM[0],
+               hub_repo="sentence-transformers/all-MiniLM-L6-v2"),
 ]}
 
 
@@ -173,6 +189,13 @@ def _installed(module: str) -> bool:
     """Looked up once per process: find_spec walks sys.path, and the app asks on every script run of every
     session (a few percent of the server's CPU with a classroom on it). Installing a package needs a restart."""
     return importlib.util.find_spec(module) is not None
+
+
+@functools.cache
+def _hub_usable(repo_id: str) -> bool:
+    """The repo is complete in the local Hugging Face cache, or the Hub can be reached (a quick TCP connection,
+    skipped with HF_HUB_OFFLINE): asked once per process, at the first page, only where a package is missing."""
+    return hub.cached(repo_id) or (not hub.offline() and hub.reachable())
 
 
 def entries(available_only: bool = True) -> list[ModelEntry]:
@@ -186,11 +209,13 @@ def names() -> list[str]:
 
 def get(name: str) -> ModelEntry:
     """A registry entry by name, or an entry for any Hub repo id."""
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"a model name of {len(name):,} characters is no model (at most {MAX_NAME_CHARS})")
     if name in ENTRIES:
         return ENTRIES[name]
     if hub.is_repo_id(name):
         return hub_entry(name)
-    raise ValueError(f"unknown model {name!r}; known: {list(ENTRIES)}, or a Hub repo id such as "
+    raise ValueError(f"unknown model {name[:100]!r}; known: {list(ENTRIES)}, or a Hub repo id such as "
                      "'HuggingFaceTB/SmolLM2-360M'")
 
 
@@ -206,6 +231,9 @@ def load_model(
 ) -> Transformer:
     """None → the embedded default model; a registry name → its entry; a folder path → load it; a Hub repo id
     ("org/name") → download once (core.hub) and load it with its own tokenizer."""
+    if name is not None and len(str(name)) > MAX_NAME_CHARS:
+        raise ValueError(f"a model name of {len(str(name)):,} characters is no model: names, folders and Hub repo ids "
+                         f"are at most {MAX_NAME_CHARS} characters")
     if name is None:
         if DEFAULT_MODEL not in ENTRIES:
             raise FileNotFoundError(f"the embedded default model is missing: expected {MODELS_DIR / DEFAULT_MODEL} "
@@ -217,5 +245,5 @@ def load_model(
         return load_dir(name, device)
     if isinstance(name, str) and hub.is_repo_id(name):
         return hub_entry(name).load(device, progress)
-    raise ValueError(f"unknown model {str(name)!r}: give a folder with config.json, one of {list(ENTRIES)}, or a "
+    raise ValueError(f"unknown model {str(name)[:100]!r}: give a folder with config.json, one of {list(ENTRIES)}, or a "
                      "Hub repo id")

@@ -33,6 +33,22 @@ from core.model import Transformer
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
 
+MAX_LR = 1.0  # AdamW steps of this size already throw a model's weights around; more is a typo (3 for 3e-3)
+MAX_BATCH = 1024
+
+
+def check_settings(steps: int, lr: float, batch_size: int, max_steps: int | None = None) -> None:
+    """A clear ValueError for training settings that cannot give a model: a learning rate that is not a finite
+    number in (0, MAX_LR] (NaN or 1e9 trains every weight to NaN, silently), a batch size or step count below 1."""
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or not 0 < lr <= MAX_LR:
+        raise ValueError(f"the learning rate must be a number above 0 and at most {MAX_LR:g}, not {lr!r}")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"the batch size must be a whole number from 1 to {MAX_BATCH}, not {batch_size!r}")
+    top = max_steps if max_steps is not None else float("inf")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= top:
+        raise ValueError(f"steps must be a whole number from 1{f' to {max_steps}' if max_steps else ''}, not {steps!r}")
+
+
 def _checked(cls, d: dict[str, Any]):
     """cls(**d) after refusing unknown fields and values of the wrong type (ints count as floats)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -11,6 +11,7 @@ source and any checkpoint key left unmapped. Only safetensors or `torch.load(wei
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -192,10 +193,13 @@ def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
                     continue
                 dtype = SAFETENSORS_DTYPES[info["dtype"]]
                 start, end = info["data_offsets"]
-                tensor = torch.empty([int(d) for d in info["shape"]], dtype=dtype)
-                raw = tensor.view(-1).view(torch.uint8) if tensor.numel() else tensor.view(torch.uint8)
-                if not 0 <= start <= end <= size - 8 - n or end - start != raw.numel():
+                shape = [int(d) for d in info["shape"]]
+                nbytes = math.prod(shape) * dtype.itemsize
+                # Checked before allocating: a header may claim any shape, the file holds what it holds.
+                if min(shape, default=0) < 0 or not 0 <= start <= end <= size - 8 - n or end - start != nbytes:
                     raise ValueError(f"tensor {name!r} does not fit the file")
+                tensor = torch.empty(shape, dtype=dtype)
+                raw = tensor.view(-1).view(torch.uint8) if tensor.numel() else tensor.view(torch.uint8)
                 f.seek(8 + n + start)
                 if f.readinto(memoryview(raw.numpy())) != raw.numel():
                     raise ValueError(f"tensor {name!r} is cut short")
@@ -243,8 +247,8 @@ def check_weight_files(path: Path, cfg: ModelConfig) -> None:
     size = sum(f.stat().st_size for f in weight_files(path) if f.exists())
     allowed = 2 * model_bytes(cfg) + 64_000_000
     if size > allowed:
-        raise ValueError(f"the weight files hold {size / 1e9:.2f} GB, far more than the {model_bytes(cfg) / 1e9:.2f} "
-                         "GB its config.json describes")
+        raise ValueError(f"{path}: its weight files hold {size / 1e6:,.0f} MB, far more than the "
+                         f"{model_bytes(cfg) / 1e6:,.0f} MB that its config.json describes")
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
