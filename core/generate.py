@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from core.integrity import check_logits
-from core.model import Transformer
+from core.interventions import steer_edits
+from core.model import Recorder, Transformer
 
 
 @dataclass
@@ -167,8 +168,10 @@ def generate(
     top_p: float | None = None,
     seed: int | None = None,
     stop_at_eot: bool = True,
+    steer: dict | None = None,
 ) -> Generation:
-    """Sample up to `max_new_tokens` tokens with a KV cache. Each step keeps the distribution it sampled from."""
+    """Sample up to `max_new_tokens` tokens with a KV cache. Each step keeps the distribution it sampled from.
+    steer: as trace()'s (core.interventions), applied at every step, to the prompt and to each new token."""
     tok = model.tokenizer
     if isinstance(prompt, str):
         if tok is None:
@@ -188,7 +191,8 @@ def generate(
     stopped = "max_new_tokens"
     with torch.inference_mode():
         idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.device)  # (1, T)
-        logits, past = model(idx)  # (1, V)
+        rec = Recorder((), edits=steer_edits(model.config, steer)) if steer else None  # the same edit every call
+        logits, past = model(idx, rec=rec)  # (1, V)
         check_logits(logits, getattr(model, "source", None))
         for n in range(max_new_tokens):
             columns = sampling_distribution(logits[0].cpu(), temperature, top_k, top_p)
@@ -201,7 +205,7 @@ def generate(
                 stopped = "context"
                 break
             if n + 1 < max_new_tokens:
-                logits, past = model(torch.tensor([[next_id]], device=model.device), past=past)
+                logits, past = model(torch.tensor([[next_id]], device=model.device), rec=rec, past=past)
     new_ids = [s.token_id for s in steps]
     return Generation(prompt_ids, new_ids, steps, tok.decode(new_ids) if tok else "", stopped)
 

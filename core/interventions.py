@@ -228,7 +228,9 @@ def _layer_span(a: int, b: int) -> str:
 def describe_sweep(grid: torch.Tensor, tokens: Sequence[str], clean_p: float, corrupt_p: float,
                    target: str) -> SweepReading:
     """Where the information that makes the target likely sits, layer by layer, and where it moves, read from a
-    patch_sweep grid: runs of consecutive layers whose restoring positions (≥ half the gap) are the same."""
+    patch_sweep grid: runs of consecutive layers whose restoring positions (≥ half the gap) are the same. `tokens`
+    are the clean sentence's (what a patch copies in)."""
+    grid = torch.as_tensor(grid)  # a cached copy may come as numpy
     L, T = grid.shape
     gap = clean_p - corrupt_p
     if abs(gap) < 0.02:
@@ -249,8 +251,11 @@ def describe_sweep(grid: torch.Tensor, tokens: Sequence[str], clean_p: float, co
             runs.append((layer, layer, positions))
     for a, b, positions in runs[:8]:
         if not positions:
-            sentences.append(f"{_layer_span(a, b)}: no single position restores half of it — the information is "
-                             "spread over several tokens there.")
+            best = frac[a : b + 1].max(dim=0)
+            p = int(best.values.argmax())
+            sentences.append(f"{_layer_span(a, b)}: no single position restores half of it (the best, "
+                             f"{quote[p]}, up to {float(best.values[p]):.0%}) — the information is spread over "
+                             "several tokens there.")
             continue
         best = frac[a : b + 1, positions].max().item()
         low = frac[a : b + 1, positions].min().item()

@@ -253,8 +253,25 @@ def test_smollm2_steering_towards_love_raises_good_over_bad(smollm2):
         probs = trace(smollm2, prompt, record=(), steer={"layer": layer, "vector": vec, "scale": scale}).probs
         return float(torch.log(probs[good] / probs[bad]))
 
-    plain = float(torch.log(trace(smollm2, prompt).probs[good] / trace(smollm2, prompt).probs[bad]))
-    assert log_odds(0.0) == plain
+    unsteered = trace(smollm2, prompt, record=()).probs  # the same (fast) path as the steered runs
+    plain = float(torch.log(unsteered[good] / unsteered[bad]))
+    assert log_odds(0.0) == plain, "scale 0 is bit-identical"
     up, down = log_odds(0.75), log_odds(-0.75)
     print(f"\nlog P(' good')/P(' bad'): unsteered {plain:+.2f}, +0.75·v {up:+.2f}, −0.75·v {down:+.2f}")
     assert up - plain >= 1 and plain - down >= 1
+
+
+def test_steered_generation_applies_the_vector_at_every_step():
+    from core import generate
+
+    model = tiny("tiny-llama", dropout=0.0)
+    steer = {"layer": 1, "vector": vector(model), "scale": 4.0}
+    plain = generate(model, TEXT_IDS, max_new_tokens=6, temperature=0.0, stop_at_eot=False)
+    assert generate(model, TEXT_IDS, max_new_tokens=6, temperature=0.0, stop_at_eot=False,
+                    steer={**steer, "scale": 0.0}).new_ids == plain.new_ids
+    steered = generate(model, TEXT_IDS, max_new_tokens=6, temperature=0.0, stop_at_eot=False, steer=steer)
+    ids = list(TEXT_IDS)
+    for step in steered.steps:  # each cached step writes the steered full-sequence run's top token
+        assert step.token_id == int(trace(model, ids, record=(), steer=steer).probs.argmax())
+        ids.append(step.token_id)
+    assert steered.new_ids != plain.new_ids

@@ -128,3 +128,27 @@ def model_view_height(n_layers: int, n_heads: int, n_tokens: int) -> int:
     rows = n_layers * (n_tokens * 84 / n_heads + 10) + 38
     detail = n_tokens * 18 + 55
     return int(max(rows, detail)) + 90
+
+
+SURPRISE_MAX = 10.0  # nats: −log p at which the colour is full (p ≈ 1 in 22,000)
+
+
+def surprise_colour(nll: float) -> str:
+    """White for 0 nats (certain) to a red at SURPRISE_MAX; grey where there is no number (the first token). The
+    darkest red keeps the dark text readable (contrast ≥ 4.5:1)."""
+    if nll != nll:  # NaN
+        return "#e2e8f0"
+    f = min(max(nll / SURPRISE_MAX, 0.0), 1.0)
+    red, green, blue = 255 - round(16 * f), 255 - round(150 * f), 255 - round(150 * f)
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def surprise_spans(tokens: list[str], nll: list[float], hovers: list[str]) -> str:
+    """One span per token, its background by −log p (surprise_colour), its hover text given."""
+    cells = []
+    for tok, value, hover in zip(tokens, nll, hovers, strict=True):
+        label = html.escape(visible(tok)) or "&nbsp;"
+        cells.append(f'<span title="{html.escape(hover, quote=True)}" style="display:inline-block;margin:1px;'
+                     f'padding:2px 3px;border-radius:3px;background:{surprise_colour(value)};color:#111827;'
+                     f'font-family:monospace;white-space:pre;line-height:1.3">{label}</span>')
+    return '<div data-gb-tokens style="line-height:2.0">' + "".join(cells) + "</div>"

@@ -1,0 +1,107 @@
+"""The causal experiments' defaults and explanation texts (Activation patching, Steering, Surprise), each text true for
+the selected model: its number of blocks, what its residual stream starts as, its kind."""
+
+from __future__ import annotations
+
+from core.config import ModelConfig
+
+# Two sentences of the same token count that differ in one word, where the clean one makes a token likely and the
+# corrupted one does not (checked on each offline model: SmolLM2 P(" Paris") 0.77 vs 0.001; TinyStories-1M
+# P(" ball") 0.45 vs 0.01). Models not listed get the first entry.
+PATCH_PAIRS = {
+    "smollm2-135m": ("The capital of France is", "The capital of Italy is"),
+    "tiny-stories-1m": ("Lily found a ball. She picked up the", "Lily found a doll. She picked up the"),
+}
+# A contrastive pair, a prompt, a layer (as a fraction of the depth) and a strength that move the next token
+# visibly (SmolLM2: issue 30's measurement; TinyStories-1M: " happy"/" proud" against " scared"/" sad").
+STEER_DEFAULTS = {
+    "smollm2-135m": ("I love this. It is wonderful and I am so happy", "I hate this. It is awful and I am so angry",
+                     "I watched the movie last night. Honestly, it was", 0.2, 0.75),
+    "tiny-stories-1m": ("She was happy and smiled", "She was sad and cried", "When Lily saw the dog, she was very",
+                        0.5, 1.0),
+}
+
+
+def patch_pair(model_name: str) -> tuple[str, str]:
+    return PATCH_PAIRS.get(model_name, PATCH_PAIRS["smollm2-135m"])
+
+
+def steer_defaults(model_name: str, n_layers: int) -> tuple[str, str, str, int, float]:
+    positive, negative, prompt, depth, scale = STEER_DEFAULTS.get(model_name, STEER_DEFAULTS["smollm2-135m"])
+    return positive, negative, prompt, min(n_layers - 1, round(depth * n_layers)), scale
+
+
+def _stream_start(cfg: ModelConfig) -> str:
+    if cfg.positional == "learned":
+        return "the token's embedding plus its learned position vector"
+    if cfg.positional == "sinusoidal":
+        return "the token's embedding plus its sinusoidal position vector"
+    return "the token's embedding alone (RoPE puts the position into the attention scores, not into the stream)"
+
+
+def patching(cfg: ModelConfig) -> str:
+    return (
+        "**Change one thing inside the model and watch the prediction move.** Run two sentences that differ in one "
+        "word: the *clean* one makes the target token likely, the *corrupted* one does not. Then run the corrupted "
+        "sentence again, but copy ONE vector from the clean run into it: the residual stream entering block *l* at "
+        f"position *p*. If the target's probability comes back, that vector carried the information. {cfg.name} has "
+        f"{cfg.n_layers} blocks, so the grid has {cfg.n_layers} rows (block 0's input is {_stream_start(cfg)}) and "
+        "one column per token. The patch is an edit carried by this one run; the shared model is never changed. "
+        "This is causal tracing (Meng et al. 2022), TransformerLens's activation patching."
+    )
+
+
+def patching_cells(cfg: ModelConfig) -> str:
+    before = ("Columns before the first differing word are the same in both runs (each token sees only the tokens "
+              "before it), so patching them changes nothing. " if cfg.causal else "")
+    return (f"Each cell: the target's probability at the last position after that one patch. {before}Click a cell "
+            "to see that patched run's top tokens below.")
+
+
+def steering(cfg: ModelConfig) -> str:
+    return (
+        "**Push the model's thoughts in a direction.** Run a *positive* and a *negative* sentence and take the "
+        "difference of their residual streams entering the chosen block (at their last token): a vector pointing "
+        f"from one meaning to the other. Then run your prompt with strength × that vector added to the stream "
+        f"entering that block at every position — {cfg.name}'s weights stay as they are, only this run's "
+        f"{cfg.d_model}-number vectors are moved. Small strengths tilt the next word; large ones push the stream "
+        "where no text ever took it and the output breaks (activation addition, Turner et al. 2023)."
+    )
+
+
+def steering_norms(vector_norm: float, stream_norm: float, layer: int) -> str:
+    ratio = vector_norm / stream_norm if stream_norm else float("inf")
+    verdict = ("a nudge" if ratio < 0.3 else "a strong push" if ratio < 1.0 else
+               "larger than the stream itself: expect broken text")
+    return (f"The added vector is {vector_norm:.1f} long; the stream entering block {layer} is typically "
+            f"{stream_norm:.1f} long (median over your prompt's tokens after the first): {ratio:.0%} of it — {verdict}.")
+
+
+def surprise(cfg: ModelConfig) -> str:
+    return (
+        f"**How surprised is {cfg.name} by each word?** Every token is coloured by −log p: the probability the "
+        "model gave that very token, reading only the tokens before it (0 = certain, 2.3 = one chance in 10, "
+        "4.6 = one in 100). Hover a token for what the model expected instead. The mean of these numbers is the "
+        "loss the model was trained to lower (cross-entropy, in nats per token); e to that power is the "
+        "perplexity — as unsure, on average, as a fair choice among that many tokens. The first token has no "
+        "number: nothing came before it."
+    )
+
+
+def no_surprise(cfg: ModelConfig, decoders: list[str]) -> str:
+    return (
+        f"**{cfg.name} is an encoder:** it reads every token together with the tokens AFTER it, and has no "
+        "next-token output (no unembedding). So there is no probability of a token given only the ones before "
+        "it, and no surprise to colour: the loss and perplexity here are a decoder's measures. Pick a decoder "
+        f"({', '.join(decoders)}) in the sidebar."
+    )
+
+
+def no_causal_target(cfg: ModelConfig, what: str, decoders: list[str]) -> str:
+    return (
+        f"**{cfg.name} is an encoder with no next-token output**, so there is no prediction for the {what} to "
+        "move and no probability to measure. The same edits work inside it (core.interventions: a patch or a "
+        "steering vector is applied to its stream like a decoder's), but this page reads their effect on the next "
+        f"token. Pick a decoder ({', '.join(decoders)}) in the sidebar; the Attention page's “switch it off” shows "
+        "an edit's effect on an encoder's output vectors."
+    )

@@ -1,0 +1,104 @@
+"""AppTest for the causal experiment pages (activation patching, steering, surprise over the whole text): what the
+learner sees, checked against the core's own numbers on tiny-stories-1m, and what an encoder says instead."""
+
+import math
+
+import pytest
+import torch
+
+from core import patch_sweep, steering_vector, trace
+from core.registry import load_model
+from core.surprisal import surprisal
+from pages.common.experiments import patch_pair, steer_defaults
+from tests.test_app import app, charts, matrix, open_page, title
+from tests.test_app_inside import PACKAGED
+
+TEXT = "Lily and Tom went to the park to play."
+
+
+def test_patching_page_draws_the_grid_and_says_where_the_information_sits():
+    at = open_page(app(), "pages/patching.py")
+    model = load_model("tiny-stories-1m")
+    clean, corrupt = patch_pair("tiny-stories-1m")
+    target = int(trace(model, clean).probs.argmax())
+    grid = next(c for c in charts(at) if "after patching one vector" in title(c))
+    expected = patch_sweep(model, clean, corrupt, target).numpy()
+    assert matrix(grid["data"][0]["z"]) == pytest.approx(expected, abs=1e-5)
+    assert len(grid["data"][0]["y"]) == model.config.n_layers
+    words = " ".join(m.value for m in at.markdown)
+    assert "Layers 0–1: patching “·ball” (position 3) restores" in words  # the differing word carries it at first
+    assert "Layers 2–3: no single position restores half of it" in words
+    assert "4 blocks, so the grid has 4 rows" in words and "learned position vector" in words
+    runs = next(c for c in charts(at) if title(c) == "Next-token probabilities")
+    assert [s["name"] for s in runs["data"]][:2] == ["clean", "corrupted"]
+
+
+def test_patching_page_runs_the_chosen_cell_and_refuses_unequal_lengths():
+    at = open_page(app(), "pages/patching.py")
+    at.slider(key="patch.layer").set_value(0).run()
+    at.selectbox(key="patch.pos").set_value(0).run()
+    model = load_model("tiny-stories-1m")
+    clean, corrupt = patch_pair("tiny-stories-1m")
+    target = int(trace(model, clean).probs.argmax())
+    one = trace(model, corrupt, patch={"layer": 0, "position": 0, "source": trace(model, clean)})
+    assert any(f"{float(one.probs[target]):.1%}" in c.value and "block 0" in c.value for c in at.caption)
+    at.text_input(key="patch.corrupt").set_value("Lily found a big red doll. She picked up the").run()
+    assert any("need the same number of tokens" in w.value for w in at.warning)
+
+
+def test_patching_page_on_an_encoder_says_why_not():
+    at = open_page(app(model="minilm-l6", text=TEXT), "pages/patching.py")
+    assert any("is an encoder with no next-token output" in i.value for i in at.info)
+    assert not charts(at)
+
+
+def test_steering_page_moves_the_next_token_and_compares_continuations():
+    at = open_page(app(), "pages/steering.py")
+    model = load_model("tiny-stories-1m")
+    positive, negative, prompt, layer, scale = steer_defaults("tiny-stories-1m", model.config.n_layers)
+    vector = steering_vector(trace(model, positive), trace(model, negative), layer)
+    steered = trace(model, prompt, steer={"layer": layer, "vector": vector, "scale": scale}).probs
+    bars = next(c for c in charts(at) if "after the prompt" in title(c))
+    series = {s["name"]: s["y"] for s in bars["data"]}
+    assert max(series[f"steered ({scale:+.2f} × vector)"]) == pytest.approx(float(steered.max()), abs=1e-6)
+    texts = [t.value for t in at.text]
+    assert len(texts) == 2 and all(t.startswith(prompt + "▸") for t in texts) and texts[0] != texts[1]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Length of strength × vector"] == f"{scale * float(vector.norm()):.1f}"
+    at.slider(key="steer.scale").set_value(0.0).run()
+    bars = next(c for c in charts(at) if "after the prompt" in title(c))
+    assert bars["data"][0]["y"] == bars["data"][1]["y"], "strength 0 is the model as it is"
+    texts = [t.value for t in at.text]
+    assert texts[0] == texts[1]
+
+
+def test_steering_page_on_an_encoder_says_why_not():
+    at = open_page(app(model="minilm-l6", text=TEXT), "pages/steering.py")
+    assert any("is an encoder with no next-token output" in i.value for i in at.info)
+
+
+def test_surprise_page_shows_the_models_own_loss():
+    at = open_page(app(text=TEXT), "pages/surprise.py")
+    model = load_model("tiny-stories-1m")
+    tr = trace(model, TEXT, logits="all")
+    loss = float(torch.nn.functional.cross_entropy(tr.all_logits[:-1], torch.tensor(tr.token_ids[1:])))
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Mean loss (cross-entropy)"] == f"{loss:.3f} nats/token"
+    assert metrics["Perplexity"] == f"{math.exp(loss):.1f}"
+    worst = surprisal(tr).most_surprising(5)
+    assert at.dataframe[0].value["position"].tolist() == worst
+    line = next(c for c in charts(at) if title(c) == "Surprise of each token")
+    assert len(line["data"][0]["y"]) == tr.n_tokens - 1
+
+
+def test_surprise_page_on_an_encoder_says_why_not():
+    at = open_page(app(model="minilm-l6", text=TEXT), "pages/surprise.py")
+    assert any("is an encoder" in i.value and "perplexity" in i.value for i in at.info)
+    assert not at.metric
+
+
+@PACKAGED
+def test_patching_page_on_smollm2_tells_the_fact_moving():
+    at = open_page(app(model="smollm2-135m", text=TEXT), "pages/patching.py")
+    words = " ".join(m.value for m in at.markdown)
+    assert "“·France” (position 3)" in words and "moved to the last position by layer" in words
