@@ -226,6 +226,13 @@ def find(encoder: bool | None = None, kind: str | None = None) -> ModelEntry | N
     return next((e for e in entries() if e.kind == wanted), None)
 
 
+def _is_folder(name: str | os.PathLike) -> bool:
+    try:
+        return Path(name).is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def load_model(
     name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
 ) -> Transformer:
@@ -241,7 +248,7 @@ def load_model(
         name = DEFAULT_MODEL
     if isinstance(name, str) and name in ENTRIES:
         return ENTRIES[name].load(device, progress)
-    if Path(name).is_dir():
+    if _is_folder(name):
         return load_dir(name, device)
     if isinstance(name, str) and hub.is_repo_id(name):
         return hub_entry(name).load(device, progress)
