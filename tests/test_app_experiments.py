@@ -102,3 +102,22 @@ def test_patching_page_on_smollm2_tells_the_fact_moving():
     at = open_page(app(model="smollm2-135m", text=TEXT), "pages/patching.py")
     words = " ".join(m.value for m in at.markdown)
     assert "“·France” (position 3)" in words and "moved to the last position by layer" in words
+
+
+def test_saliency_page_shows_complete_integrated_gradients():
+    at = open_page(app(text=TEXT), "pages/saliency.py")
+    from core.saliency import saliency
+
+    model = load_model("tiny-stories-1m")
+    tr = trace(model, TEXT)
+    found = saliency(model, tr.token_ids, int(tr.probs.argmax()))
+    assert found.completeness_error < 0.01
+    assert any(f"add up to {float(found.integrated.sum()):+.3f}" in c.value and "a rise of" in c.value
+               for c in at.caption)
+    bars = next(c for c in charts(at) if "pushed the logit" in title(c))
+    assert bars["data"][0]["y"] == pytest.approx(found.integrated.tolist(), abs=1e-5)
+
+
+def test_saliency_page_on_an_encoder_says_why_not():
+    at = open_page(app(model="minilm-l6", text=TEXT), "pages/saliency.py")
+    assert any("is an encoder with no next-token output" in i.value for i in at.info)

@@ -379,3 +379,12 @@ def surprise(name: str, device: str, text: str):
     from core.surprisal import surprisal
 
     return surprisal(traced(name, device, text, record=(), logits="all"))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Following the gradient back to every word…")
+def word_saliency(name: str, device: str, text: str, target: int):
+    """Gradient × input and integrated gradients of `target`'s logit after the text (core.saliency)."""
+    from core.saliency import saliency
+
+    loaded = model(name, device)
+    return saliency(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], target)

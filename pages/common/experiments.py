@@ -105,3 +105,14 @@ def no_causal_target(cfg: ModelConfig, what: str, decoders: list[str]) -> str:
         f"token. Pick a decoder ({', '.join(decoders)}) in the sidebar; the Attention page's “switch it off” shows "
         "an edit's effect on an encoder's output vectors."
     )
+
+
+def saliency(cfg: ModelConfig, n_max: int) -> str:
+    return (
+        "**Which words mattered for the next token?** Two ways to ask the gradient. *Gradient × input*: how much "
+        "the target's score would change if a token's embedding were nudged, times the embedding — fast, but only "
+        "a local slope. *Integrated gradients*: slide every token embedding from a neutral one (the average of "
+        f"{cfg.name}'s {cfg.vocab_size:,} embeddings) to the real one in small steps and add up the slopes on the "
+        "way; the token scores then add up exactly to how much the target's score rose from the neutral input "
+        f"(Sundararajan et al. 2017). Red pushed the target up, blue pushed it down. Texts up to {n_max} tokens."
+    )

@@ -40,6 +40,7 @@ PAGES = [
     PageSpec("pages/patching.py", "Activation patching", "🔬", "patching"),
     PageSpec("pages/steering.py", "Steering", "🧲", "steering"),
     PageSpec("pages/surprise.py", "Surprise over the whole text", "😮", "surprise"),
+    PageSpec("pages/saliency.py", "Which words mattered", "🔦", "saliency"),
     PageSpec("pages/translation.py", "Translation: encoder–decoder", "🇫🇷", "translation", ALL),
     PageSpec("pages/prompting.py", "Zero- vs few-shot", "🧪", "prompting"),
     PageSpec("pages/parameters.py", "Where the parameters live", "🧮", "parameters"),
