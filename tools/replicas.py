@@ -1,10 +1,10 @@
 """Several Glassbox replicas behind nginx with sticky sessions, here: python -m tools.replicas [--replicas 2]
 
 Starts N Streamlit servers of the app and Debian's nginx running tools/deploy/glassbox.nginx.conf — the file a
-deployment drops into /etc/nginx/conf.d/ — with only its listen port, upstream servers and log path filled in for
-this run, and keeps them up until Ctrl-C. The load test runs through it (python -m tools.load_test --replicas 1,2),
-and tests/test_replicas.py checks the stickiness with it. The replicas share one server.cookieSecret, as a real
-deployment's replicas must (Streamlit signs its auth cookies with it).
+deployment drops into /etc/nginx/conf.d/ — with only its listen port, its lines per replica and its log path filled
+in for this run, and keeps them up until Ctrl-C. The load test runs through it (python -m tools.load_test
+--replicas 1,2), and tests/test_replicas.py checks the stickiness and the balance with it. The replicas share one
+server.cookieSecret, as a real deployment's replicas must (Streamlit signs its auth cookies with it).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from tools.bench_browser import free_port, launch_server, wait_healthy
 
 CONF = Path(__file__).resolve().parent / "deploy" / "glassbox.nginx.conf"
+PER_REPLICA = "# one per replica"  # marks the conf's lines written once per replica
 WRAPPER = """pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
 events {{ worker_connections 1024; }}
@@ -43,16 +44,35 @@ class Replicas:
     url: str  # nginx, the one address learners open
     servers: list[subprocess.Popen]
     ports: list[int]
-    access_log: Path  # one line per request: route=<cookie> upstream=<replica>
+    access_log: Path  # one line per request: route=<cookie sent> upstream=<replica> served=<cookie set>
 
 
 def nginx_conf(listen: int, ports: list[int], log: Path) -> str:
-    """The deployable file with this run's listen port, replicas and log path; nothing else changed."""
-    text = CONF.read_text()
-    text = re.sub(r"listen \d+;", f"listen 127.0.0.1:{listen};", text)
-    servers = "".join(f"    server 127.0.0.1:{port};\n" for port in ports)
-    text = re.sub(r"(upstream glassbox \{\n[^\n]*\n)(?:\s*server [^\n]*\n)+", lambda m: m.group(1) + servers, text)
+    """The deployable file with this run's listen port, replicas and log path; nothing else changed.
+
+    Each line the file marks "one per replica" is its first replica's (route r1, port 8501): it is written here once
+    per replica, numbered, in place of itself and the file's own lines of the same shape after it (its second
+    replica's)."""
+    lines, template = [], None
+    for line in CONF.read_text().splitlines(keepends=True):
+        if template is not None and _shape(line) == _shape(template):
+            continue
+        template = line if PER_REPLICA in line else None
+        lines += [line] if template is None else [_numbered(line, i, port) for i, port in enumerate(ports, 1)]
+    text = re.sub(r"listen \d+;", f"listen 127.0.0.1:{listen};", "".join(lines))
     return text.replace("/var/log/nginx/glassbox.log", str(log))
+
+
+def _shape(line: str) -> list[str]:
+    return re.sub(r"\d+", "0", line.split(PER_REPLICA)[0]).split()
+
+
+def _numbered(line: str, i: int, port: int) -> str:
+    """The first replica's line for replica i (from 1) on `port`; the marker stays on the first one only."""
+    if i > 1:
+        line = line.replace("  " + PER_REPLICA, "")
+    line = re.sub(r"(?<![A-Za-z0-9])r1\b", f"r{i}", line)
+    return re.sub(r"(?<!\d)8501(?!\d)", str(port), line)
 
 
 @contextmanager
