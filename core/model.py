@@ -70,6 +70,8 @@ ATTN_BLOCK = 128  # query rows per block of the explicit causal attention (Atten
 DEFAULT_RECORD = (
     "hook_embed",
     "hook_pos_embed",
+    "hook_token_type_embed",  # BERT only, like the next: the embedding stage, which core.trace.grow cannot redo
+    "ln_embed.hook_normalized",
     "blocks.0.hook_resid_pre",
     "blocks.*.attn.hook_pattern",
     "blocks.*.hook_resid_post",

@@ -131,24 +131,27 @@ def traced(name: str, device: str, text: str, record: Iterable[str] = (), logits
     return compute(grow_kept)
 
 
-@kept(long=True, what="the whole text's residual stream",
-      estimate=lambda name, device, text: recording_bytes(model(name, device).config, Recorder(RESIDUAL_RECORD),
-                                                          n_tokens(name, device, text, model(name, device).config.n_ctx)))
+def long_trace_bytes(name: str, device: str, text: str) -> int:
+    """What `long_trace` keeps: the residual stream of the whole text, up to the model's context."""
+    cfg = model(name, device).config
+    return recording_bytes(cfg, Recorder(RESIDUAL_RECORD), n_tokens(name, device, text, cfg.n_ctx))
+
+
+@kept(long=True, what="the whole text's residual stream", estimate=long_trace_bytes)
 def long_trace(name: str, device: str, text: str):
     """The whole text, up to the model's context, with only the residual stream recorded (SmolLM2 at 8,192 tokens:
     585 MB, where every attention pattern would be 18.7 GB): any head's pattern is computed from it on demand."""
     return trace(model(name, device), text, record=RESIDUAL_RECORD, logits="none")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@kept(long=True)
 def long_head(name: str, device: str, text: str, layer: int, head: int, query: int):
     """One head over the whole text (core.trace.head_pattern from `long_trace`): its overview, and the weights of
     one query token over every key."""
     from core.analysis import head_overview
     from core.trace import head_pattern
 
-    pattern = compute(lambda: head_pattern(model(name, device), long_trace(name, device, text), layer, head),
-                      long=True)
+    pattern = head_pattern(model(name, device), long_trace(name, device, text), layer, head)
     return head_overview(pattern), pattern[query].numpy()
 
 
@@ -158,7 +161,7 @@ def with_attention(name: str, device: str, text: str, layer: int):
     return traced(name, device, text, record=attention_record(layer))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@kept()
 def entropy_by_temperature(name: str, device: str, text: str, temperatures: tuple[float, ...]):
     """Entropy and top-token probability of the next-token softmax at each temperature (one sweep per text)."""
     return temperature_sweep(traced(name, device, text).logits, list(temperatures))  # the default trace, shared
@@ -302,14 +305,14 @@ def teacher_forced(name: str, device: str, text: str, reference: tuple[str, ...]
     return forced(model(name, device), text, list(reference))
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@kept()
 def continue_after(name: str, device: str, text: str, prefix: tuple[str, ...]) -> list[str]:
     from core.seq2seq import continue_after as cont
 
     return cont(model(name, device), text, list(prefix))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@kept()
 def snapshot_translations(name: str, text: str) -> list[tuple[int, str]]:
     """What each training snapshot writes for `text` (the last step is the shipped model)."""
     from core.seq2seq import translate
@@ -330,7 +333,7 @@ def lesson(name: str, device: str, text: str):
 # --- causal experiments: activation patching, steering, surprise (core.interventions, core.surprisal) ---
 
 
-@st.cache_data(max_entries=32, show_spinner="Patching every layer at every position…")
+@kept(spinner="Patching every layer at every position…")
 def patch_grid(name: str, device: str, clean: str, corrupt: str, target: int):
     """(n_layers, T) P(target) after each single patch (core.patch_sweep), as numpy."""
     from core import patch_sweep
@@ -338,14 +341,14 @@ def patch_grid(name: str, device: str, clean: str, corrupt: str, target: int):
     return patch_sweep(model(name, device), clean, corrupt, target).numpy()
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@kept()
 def patched(name: str, device: str, clean: str, corrupt: str, layer: int, position: int):
     """The corrupted sentence traced with one patch from the clean one's trace (last-position logits only)."""
     return trace(model(name, device), corrupt, record=(),
                  patch={"layer": layer, "position": position, "source": traced(name, device, clean)})
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@kept()
 def steering_vector(name: str, device: str, positive: str, negative: str, layer: int):
     """(d,) positive − negative residual stream entering `layer`, last token, from the two texts' default traces."""
     from core import steering_vector as difference
@@ -353,7 +356,7 @@ def steering_vector(name: str, device: str, positive: str, negative: str, layer:
     return difference(traced(name, device, positive), traced(name, device, negative), layer)
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
+@kept()
 def steered(name: str, device: str, positive: str, negative: str, prompt: str, layer: int, scale: float):
     """The prompt traced with scale × the pair's steering vector added entering `layer` (last-position logits)."""
     vector = steering_vector(name, device, positive, negative, layer)
@@ -362,7 +365,7 @@ def steered(name: str, device: str, positive: str, negative: str, prompt: str, l
                  steer={"layer": layer, "vector": vector, "scale": scale})
 
 
-@st.cache_data(max_entries=32, show_spinner="Writing the continuations…")
+@kept(spinner="Writing the continuations…")
 def steered_text(name: str, device: str, positive: str, negative: str, prompt: str, layer: int, scale: float,
                  n_tokens: int) -> str:
     """Greedy continuation of the prompt under the steering (scale 0: the model as it is)."""
@@ -373,15 +376,17 @@ def steered_text(name: str, device: str, positive: str, negative: str, prompt: s
                     steer={"layer": layer, "vector": vector, "scale": scale}).text
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@kept()
 def surprise(name: str, device: str, text: str):
-    """Every token's −log p and the top-5 the model expected there (core.surprisal), from one trace with all logits."""
+    """Every token's −log p and the top-5 the model expected there (core.surprisal): the text's trace grown with
+    every position's logits for this view only (the final norm and unembedding on its kept stream; T × vocabulary
+    floats, 151 MB for SmolLM2 at 768 tokens, are not kept with the trace — the result is a few KB)."""
     from core.surprisal import surprisal
 
-    return surprisal(traced(name, device, text, record=(), logits="all"))
+    return surprisal(grow(model(name, device), traced(name, device, text), logits="all"))
 
 
-@st.cache_resource(max_entries=16, show_spinner="Following the gradient back to every word…")
+@kept(spinner="Following the gradient back to every word…")
 def word_saliency(name: str, device: str, text: str, target: int):
     """Gradient × input and integrated gradients of `target`'s logit after the text (core.saliency)."""
     from core.saliency import saliency
