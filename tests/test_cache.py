@@ -1,7 +1,6 @@
 """pages/common/cache.py: one trace per text, grown for each view; everything kept within the memory budget."""
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from core import budget
@@ -16,8 +15,8 @@ RERUNS = {"pages/generation.py", "pages/fine_tuning.py", "pages/training.py", "p
           "pages/translation.py"}
 
 
-@pytest.mark.slow
-def test_every_page_with_one_text_runs_one_forward_pass_of_it(monkeypatch):
+@pytest.mark.parametrize("name", ["tiny-stories-1m", pytest.param("smollm2-135m", marks=pytest.mark.slow)])
+def test_every_page_with_one_text_runs_one_forward_pass_of_it(name, monkeypatch):
     budget.store.clear()
     original, seen = Transformer.forward, []
     visited, generated = [], []
@@ -32,11 +31,14 @@ def test_every_page_with_one_text_runs_one_forward_pass_of_it(monkeypatch):
         return original(self, idx, *args, kv_cache=kv_cache, **kwargs)
 
     monkeypatch.setattr(Transformer, "forward", counting)
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
     from core import registry
 
-    ids = registry.load_model("tiny-stories-1m").tokenizer.encode(DEFAULT_TEXT)
+    if not registry.get(name).available:
+        pytest.skip(f"{name} is not installed")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params["model"] = name
+    at.run()
+    ids = registry.load_model(name).tokenizer.encode(DEFAULT_TEXT)
     for spec in SPECS:
         if spec.path in RERUNS:
             continue
@@ -46,5 +48,5 @@ def test_every_page_with_one_text_runs_one_forward_pass_of_it(monkeypatch):
         assert not at.exception, (spec.path, [e.value for e in at.exception])
     full = [page for page, s in seen if s == ids]
     assert len(visited) >= 10 and len(full) == 1, f"forward passes of the text on {full}"
-    # the lesson's and the next-token page's continuation of the text (temperature 0) are generations, not views
-    assert set(generated) <= {"pages/lesson.py", "pages/quiz.py", "pages/next_token.py"}, generated
+    # continuations of the text (the lesson's, the next-token page's, steering's) are generations, not views
+    assert set(generated) <= {"pages/lesson.py", "pages/quiz.py", "pages/next_token.py", "pages/steering.py"}, generated

@@ -9,6 +9,13 @@ Setups (--replicas, a comma-separated list, run one after the other in the same 
 opened directly; N ≥ 1 = N replicas behind nginx with sticky sessions (tools.replicas, the deployable
 tools/deploy/glassbox.nginx.conf). --url measures a server or balancer that is already running.
 
+--scenario class: a class on one server, each learner with their own text (assets/texts/pretrain_stories.txt, a
+different window each): --whole of them on the Attention page's whole-text view of ~4,000-word texts, the others on
+other pages with ~550-word texts, while one more learner polls Home once a second throughout. Reported: p50/p95 of
+each group against one learner alone, Home's p95 and slowest answer, every error a learner saw, and the server's
+peak resident memory against its memory budget (--budget sets GLASSBOX_MEMORY_BUDGET; the default is what a 2.7 GB
+container, Community Cloud's largest plan, would get: half of it).
+
 Learners (--clients):
 - protocol (default): Streamlit's own websocket protocol (tools.session); ready = the page's script run finished.
   This is the server's share of the wait: in a classroom each learner's browser draws on the learner's laptop.
@@ -120,6 +127,78 @@ def report(name: str, alone: float, crowd: list[float | None], pids: list[int], 
               f"{' + '.join(f'{peak:.0f}' for _, peak in rss)} MB at the peak", flush=True)
 
 
+CLASS_PAGES = ["next_token", "forward_pass", "feed_forward", "residual", "embeddings", "lesson", "attention"]
+STORIES = Path(__file__).resolve().parent.parent / "assets" / "texts" / "pretrain_stories.txt"
+
+
+def own_text(i: int, n_words: int) -> str:
+    """Learner i's text: n_words of the shipped stories from a window of its own, tagged so no cache holds it."""
+    words = STORIES.read_text(encoding="utf-8").split()
+    start = (i * 7919) % max(1, len(words) - n_words)
+    return " ".join(words[start : start + n_words]) + f" (learner {i}, {time.time_ns()})"
+
+
+def class_query(model: str, text: str, whole: bool = False) -> str:
+    return f"model={model}&text={urllib.parse.quote(text)}" + ("&attn.whole=true" if whole else "")
+
+
+async def class_run(base: str, args) -> dict:
+    from tools.session import visit
+
+    await visit(base, "", class_query(args.model, "warm up"), args.timeout)  # the model loaded once, untimed
+    alone = {}
+    for page, whole, words in (("attention", True, 4000), ("attention", False, 550)):
+        v = await visit(base, page, class_query(args.model, own_text(-1 - len(alone), words), whole), args.timeout)
+        alone[whole] = v.seconds
+    home: list[float | None] = []
+    done = asyncio.Event()
+
+    async def poll_home() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            v = await visit(base, "", class_query(args.model, "Hello world"), 30)
+            home.append(v.seconds)
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - started)))
+
+    async def learner(i: int):
+        whole = i < args.whole
+        page = "attention" if whole else CLASS_PAGES[i % len(CLASS_PAGES)]
+        v = await visit(base, page, class_query(args.model, own_text(i, 4000 if whole else 550), whole), args.timeout)
+        return page, whole, v
+
+    poller = asyncio.create_task(poll_home())
+    results = await asyncio.gather(*(learner(i) for i in range(args.learners)))
+    done.set()
+    await poller
+    return {"alone": alone, "results": results, "home": home}
+
+
+def percentile(values: list[float], q: float) -> float:
+    done = sorted(values)
+    return done[min(len(done) - 1, round(q * (len(done) - 1)))] if done else float("nan")
+
+
+def class_report(out: dict, pid: int, args) -> None:
+    from core.budget import gb, limit_bytes
+
+    for whole, label in ((True, "whole-text view, ~4,000 words"), (False, "other pages, ~550 words")):
+        times = [v.seconds for _, w, v in out["results"] if w == whole]
+        done = [t for t in times if t is not None]
+        alone = out["alone"][whole]
+        if times:
+            print(f"{label}: {len(times)} learners, one alone {alone:.1f} s; at once p50 {percentile(done, 0.5):.1f} s, "
+                  f"p95 {percentile(done, 0.95):.1f} s ({percentile(done, 0.95) / alone:.1f}× one learner), "
+                  f"{len(times) - len(done)} did not finish", flush=True)
+    home = [t for t in out["home"] if t is not None]
+    print(f"Home polled {len(out['home'])} times throughout: p95 {percentile(home, 0.95):.2f} s, slowest "
+          f"{max(home, default=float('nan')):.2f} s, {len(out['home']) - len(home)} unanswered in 30 s", flush=True)
+    errors = [(page, e) for page, _, v in out["results"] for e in v.errors]
+    print(f"errors learners saw: {len(errors)}" + "".join(f"\n  {p}: {e[:200]}" for p, e in errors), flush=True)
+    now, peak = memory_mb(pid)
+    print(f"server resident memory: {now:.0f} MB now, {peak:.0f} MB at the peak; memory budget for kept results "
+          f"{gb(limit_bytes())}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", type=int, default=20)
@@ -130,7 +209,17 @@ def main(argv: list[str] | None = None) -> None:
                                                         "N = N replicas behind nginx")
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--url", default="", help="an already running server or load balancer")
+    parser.add_argument("--scenario", choices=["page", "class"], default="page")
+    parser.add_argument("--whole", type=int, default=3, help="class: learners on the whole-text view")
+    parser.add_argument("--budget", default="1.35G", help="class: the server's GLASSBOX_MEMORY_BUDGET")
     args = parser.parse_args(argv)
+    if args.scenario == "class":
+        import os
+
+        os.environ["GLASSBOX_MEMORY_BUDGET"] = args.budget
+        with setup(0) as (url, _, pids):
+            class_report(asyncio.run(class_run(url, args)), pids[0], args)
+        return
     if args.url:
         report(args.url, *asyncio.run(classroom(args.url, [args.url], args)), [], args)
         return
