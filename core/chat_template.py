@@ -38,6 +38,18 @@ class TemplateRefused(ValueError):
     """A chat template that cannot be rendered here: empty, over a limit, or failing; the message names the model."""
 
 
+class Template(str):
+    """A chat template that knows whose it is (`owner`: the repo), so that a refusal names the repo wherever the
+    template is rendered from."""
+
+    owner: str | None = None
+
+    def __new__(cls, text: str, owner: str | None = None) -> Template:
+        template = super().__new__(cls, text)
+        template.owner = owner
+        return template
+
+
 class _Refused(Exception):
     """Raised inside the sandbox when a limit is hit (becomes TemplateRefused in the server)."""
 
@@ -144,7 +156,9 @@ def _digest(template: str) -> str:
 
 def render(template: str | None, messages: list[dict[str, str]], add_generation_prompt: bool = True,
            name: str = "this model") -> str:
-    """The template applied to `messages` (TemplateRefused, naming `name`, when it cannot be)."""
+    """The template applied to `messages` (TemplateRefused, naming `name` or the template's owner, when it cannot
+    be)."""
+    name = getattr(template, "owner", None) or name
     if template is None or not str(template).strip():
         raise TemplateRefused(f"{name}'s chat template is empty: its tokenizer_config.json gives no template to "
                               "write a conversation with")
@@ -153,7 +167,7 @@ def render(template: str | None, messages: list[dict[str, str]], add_generation_
                               f"{MAX_TEMPLATE_CHARS:,} accepted here")
     key = tuple(tuple(sorted((str(k), str(v)) for k, v in m.items())) for m in messages)
     try:
-        return _render_cached(template, key, add_generation_prompt)
+        return _render_cached(str(template), key, add_generation_prompt)
     except TemplateRefused as err:
         raise TemplateRefused(f"{name}'s chat template {err}") from None
 

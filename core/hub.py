@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from core.chat_template import Template
 from core.model import Transformer
 from core.tokenizer import TokenizerFailed, is_panic
 from core.weights import Progress, check_fits, config_from_hf, load_dir, shard_names
@@ -231,7 +232,7 @@ def tokenizer_of(folder: Path, name: str):
         meta = read_json(config, name, MAX_TOKENIZER_CONFIG_BYTES)
         template = meta.get("chat_template") if isinstance(meta, dict) else None
         # A template that is not a string (a list of named ones) or says nothing is no chat template here.
-        template = template if isinstance(template, str) and template.strip() else None
+        template = Template(template, owner=name) if isinstance(template, str) and template.strip() else None
     tokenizer.chat_template = template
     return tokenizer
 

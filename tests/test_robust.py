@@ -342,3 +342,118 @@ def test_app_names_a_damaged_shipped_file(monkeypatch):
     at = app_on("pages/tokenizer.py", text="Hello")
     assert not at.exception
     assert any("assets/texts/bpe_sample.txt is damaged" in e.value for e in at.error)
+
+
+# ---------- a shared server: panics, hostile repos, other learners' caches, over-long texts ----------
+
+def panic_class() -> type:
+    """pyo3's PanicException, as tokenizers raises it (a BaseException, not an Exception)."""
+    from tests.test_hostile_repos import regex_tokenizer
+
+    try:
+        regex_tokenizer("(a+)+$").encode("a" * 40 + "b")
+    except BaseException as err:  # noqa: BLE001 — the panic is what we want
+        return type(err)
+    raise AssertionError("tokenizers did not panic")
+
+
+def test_app_reports_a_tokenizers_panic_and_the_page_keeps_working(monkeypatch):
+    """A panic escaping a page (a BaseException) used to kill the learner's page thread for good."""
+    import core.analysis
+
+    panic = panic_class()
+    real = core.analysis.forward_summary
+
+    def panics(*_, **__):
+        raise panic("Onig: Regex search error: retry-limit-in-match over")
+
+    monkeypatch.setattr(core.analysis, "forward_summary", panics)
+    at = app_on("pages/forward_pass.py", text="A text for the panic test.")
+    assert not at.exception
+    assert any("tokenizer" in e.value and "retry-limit" in e.value for e in at.error)
+    monkeypatch.setattr(core.analysis, "forward_summary", real)
+    at.sidebar.text_area(key="text").input("Another text for the panic test.").run()
+    assert not at.exception and not at.error, "the next run of the same session works"
+
+
+def test_app_names_the_repo_of_a_refused_chat_template_on_the_tokenizer_page(tmp_path, monkeypatch):
+    import json
+
+    from tests.test_hub import in_cache, llama
+
+    def hostile(folder):
+        made = llama(folder)
+        (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ 'x' * 3000000000 }}"}))
+        return made
+
+    root = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    in_cache(root, "someone/hostile-template", hostile)
+    at = app_on("pages/tokenizer.py", text="The dog ran home.", model="someone/hostile-template")
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "someone/hostile-template's chat template was refused" in shown and str(tmp_path) not in shown
+
+
+def test_app_refuses_a_panicking_tokenizer_by_name_and_keeps_the_model_before(tmp_path, monkeypatch):
+    from tests.test_hostile_repos import gpt2_with, regex_tokenizer
+    from tests.test_hub import in_cache
+
+    root = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    in_cache(root, "someone/panicking", gpt2_with(tokenizer=regex_tokenizer("(a+)+$")))
+    at = app_on("pages/tokenizer.py", text="The dog ran home.")
+    at.sidebar.text_input(key="_hub_repo").set_value("someone/panicking").run()
+    assert not at.exception
+    shown = " ".join(e.value for e in at.sidebar.error)
+    assert "someone/panicking" in shown and "tokenizer.json" in shown and str(tmp_path) not in shown
+
+
+def test_an_over_long_text_from_the_box_gets_the_same_notice_as_from_a_link():
+    from pages.common.sidebar import BOX_MAX_CHARS, MAX_TEXT_CHARS
+
+    at = app_on("pages/tokenizer.py")
+    assert MAX_TEXT_CHARS < 100_000 < BOX_MAX_CHARS
+    for text in ("A short text first.", "word " * 20_000):
+        at.sidebar.text_area(key="text").input(text).run()
+    assert not at.exception
+    shown = " ".join(w.value for w in at.warning)
+    assert "The text was 100,000 characters; the first 40,000 are used." in shown
+    assert "of 16002 tokens" in shown, "the pages read the first 40,000 characters: 8,000 words, 16,002 tokens"
+
+
+def test_a_clients_clear_cache_message_clears_only_its_own_session():
+    """Streamlit's AppSession answers the clear_cache BackMsg (any client can send one) by clearing every cache of
+    the process; after pages.common.server.harden() only the sender's session state goes."""
+    from types import SimpleNamespace
+
+    import streamlit as st
+    from streamlit.runtime.app_session import AppSession
+
+    from pages.common import server
+
+    calls = []
+
+    @st.cache_data
+    def shared(x: int) -> int:
+        calls.append(x)
+        return x
+
+    server.harden()  # (AppTests above may have run app.py, which calls it)
+    original = AppSession._handle_clear_cache_request
+    streamlit_own = server.streamlit_handler
+    sender = SimpleNamespace(_session_state=SimpleNamespace(clear=lambda: calls.append("own state")))
+    try:
+        shared(1)
+        streamlit_own(sender)  # Streamlit's own handler: the shared cache is gone
+        shared(1)
+        assert calls == [1, "own state", 1]
+        calls.clear()
+        shared(2)
+        AppSession._handle_clear_cache_request(sender)
+        shared(2)
+        assert calls == [2, "own state"], "the shared cache survived; only the sender's own state was cleared"
+    finally:
+        AppSession._handle_clear_cache_request = original

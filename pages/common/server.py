@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 log = logging.getLogger("glassbox")
+streamlit_handler = None  # Streamlit's own AppSession._handle_clear_cache_request, kept when harden() replaces it
 
 
 def _clear_own_session_only(self) -> None:
@@ -30,4 +31,6 @@ def harden() -> None:
         log.warning("Streamlit has no AppSession._handle_clear_cache_request: a client's clear_cache message may "
                     "flush every learner's caches")
         return
+    global streamlit_handler
+    streamlit_handler = AppSession._handle_clear_cache_request
     AppSession._handle_clear_cache_request = _clear_own_session_only
