@@ -160,6 +160,24 @@ class Generation:
     stopped: str  # "max_new_tokens", "eot" or "context"
 
 
+def check_sampling(model: Transformer, prompt: str | list[int], max_new_tokens: int, temperature: float,
+                   top_k: int | None, top_p: float | None) -> None:
+    """ValueError for a temperature or top_p that is not a finite number in range (NaN sampled from NaN), a
+    negative max_new_tokens or top_k, or prompt ids outside the model's vocabulary."""
+    for label, value in (("temperature", temperature), ("top_p", top_p)):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ValueError(f"{label} must be a finite number, not {value!r}")
+    if temperature < 0 or (top_p is not None and not 0 <= top_p <= 1):
+        raise ValueError(f"temperature must be ≥ 0 (0: greedy) and top_p between 0 and 1, not {temperature}, {top_p}")
+    if max_new_tokens < 0 or (top_k is not None and top_k < 0):
+        raise ValueError(f"max_new_tokens and top_k cannot be negative ({max_new_tokens}, {top_k})")
+    if not isinstance(prompt, str):
+        vocab = model.config.vocab_size
+        outside = [i for i in prompt if not 0 <= int(i) < vocab]
+        if outside:
+            raise ValueError(f"prompt ids {outside[:5]} are outside the vocabulary (0 to {vocab - 1})")
+
+
 def generate(
     model: Transformer,
     prompt: str | list[int],
@@ -173,20 +191,8 @@ def generate(
 ) -> Generation:
     """Sample up to `max_new_tokens` tokens with a KV cache. Each step keeps the distribution it sampled from.
     steer: as trace()'s (core.interventions), applied at every step, to the prompt and to each new token.
-    ValueError, before any work, for a temperature or top_p that is not a finite number in range, a negative
-    max_new_tokens or top_k, or prompt ids outside the model's vocabulary."""
-    for label, value in (("temperature", temperature), ("top_p", top_p)):
-        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise ValueError(f"{label} must be a finite number, not {value!r}")
-    if temperature < 0 or (top_p is not None and not 0 <= top_p <= 1):
-        raise ValueError(f"temperature must be ≥ 0 (0: greedy) and top_p between 0 and 1, not {temperature}, {top_p}")
-    if max_new_tokens < 0 or (top_k is not None and top_k < 0):
-        raise ValueError(f"max_new_tokens and top_k cannot be negative ({max_new_tokens}, {top_k})")
-    if not isinstance(prompt, str):
-        vocab = model.config.vocab_size
-        outside = [i for i in prompt if not 0 <= int(i) < vocab]
-        if outside:
-            raise ValueError(f"prompt ids {outside[:5]} are outside the vocabulary (0 to {vocab - 1})")
+    ValueError, before any work, for settings that cannot be sampled with (see check_sampling)."""
+    check_sampling(model, prompt, max_new_tokens, temperature, top_k, top_p)
     tok = model.tokenizer
     if isinstance(prompt, str):
         if tok is None:
