@@ -9,6 +9,7 @@ learner explores one token at a time.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -260,6 +261,81 @@ def greedy(model: Transformer, prompt_ids: list[int], n_new: int, use_cache: boo
                 logits, _ = model(torch.tensor([ids + new], device=model.device))
         seconds = time.perf_counter() - start
     return TimedGeneration(new, seconds / max(n_new, 1), use_cache)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One quantity measured several times: the values, their median and their range. Two spreads whose ranges
+    overlap cannot be told apart by these measurements (the difference is within noise)."""
+
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def low(self) -> float:
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        return max(self.values)
+
+    def overlaps(self, other: Spread) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+@dataclass(frozen=True)
+class CacheTiming:
+    """One generation step timed with and without the KV cache, repeated (see time_step)."""
+
+    n_prompt: int  # tokens already read: the step writes token n_prompt + 1
+    cached: Spread  # seconds for the step with the cache (the new token only, the others' keys and values reused)
+    uncached: Spread  # seconds for the same step recomputing the whole text
+    speedup: Spread  # uncached / cached, one ratio per repeat (the two runs of a repeat back to back)
+    same_tokens: bool  # both ways chose the same next token
+
+    @property
+    def within_noise(self) -> bool:
+        """The two ways' ranges overlap: these runs cannot say which is faster."""
+        return self.cached.overlaps(self.uncached)
+
+
+def time_step(model: Transformer, prompt_ids: list[int], repeats: int = 5) -> CacheTiming:
+    """Time one generation step after `prompt_ids` both ways: with the KV cache (the prompt's keys and values from
+    one untimed prefill, the step runs the model on the one new token) and without (the step runs the model on the
+    whole text again). One untimed run each way first (the first call of a shape pays one-time costs: allocations,
+    kernels picked), then `repeats` timed pairs, the two ways back to back and alternating which goes first, so that
+    a slow spell of a busy machine falls on both."""
+    import time
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}")
+    ids = list(prompt_ids)[-(model.config.n_ctx - 1):]
+    device = model.device
+    with torch.inference_mode():
+        logits, past = model(torch.tensor([ids], device=device))  # the prefill, the same for both ways
+        next_id = int(logits[0].argmax())
+        new = torch.tensor([[next_id]], device=device)  # (1, 1)
+        whole = torch.tensor([ids + [next_id]], device=device)  # (1, T + 1)
+
+        def step(use_cache: bool) -> tuple[float, int]:
+            start = time.perf_counter()
+            out, _ = model(new, past=past) if use_cache else model(whole)
+            return time.perf_counter() - start, int(out[0].argmax())
+
+        step(True), step(False)  # warm-up, untimed
+        times: dict[bool, list[float]] = {True: [], False: []}
+        chosen = set()
+        for repeat in range(repeats):
+            for use_cache in ((True, False) if repeat % 2 == 0 else (False, True)):
+                seconds, token = step(use_cache)
+                times[use_cache].append(seconds)
+                chosen.add(token)
+    cached, uncached = times[True], times[False]
+    return CacheTiming(len(ids), Spread(tuple(cached)), Spread(tuple(uncached)),
+                       Spread(tuple(u / c for u, c in zip(uncached, cached))), len(chosen) == 1)
 
 
 def kv_cache_bytes(cfg, n_tokens: int, bytes_per_number: int = 4) -> int:

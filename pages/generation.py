@@ -5,15 +5,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.generate import greedy, kv_cache_bytes
+from core.generate import greedy, kv_cache_bytes, time_step
 from core.learning import shipped_text
 from core.trace import token_limit
-from pages.common import cache, chart, sidebar, widgets
+from pages.common import cache, chart, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 N_NEW = 8  # tokens generated step by step
-N_TIMED = 24  # tokens generated to time each way
-LONG = 400  # tokens of the longer prompt timed
+REPEATS = 5  # timed runs of one step each way: the page shows their median and range
+LONG = 300  # tokens of the longer prompt timed
 
 ctx = sidebar.context()
 model = ctx.model
@@ -34,9 +34,8 @@ if not cfg.lm_head or not cfg.causal:
             icon="ℹ️")
     st.stop()
 widgets.need_text(ctx.text)
-prompt = tok.encode(ctx.text)[-(token_limit(cfg) - N_TIMED - 1):]
-run = cache.remember(("greedy", ctx.model_name, ctx.device, tuple(prompt)), lambda: greedy(model, prompt, N_NEW),
-                     max_entries=16)
+prompt = tok.encode(ctx.text)[-(token_limit(cfg) - N_NEW - 1):]
+run = cache.remember(("greedy", ctx.model_name, ctx.device, tuple(prompt)), lambda: greedy(model, prompt, N_NEW))
 step = widgets.slider("Step", "gen.step", 1, N_NEW, 1, help="1 is the prefill: the whole prompt at once")
 seen = prompt + run.new_ids[: step - 1]  # what the model has read after this step
 computed = len(prompt) if step == 1 else 1
@@ -63,42 +62,45 @@ st.subheader("How big the cache gets")
 bytes_now = kv_cache_bytes(cfg, len(seen))
 full = kv_cache_bytes(cfg, cfg.n_ctx)
 c = st.columns(3)
-c[0].metric("Cache after this step", f"{bytes_now / 1024:,.1f} KB", help="fp32: 4 bytes a number")
-c[1].metric("Per layer", f"{bytes_now / cfg.n_layers / 1024:,.1f} KB")
-c[2].metric(f"At the full context ({cfg.n_ctx:,} tokens)", f"{full / 2**20:,.1f} MB")
+c[0].metric("Cache after this step", f"{bytes_now / 2**10:,.1f} KiB", help="fp32: 4 bytes a number; 1 KiB = 1,024 bytes")
+c[1].metric("Per layer", f"{bytes_now / cfg.n_layers / 2**10:,.1f} KiB")
+c[2].metric(f"At the full context ({cfg.n_ctx:,} tokens)", f"{full / 2**20:,.1f} MiB", help="1 MiB = 1,048,576 bytes")
 formula = (f"2 (k and v) × {cfg.n_layers} layers × {cfg.kv_heads} key/value heads × {cfg.head_dim} numbers × "
            f"{len(seen)} tokens × 4 bytes = {bytes_now:,} bytes")
 if cfg.kv_heads != cfg.n_heads:
     without = bytes_now * cfg.group_size
     st.markdown(f"{formula}. With grouped-query attention its {cfg.n_heads} query heads share {cfg.kv_heads} "
                 f"key/value heads, so the cache is {cfg.group_size}× smaller than with one key/value "
-                f"head per query head ({without:,} bytes; {full * cfg.group_size / 2**20:,.0f} MB at "
+                f"head per query head ({without:,} bytes; {full * cfg.group_size / 2**20:,.0f} MiB at "
                 "the full context).")
 else:
     st.markdown(f"{formula}. Every query head has its own key/value head here (no grouped-query attention).")
 
 st.subheader("Time per token, with and without the cache")
-
-
-def timings(ids: list[int]):
-    greedy(model, ids[:8], 2)  # warm-up: the first call of a shape pays one-time costs
-    greedy(model, ids[:8], 2, False)
-    return greedy(model, ids, N_TIMED, True), greedy(model, ids, N_TIMED, False)
-
-
-long_len = min(LONG, cfg.n_ctx - N_TIMED - 1)
+long_len = min(LONG, cfg.n_ctx - 1)
 story = tok.encode(shipped_text())[:long_len]
-rows = {"prompt": [], "with the KV cache": [], "recomputing everything": [], "speed-up": [], "same tokens": []}
-for label, ids in ((f"your text ({len(prompt)} tokens)", prompt), (f"a story ({len(story)} tokens)", story)):
-    cached, uncached = cache.remember(("timed", ctx.model_name, ctx.device, tuple(ids)), lambda ids=ids: timings(ids),
-                                      max_entries=16)
-    rows["prompt"].append(label)
-    rows["with the KV cache"].append(f"{cached.seconds_per_token * 1000:.1f} ms / token")
-    rows["recomputing everything"].append(f"{uncached.seconds_per_token * 1000:.1f} ms / token")
-    rows["speed-up"].append(f"{uncached.seconds_per_token / cached.seconds_per_token:.1f}×")
-    rows["same tokens"].append("yes" if cached.new_ids == uncached.new_ids else "NO")
+measured = {}
+for label, ids in (("your text", prompt), ("a story", story)):
+    measured[label] = cache.remember(("timed step", ctx.model_name, ctx.device, tuple(ids), REPEATS),
+                                     lambda ids=ids: time_step(model, ids, REPEATS))
+
+
+def ms(spread) -> str:
+    return f"{spread.median * 1000:.1f} ms ({spread.low * 1000:.1f}–{spread.high * 1000:.1f})"
+
+
+rows = {"after": [], "with the KV cache": [], "recomputing everything": [], "speed-up": [], "faster": [],
+        "same token": []}
+for label, timing in measured.items():
+    rows["after"].append(f"{label} ({timing.n_prompt} tokens)")
+    rows["with the KV cache"].append(ms(timing.cached))
+    rows["recomputing everything"].append(ms(timing.uncached))
+    rows["speed-up"].append(f"{timing.speedup.median:.1f}× ({timing.speedup.low:.1f}–{timing.speedup.high:.1f})")
+    rows["faster"].append(texts.faster(timing))
+    rows["same token"].append("yes" if timing.same_tokens else "NO")
 st.dataframe(rows, hide_index=True, width="stretch")
-st.caption(f"Measured when this page first ran for this text, on this computer ({ctx.device}): {N_TIMED} tokens each "
-           "way, greedy, the first pass included. Each step without the cache re-reads the whole text, so the "
-           "saving grows with its length; for a short text both ways mostly wait on reading the weights once per "
-           "token, and timings on a busy computer can even come out the other way round.")
+st.caption(f"The time of one step — writing the next token — each way: the median of {REPEATS} runs, with the "
+           f"fastest and slowest in brackets, measured on this computer ({ctx.device}) when this page first ran for "
+           "this text, after one untimed run each way. With the cache the step runs the model on the new token "
+           "only; without it, on the whole text again. Where the two ranges overlap the difference is within noise. "
+           + texts.kv_saving(measured["your text"], measured["a story"]))

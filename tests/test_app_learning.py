@@ -2,6 +2,7 @@
 the generation loop with its KV cache — asserting on what the learner sees."""
 
 import math
+import re
 
 import pytest
 
@@ -61,11 +62,42 @@ def test_generation_loop_and_kv_cache():
     at.slider(key="gen.step").set_value(3).run()
     assert any("only the token chosen at step 2" in m.value for m in at.markdown)
     timing = next(d.value for d in at.dataframe if "speed-up" in d.value.columns)
-    assert list(timing["same tokens"]) == ["yes", "yes"] and "a story (231 tokens)" in list(timing["prompt"])
+    assert list(timing["same token"]) == ["yes", "yes"] and "a story (255 tokens)" in list(timing["after"])
+    caption = next(c.value for c in at.caption if "the median of 5 runs" in c.value)
+    assert caption_matches_the_timings(timing, caption)
     cache_map = next(c for c in charts(at) if "computed now" in title(c))
     z = matrix(cache_map["data"][0]["z"])
     assert (z[:, -1] == 1).all() and (z.sum(axis=1) == 1).all(), "one new token's k and v computed in every layer"
     assert any("no grouped-query attention" in m.value for m in at.markdown)
+
+
+def spread(cell: str) -> tuple[float, float, float]:
+    """'12.3 ms (11.0–14.2)' or '3.1× (2.9–3.3)' → (median, low, high)."""
+    median, low, high = re.fullmatch(r"([\d.]+)(?: ms|×) \(([\d.]+)–([\d.]+)\)", cell).groups()
+    return float(median), float(low), float(high)
+
+
+def caption_matches_the_timings(table, caption: str) -> bool:
+    """Every claim the timing table and its caption make follows from the figures the table shows (where two shown
+    ends are equal, rounding to one decimal hides which way they lie, and either claim is accepted)."""
+    speedups = []
+    for _, row in table.iterrows():
+        cached, uncached = spread(row["with the KV cache"]), spread(row["recomputing everything"])
+        assert cached[1] <= cached[0] <= cached[2] and uncached[1] <= uncached[0] <= uncached[2]
+        if cached[1] != uncached[2] and uncached[1] != cached[2]:
+            overlap = cached[1] < uncached[2] and uncached[1] < cached[2]
+            assert row["faster"] == ("within noise" if overlap else "the cache" if cached[0] < uncached[0]
+                                     else "recomputing"), row
+        speedups.append(spread(row["speed-up"]))
+    short, long = speedups
+    if long[1] == short[2] or short[1] == long[2]:
+        return any(claim in caption for claim in ("grew with the length", "larger for the shorter text",
+                                                  "cannot tell the two savings apart"))
+    if long[1] > short[2]:
+        return "the saving grew with the length" in caption
+    if short[1] > long[2]:
+        return "larger for the shorter text" in caption
+    return "cannot tell the two savings apart" in caption and "grew" not in caption
 
 
 @PACKAGED

@@ -438,3 +438,28 @@ NOTES_CORRECTED = (
      "Layers are stacked one after another, joined by the residual stream; each CONTAINS self-attention and a "
      "feed-forward layer, and each decoder layer adds cross-attention."),
 )
+
+
+def faster(timing) -> str:
+    """Which way of generating was faster in these runs (core.generate.CacheTiming), or that they cannot say."""
+    if timing.within_noise:
+        return "within noise"
+    return "the cache" if timing.cached.median < timing.uncached.median else "recomputing"
+
+
+def kv_saving(short, long) -> str:
+    """What the timed runs say about the KV cache's saving and the prompt's length — from their speed-ups' ranges
+    (core.generate.CacheTiming), never assumed."""
+    figures_ = (f"{short.speedup.median:.1f}× at {short.n_prompt} tokens, {long.speedup.median:.1f}× at "
+                f"{long.n_prompt}")
+    if long.n_prompt <= short.n_prompt:
+        return f"Speed-ups: {figures_}."
+    if long.speedup.low > short.speedup.high:
+        return (f"Here the saving grew with the length ({figures_}): each step without the cache re-reads the whole "
+                "text, with the cache only the new token.")
+    if short.speedup.low > long.speedup.high:
+        return (f"Here the saving came out larger for the shorter text ({figures_}): on a busy computer a run can be "
+                "slowed by other work; run it again later to compare.")
+    return (f"These runs cannot tell the two savings apart ({figures_}: their ranges overlap). In theory the saving "
+            "grows with the length, since each step without the cache re-reads the whole text; for a short text "
+            "both ways mostly wait on reading the weights once per token.")
