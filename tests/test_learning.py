@@ -19,6 +19,7 @@ def embedded():
     return load_model(device="cpu")
 
 
+@pytest.mark.slow  # fine-tunes the embedded model
 def test_fine_tuning_learns_the_fact_and_leaves_the_model_untouched(embedded):
     before = fingerprint(embedded)
     p_before = continuation_prob(embedded, "The dragon's name is", " Zorbo")
@@ -53,6 +54,7 @@ def test_fine_tuning_limits(embedded, monkeypatch):
         fine_tune(embedded, FACT, steps=3)
 
 
+@pytest.mark.slow  # pretrains a tiny model
 def test_pretraining_starts_at_ln_vocabulary_and_learns(embedded):
     run = pretrain(embedded.tokenizer, shipped_text(), steps=150, n_snapshots=4)
     assert run.losses[0] == pytest.approx(math.log(embedded.tokenizer.n_vocab), abs=0.1)

