@@ -400,7 +400,11 @@ class HFTokenizer:
         return self.backend.decode(list(ids), skip_special_tokens=False)
 
     def token_bytes(self, token_id: int) -> bytes:
-        token = self._strings[token_id]
+        """The bytes a token stands for; none for an id the vocabulary lacks (repos pad their embedding table to a
+        round size, and a model may still give those rows a probability)."""
+        token = self._strings.get(token_id)
+        if token is None:
+            return b""
         if self._from_char is not None and token_id not in self._special_ids:
             return self._spelled_bytes(token)
         if self.kind == "metaspace" and token_id not in self._special_ids:
@@ -409,6 +413,8 @@ class HFTokenizer:
         return token.encode()
 
     def display(self, token_id: int) -> str:
+        if token_id not in self._strings:
+            return f"⟨unused id {token_id}⟩"
         return self.token_bytes(token_id).decode("utf-8", errors="backslashreplace")
 
     def id_of(self, token: bytes) -> int:

@@ -397,3 +397,16 @@ def test_every_learner_facing_load_error_names_the_repo_not_the_cache(hf_cache, 
 def test_hub_cached_and_a_repo_in_the_cache(hf_cache):
     in_cache(hf_cache, "someone/tiny-gpt2", gpt2)
     assert hub.cached("someone/tiny-gpt2") and not hub.cached("someone/absent")
+
+
+def test_embedding_rows_without_a_token_are_shown_not_crashed_on(hf_cache):
+    """Repos pad their embedding table past their vocabulary; a sampled padding row has no text."""
+    in_cache(hf_cache, "someone/padded", llama)
+    model = load_model("someone/padded", device="cpu")
+    tok = model.tokenizer
+    unused = next(i for i in range(model.config.vocab_size) if i not in tok._strings)
+    assert tok.display(unused) == f"⟨unused id {unused}⟩" and tok.token_bytes(unused) == b""
+    from core import generate
+
+    out = generate(model, [unused, 5], max_new_tokens=3, temperature=1.0, seed=0)
+    assert len(out.steps) == 3 and all(isinstance(s.token, str) for s in out.steps)

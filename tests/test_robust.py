@@ -457,3 +457,26 @@ def test_a_clients_clear_cache_message_clears_only_its_own_session():
         assert calls == [2, "own state"], "the shared cache survived; only the sender's own state was cleared"
     finally:
         AppSession._handle_clear_cache_request = original
+
+
+def test_few_shot_page_with_an_empty_chat_template(tmp_path, monkeypatch):
+    """A repo whose tokenizer_config.json has a blank chat template: the model has no template (the page offers no
+    chat toggle), and the page draws instead of crashing."""
+    import json
+
+    from tests.test_hub import in_cache, llama
+
+    def blank(folder):
+        made = llama(folder)
+        (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": " \n "}))
+        config = json.loads((folder / "config.json").read_text())  # room for the page's longest few-shot prompt
+        (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 512}))
+        return made
+
+    root = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    in_cache(root, "someone/blank-template", blank)
+    at = app_on("pages/prompting.py", model="someone/blank-template")
+    assert not at.exception and not at.error
+    assert not [t for t in at.toggle if t.key == "fs.chat"], "no chat toggle without a template"
