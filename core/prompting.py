@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.generate import generate
 from core.learning import continuation_prob
 from core.model import Transformer
 from core.tokenizer import render_chat
@@ -73,3 +74,82 @@ def shots_curve(model: Transformer, task: Task, chat: bool = False) -> list[floa
     if chat and template is None:
         raise ValueError(f"{model.config.name} has no chat template")
     return [answer_probability(model, few_shot(task, n, template)) for n in range(len(task.examples) + 1)]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a zero- to few-shot curve shows, read from its numbers (`shots_effect`): "helps" (the examples raise
+    P(right answer) by at least HELPS), "knows" (right without examples, and they change little), "fails" (low with
+    any number of examples), "hurts" (the examples lower it), or "mixed"."""
+
+    kind: str
+    zero: float  # P(right answer) with no example
+    best: float  # the highest P with 1 or more examples
+    best_shots: int  # with how many examples
+    low: float  # the lowest P on the curve
+    high: float  # the highest
+
+
+HELPS = 0.2  # a rise of P(right answer) this large is the examples' doing, not one prompt's wobble
+KNOWS = 0.5  # right more often than not without any example
+FAILS = 0.1  # never above this: the model does not do the task
+
+
+def shots_effect(curve: list[float]) -> Effect:
+    """Classify a curve from shots_curve (P(right answer) with 0, 1, … examples)."""
+    if len(curve) < 2:
+        raise ValueError("a curve needs the zero-shot point and at least one few-shot point")
+    zero, few = curve[0], curve[1:]
+    best_shots = 1 + max(range(len(few)), key=few.__getitem__)
+    best, low, high = few[best_shots - 1], min(curve), max(curve)
+    if best - zero >= HELPS:
+        kind = "helps"
+    elif zero >= KNOWS and high - low < HELPS:
+        kind = "knows"
+    elif high < FAILS:
+        kind = "fails"
+    elif zero - min(few) >= HELPS:
+        kind = "hurts"
+    else:
+        kind = "mixed"
+    return Effect(kind, zero, best, best_shots, low, high)
+
+
+def showcase(curves: dict[str, list[float]]) -> str:
+    """The task whose examples raise P(right answer) the most: the one that shows what few-shot prompting does."""
+    return max(curves, key=lambda name: max(curves[name][1:]) - curves[name][0])
+
+
+def end_of_turn_ids(tokenizer) -> frozenset[int]:
+    """The tokens after which a model's answer is over: its end-of-text token, and for an instruction-tuned model the
+    special token its chat template puts right after an assistant's message (SmolLM2's <|im_end|>), found by
+    rendering one finished turn."""
+    ids = {tokenizer.eot_id} if tokenizer.eot_id is not None else set()
+    if tokenizer.chat_template:
+        mark = "Glassbox answer"
+        text = render_chat(tokenizer.chat_template, [{"role": "user", "content": "Question"},
+                                                     {"role": "assistant", "content": mark}],
+                           add_generation_prompt=False)
+        after = tokenizer.encode_with_special(text.split(mark, 1)[1]) if mark in text else []
+        if after and after[0] in set(tokenizer.special_tokens.values()):
+            ids.add(after[0])
+    return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class Written:
+    text: str  # the tokens written, decoded, up to (not including) the end of the turn
+    ended: str | None  # the end-of-turn token that ended it, as the tokenizer shows it (None: cut at max_new_tokens)
+
+
+def write_answer(model: Transformer, prompt_ids: list[int], max_new_tokens: int = 12) -> Written:
+    """What the model writes after the prompt, taking the most likely token each time: up to max_new_tokens, cut
+    where its turn ends (at the first of end_of_turn_ids; what it would write past it is not its answer)."""
+    tok = model.tokenizer
+    stops = end_of_turn_ids(tok)
+    written = generate(model, prompt_ids, max_new_tokens=max_new_tokens, temperature=0, stop_at_eot=False)
+    ids = written.new_ids
+    end = next((i for i, t in enumerate(ids) if t in stops), None)
+    if end is None:
+        return Written(tok.decode(ids), None)
+    return Written(tok.decode(ids[:end]), tok.display(ids[end]))

@@ -4,10 +4,11 @@ weight changed."""
 
 import streamlit as st
 
-from core import generate
 from core.learning import fingerprint
-from core.prompting import TASKS, answer_probability, few_shot, shots_curve
-from pages.common import cache, chart, figures, sidebar, widgets
+from core.prompting import TASKS, answer_probability, few_shot, shots_curve, shots_effect, showcase, write_answer
+from pages.common import cache, chart, figures, sidebar, texts, widgets
+
+WRITTEN = 24  # the most tokens "what it writes" shows
 
 ctx = sidebar.context()
 model = ctx.model
@@ -28,30 +29,39 @@ if tok.chat_template is not None:
                 "to follow requests. Its chat template (the toggle) writes the prompt the way it saw them.")
 if tok.chat_template is None:
     st.info(f"{cfg.name} was never trained on instructions, questions or any of these formats (the embedded model "
-            "only read children's stories), so expect it to fail at every number of examples: few-shot prompting "
-            "works when pretraining saw enough text of this kind. SmolLM2 (see the README) shows the effect.",
-            icon="ℹ️")
+            "only read children's stories): what each task shows on it is measured below. Few-shot prompting works "
+            "when pretraining saw enough text of this kind; SmolLM2 (see the README) shows the effect.", icon="ℹ️")
 c1, c2 = st.columns([2, 1])
-task = TASKS[widgets.choice("selectbox", "Task", "fs.task", list(TASKS), where=c1)]
 chat = widgets.toggle("Use the chat template", "fs.chat", where=c2) if tok.chat_template else False
-before, curve, after = cache.remember(  # the weights' fingerprint taken before and after every prompt of the curve
-    ("shots", ctx.model_name, ctx.device, task.name, chat),
-    lambda: (fingerprint(model), shots_curve(model, task, chat), fingerprint(model)), max_entries=16)
+before, curves, after = cache.remember(  # the weights' fingerprint taken before and after every prompt of the curves
+    ("shots", ctx.model_name, ctx.device, chat),
+    lambda: (fingerprint(model), {name: shots_curve(model, t, chat) for name, t in TASKS.items()}, fingerprint(model)))
+task = TASKS[widgets.choice("selectbox", "Task", "fs.task", list(TASKS), default=showcase(curves), where=c1,
+                            help="Chosen at first: the task whose examples raise the probability of the right "
+                            "answer the most on this model.")]
+curve = curves[task.name]
 fig = figures.lines(list(range(len(curve))), {"P(right answer)": curve}, xtitle="examples in the prompt",
                     ytitle="probability of the right answer",
                     title=f"{cfg.name}: P(“{task.query[1]}”) with 0 to {len(curve) - 1} examples")
 fig.update_yaxes(range=[0, 1.02])
 chart.show(fig, key="fs.curve")
+st.markdown(texts.shots_effect(cfg.name, shots_effect(curve), len(curve) - 1))
+effects = {name: shots_effect(c) for name, c in curves.items()}
+st.dataframe({"task": list(effects), "zero-shot": [f"{e.zero:.3f}" for e in effects.values()],
+              "best with examples": [f"{e.best:.3f} ({e.best_shots})" for e in effects.values()],
+              "what it shows here": [texts.EFFECT[e.kind] for e in effects.values()]}, hide_index=True)
 n = widgets.slider("Examples in the prompt", "fs.n", 0, len(task.examples), 2)
 prompt = few_shot(task, n, tok.chat_template if chat else None)
 ids = tok.encode_with_special(prompt.text) if prompt.chat else tok.encode(prompt.text)
 p, written = cache.remember(("shot", ctx.model_name, ctx.device, task.name, chat, n), lambda: (
-    answer_probability(model, prompt), generate(model, ids, max_new_tokens=12, temperature=0).text), max_entries=16)
-written = written.replace("\n", " ⏎ ")
+    answer_probability(model, prompt), write_answer(model, ids, WRITTEN)))
 c1, c2 = st.columns(2)
 c1.metric(f"P(“{task.query[1]}”) with {n} example{'s' if n != 1 else ''}", f"{p:.3f}",
           f"{p - curve[0]:+.3f} vs zero-shot" if n else None)
-c2.markdown(f"**What it writes (most likely tokens):** `{written.strip()[:80] or '∅'}`")
+shown = written.text.replace("\n", " ⏎ ").strip()
+c2.markdown(f"**What it writes (most likely tokens):** `{shown or '∅'}`" + (
+    f" — then it ends its turn (`{written.ended}`)." if written.ended else
+    f" … (cut after {WRITTEN} tokens)."))
 st.code(prompt.text + "▌", language=None)
 st.caption("One question, scored on its exact answer in either case (“negative” or “Negative”): which examples are "
            "shown, and in what order, changes the numbers, so read the curve's shape, not each wiggle. A low zero-shot "
@@ -64,5 +74,5 @@ st.caption(
         "it writes is right." if chat else ""))
 st.metric("Fingerprint of all the weights (SHA-256 of every parameter)", after,
           "unchanged by prompting" if after == before else "CHANGED", delta_color="off", delta_arrow="off")
-st.caption(f"Taken before the model read the prompts of the curve above ({before}) and after all of them "
+st.caption(f"Taken before the model read the prompts of the curves above ({before}) and after all of them "
            f"({after}).")

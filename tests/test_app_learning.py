@@ -6,7 +6,10 @@ import re
 
 import pytest
 
+from core.prompting import TASKS
 from tests.test_app import PACKAGED, app, charts, matrix, open_page, title
+
+TASK_QUERIES = {name: t.pattern.format(x=t.query[0], y="").rstrip(" :") for name, t in TASKS.items()}
 
 
 @pytest.mark.slow  # pretrains from the page
@@ -44,17 +47,31 @@ def test_prompting_on_the_embedded_model_says_it_was_never_taught_this():
     assert any("with 0 to 5 examples" in title(c) for c in charts(at))
     assert {m.label: m for m in at.metric}["Fingerprint of all the weights (SHA-256 of every parameter)"].delta == \
         "unchanged by prompting"
-    assert "Country: Germany\nCapital:" in at.code[0].value
+    shows = next(d.value for d in at.dataframe if "what it shows here" in d.value.columns)
+    said = next(m.value for m in at.markdown if m.value.startswith("**On tiny-stories-1m"))
+    task = at.selectbox(key="fs.task").value
+    assert said.removeprefix("**On tiny-stories-1m ").split(":")[0] in {
+        "the examples teach the task", "this task shows no few-shot effect", "this task fails",
+        "the examples hurt here", "this task shows no clear effect"} and task in list(shows["task"])
+    assert f"{TASK_QUERIES[task]}:" in at.code[0].value
 
 
 @PACKAGED
-def test_few_shot_sentiment_on_smollm2():
+def test_few_shot_opens_on_the_task_that_shows_the_effect_on_smollm2():
     at = open_page(app(model="smollm2-135m"), "pages/prompting.py")
-    at.selectbox(key="fs.task").set_value("Sentiment").run()
+    assert at.selectbox(key="fs.task").value == "Sentiment"  # measured: the examples help it most
     curve = next(c for c in charts(at) if "examples" in title(c))["data"][0]["y"]
     assert curve[0] < 0.4 and curve[1] > 0.6 and curve[1] > 2 * curve[0], curve  # one example teaches the format
+    said = next(m.value for m in at.markdown if m.value.startswith("**On smollm2-135m"))
+    assert "the examples teach the task" in said and f"from {curve[0]:.2f} with none to {max(curve[1:]):.2f}" in said
+    shows = next(d.value for d in at.dataframe if "what it shows here" in d.value.columns)
+    assert dict(zip(shows["task"], shows["what it shows here"])) == {
+        "Sentiment": "the examples help", "Capital cities": "right without examples",
+        "English → French": "fails with or without examples"}
     at.toggle(key="fs.chat").set_value(True).run()
     assert "<|im_start|>user" in at.code[0].value and not at.exception
+    writes = next(m.value for m in at.markdown if m.value.startswith("**What it writes"))
+    assert writes.endswith("then it ends its turn (`<|im_end|>`).") and writes.count("<|im_end|>") == 1, writes
 
 
 def test_generation_loop_and_kv_cache():

@@ -463,3 +463,27 @@ def kv_saving(short, long) -> str:
     return (f"These runs cannot tell the two savings apart ({figures_}: their ranges overlap). In theory the saving "
             "grows with the length, since each step without the cache re-reads the whole text; for a short text "
             "both ways mostly wait on reading the weights once per token.")
+
+
+EFFECT = {"helps": "the examples help", "knows": "right without examples", "fails": "fails with or without examples",
+          "hurts": "the examples hurt", "mixed": "no clear effect"}
+
+
+def shots_effect(name: str, effect, n_examples: int) -> str:
+    """What one task's zero- to few-shot curve shows on this model (core.prompting.Effect), in its numbers."""
+    shots = f"{effect.best_shots} example{'s' if effect.best_shots != 1 else ''}"
+    if effect.kind == "helps":
+        return (f"**On {name} the examples teach the task:** P(right answer) rises from {effect.zero:.2f} with none "
+                f"to {effect.best:.2f} with {shots}. Nothing but the prompt changed.")
+    if effect.kind == "knows":
+        return (f"**On {name} this task shows no few-shot effect:** the model is already right without examples "
+                f"({effect.zero:.2f}), and 1 to {n_examples} of them keep it between {effect.low:.2f} and "
+                f"{effect.high:.2f}.")
+    if effect.kind == "fails":
+        return (f"**On {name} this task fails:** P(right answer) stays below {effect.high:.3f} with 0 to "
+                f"{n_examples} examples — from this prompt the model does not do it.")
+    if effect.kind == "hurts":
+        return (f"**On {name} the examples hurt here:** P(right answer) falls from {effect.zero:.2f} with none to "
+                f"as low as {effect.low:.2f}.")
+    return (f"**On {name} this task shows no clear effect:** P(right answer) moves between {effect.low:.2f} and "
+            f"{effect.high:.2f} (zero-shot {effect.zero:.2f}); read the curve's shape, not each wiggle.")
