@@ -2,6 +2,7 @@
 model on your own sentences — live loss, before/after predictions, which weights moved, and what was forgotten."""
 
 import math
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -22,6 +23,8 @@ from core.learning import (
 from pages.common import cache, chart, figures, sidebar, widgets
 from pages.common.html import visible
 
+PROBE_STEPS = 12  # pretraining steps timed to say how fast training runs on this server
+
 ctx = sidebar.context()
 base = cache.model(registry.DEFAULT_MODEL, "cpu")  # the embedded model: small enough to train in seconds
 tok = base.tokenizer
@@ -40,12 +43,33 @@ if ctx.model is not base:  # the sidebar holds another model (or device)
             f"models up to {FINE_TUNE_MAX_PARAMS / 1e6:.0f} M parameters).", icon="ℹ️")
 
 
-def live_curve(title: str, floor: float | None = None):
+class Clock:
+    """A training run's speed on this machine, from the moments its progress callback is called: steps a second
+    over every step after the first (which pays one-time costs), and the whole run's time."""
+
+    def __init__(self):
+        self.start, self.ticks = time.perf_counter(), []
+
+    def tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+
+    @property
+    def seconds(self) -> float:
+        return (self.ticks[-1] if self.ticks else time.perf_counter()) - self.start
+
+    @property
+    def rate(self) -> float | None:
+        return (len(self.ticks) - 1) / (self.ticks[-1] - self.ticks[0]) if len(self.ticks) > 2 else None
+
+
+def live_curve(title: str, floor: float | None = None, clock: Clock | None = None):
     """A progress bar and a loss curve redrawn while training runs; returns the callback training calls."""
     bar, slot = st.progress(0.0), st.empty()
     losses: list[float] = []
 
     def progress(step: int, loss: float, total: int) -> None:
+        if clock is not None:
+            clock.tick()
         losses.append(loss)
         if step % 25 == 0 or step == total:
             bar.progress(step / total, text=f"step {step} of {total}: loss {loss:.3f}")
@@ -62,6 +86,13 @@ def loss_figure(losses: list[float], title: str, floor: float | None = None) -> 
     return fig
 
 
+def probe_rate() -> float:
+    """Steps a second of the pretraining below on this machine now, from PROBE_STEPS steps of it."""
+    clock = Clock()
+    pretrain(tok, story, PROBE_STEPS, progress=lambda step, loss: clock.tick())
+    return clock.rate
+
+
 # ---------- 1. Pretraining from scratch ----------
 st.header("1 · Pretraining: a tiny GPT from random weights")
 story = shipped_text()
@@ -74,21 +105,29 @@ st.markdown(
 )
 c1, c2 = st.columns(2)
 steps = widgets.choice("select_slider", "Training steps", "pt.steps", [300, 600, 1000, 1500, 2000], default=1000,
-                       where=c1, help="About 40 steps a second here: 1,500 steps take under a minute.")
+                       where=c1)
 seed = widgets.number("Seed", "pt.seed", 0, 9999, 0, where=c2)
 key = ("pretrain", steps, seed)
-run = cache.recalled(key)
-if st.button("Train from scratch", key="pt.go", type="primary") and run is None:
-    progress = live_curve("Pretraining loss", math.log(tok.n_vocab))
-    run = cache.remember(key, lambda: pretrain(tok, story, steps, seed=seed,
-                                               progress=lambda s, loss: progress(s, loss, steps)))
+done = cache.recalled(key)
+if st.button("Train from scratch", key="pt.go", type="primary") and done is None:
+    clock = Clock()
+    progress = live_curve("Pretraining loss", math.log(tok.n_vocab), clock)
+    done = cache.remember(key, lambda: (pretrain(tok, story, steps, seed=seed,
+                                                 progress=lambda s, loss: progress(s, loss, steps)), clock))
     st.rerun()
-if run is None:
-    st.caption("Press the button to train (a click elsewhere while it trains stops the run: the page starts over).")
+if done is None:
+    probe = cache.remember(("pretrain-rate", PROBE_STEPS), probe_rate)
+    st.caption(f"On this server, timed just now: {probe:.1f} steps a second ({PROBE_STEPS} steps of the same "
+               f"training), so {steps:,} steps should take about {steps / probe:,.0f} s — longer while other "
+               "learners train. Press the button to train (a click elsewhere while it trains stops the run: the "
+               "page starts over).")
 else:
+    run, clock = done
+    st.caption(f"This run: {len(run.losses):,} steps in {clock.seconds:,.1f} s on this server "
+               f"({clock.rate:.1f} steps a second).")
     fig = loss_figure(run.losses, f"Pretraining loss: {run.losses[0]:.2f} → {run.losses[-1]:.2f}",
                       math.log(tok.n_vocab))
-    reference = cache.remember(("embedded-loss", len(story)), lambda: text_loss(base, story[:20000]), max_entries=16)
+    reference = cache.remember(("embedded-loss", len(story)), lambda: text_loss(base, story[:20000]))
     fig.add_hline(y=reference, line_dash="dash", line_color="#16a34a",
                   annotation_text=f"the embedded model (which wrote these stories): {reference:.2f}")
     chart.show(fig, key="pt.curve")
@@ -137,19 +176,30 @@ lr = widgets.choice("select_slider", "Learning rate", "ft.lr", [1e-4, 3e-4, 1e-3
 ft_seed = widgets.number("Seed", "ft.seed", 0, 9999, 0, where=c3)
 lines = [line for line in texts.splitlines() if line.strip()]
 ft_key = ("finetune", tuple(lines), ft_steps, lr, ft_seed)
-tuned = cache.recalled(ft_key)
-if st.button("Fine-tune a copy", key="ft.go", type="primary") and tuned is None:
+done = cache.recalled(ft_key)
+if st.button("Fine-tune a copy", key="ft.go", type="primary") and done is None:
     if not lines:
         st.warning("Type at least one sentence to learn.")
         st.stop()
-    progress = live_curve("Fine-tuning loss")
-    tuned = cache.remember(ft_key, lambda: fine_tune(base, lines, ft_steps, lr=lr, seed=ft_seed,
-                                                      progress=lambda s, loss: progress(s, loss, ft_steps)))
+    clock = Clock()
+    progress = live_curve("Fine-tuning loss", clock=clock)
+
+    def tune() -> tuple:
+        """The shared model's fingerprint just before and just after the fine-tuning, around it."""
+        before = fingerprint(base)
+        copy = fine_tune(base, lines, ft_steps, lr=lr, seed=ft_seed, progress=lambda s, loss: progress(s, loss,
+                                                                                                      ft_steps))
+        return before, copy, fingerprint(base), clock
+
+    done = cache.remember(ft_key, tune)
     st.rerun()
-if tuned is None:
-    st.caption("Up to 200 steps on the embedded model: 40 steps take about 2 s here. A click elsewhere while it "
+if done is None:
+    st.caption("Up to 200 steps on the embedded model; each run says how long it took. A click elsewhere while it "
                "trains stops the run.")
     st.stop()
+before_ft, tuned, after_ft, ft_clock = done
+st.caption(f"This run: {len(tuned.losses)} steps in {ft_clock.seconds:,.1f} s on this server"
+           + (f" ({ft_clock.rate:.1f} steps a second)." if ft_clock.rate else "."))
 chart.show(loss_figure(tuned.losses, f"Fine-tuning loss on your sentences: {tuned.losses[0]:.2f} → "
                                           f"{tuned.losses[-1]:.3f}"), key="ft.curve")
 if tuned.losses[-1] < 0.05:
@@ -193,8 +243,11 @@ l0, l1 = text_loss(base, held_out), text_loss(tuned, held_out)
 c1, c2 = st.columns(2)
 c1.metric("Loss on a story it never trained on (forgetting)", f"{l1:.3f}", f"{l1 - l0:+.3f} (was {l0:.3f})",
           delta_color="inverse")
-c2.metric("Fingerprint of the shared model's weights", fingerprint(base), "unchanged", delta_color="off",
-          delta_arrow="off")
+now = fingerprint(base)
+c2.metric("Fingerprint of the shared model's weights", now,
+          "unchanged" if before_ft == after_ft == now else "CHANGED", delta_color="off", delta_arrow="off")
+c2.caption(f"SHA-256 of every parameter, taken just before the fine-tuning ({before_ft}), just after it "
+           f"({after_ft}) and now.")
 st.caption("The held-out story is assets/texts/bpe_sample.txt, written for Glassbox. A few steps on a few sentences "
            "make them very likely and can make everything else a little (or a lot) less likely: try fewer steps or a "
            "smaller learning rate and compare.")

@@ -16,6 +16,10 @@ TASK_QUERIES = {name: t.pattern.format(x=t.query[0], y="").rstrip(" :") for name
 def test_pretraining_from_scratch_in_the_app():
     at = open_page(app(), "pages/fine_tuning.py")
     at.select_slider(key="pt.steps").set_value(300).run()
+    probe = next(c.value for c in at.caption if "timed just now" in c.value)
+    rate, steps, seconds = re.search(r"([\d.]+) steps a second .* so ([\d,]+) steps should take about ([\d,]+) s",
+                                     probe).groups()
+    assert steps == "300" and float(seconds.replace(",", "")) == pytest.approx(300 / float(rate), rel=0.06, abs=1)
     at.button(key="pt.go").click().run()
     assert not at.exception
     curve = next(c for c in charts(at) if title(c).startswith("Pretraining loss"))
@@ -25,6 +29,9 @@ def test_pretraining_from_scratch_in_the_app():
     assert list(table["step"]) == [0, 75, 150, 225, 300]
     assert any("predicts" in m.value for m in at.markdown)
     assert any("Step 300: layer 0, head 0" in title(c) for c in charts(at))
+    took = next(c.value for c in at.caption if c.value.startswith("This run: 300 steps in"))
+    seconds, rate = map(float, re.search(r"in ([\d.]+) s on this server \(([\d.]+) steps a second\)", took).groups())
+    assert rate + 0.05 >= 299 / (seconds + 0.05)  # the steps after the first, over at most the whole run's time
 
 
 def test_fine_tuning_a_copy_in_the_app():
@@ -34,7 +41,15 @@ def test_fine_tuning_a_copy_in_the_app():
     metrics = {m.label: m for m in at.metric}
     gain = metrics["P(“Zorbo” | prompt)"]
     assert float(gain.value) > 0.5 and "×" in gain.delta
-    assert metrics["Fingerprint of the shared model's weights"].delta == "unchanged"
+    from core import registry
+    from core.learning import fingerprint
+
+    shared = fingerprint(registry.load_model("tiny-stories-1m"))
+    shown = metrics["Fingerprint of the shared model's weights"]
+    taken = next(c.value for c in at.caption if "taken just before the fine-tuning" in c.value)
+    assert f"just before the fine-tuning ({shared}), just after it ({shared})" in taken  # both, compared
+    assert shown.value == shared and shown.delta == "unchanged"
+    assert re.search(r"This run: 40 steps in [\d.]+ s", "\n".join(c.value for c in at.caption))
     assert float(metrics["Loss on a story it never trained on (forgetting)"].value) > 0
     compare = next(c for c in charts(at) if title(c).startswith("Next token after"))
     assert [s["name"] for s in compare["data"]] == ["before", "after fine-tuning"]
