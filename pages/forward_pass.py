@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.analysis import norm_of
-from pages.common import cache, chart, sidebar, texts, widgets
+from pages.common import architecture, cache, chart, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 WINDOW = 24  # the last tokens the page follows (the stream of earlier ones is computed but not summarised)
@@ -33,6 +33,7 @@ pos = widgets.choice("selectbox", "Follow the token", "fp.token", list(range(T))
                      format_func=lambda i: f"{first + i}: {visible(summary.tokens[i])}")
 if first:
     st.caption(f"Your text is {summary.n_tokens:,} tokens; the page follows the last {T} (the model read them all).")
+architecture.show(ctx, first + pos, "fp.arch", open_block=0)  # the model as one picture, this token's numbers on it
 norms, added = summary.resid_norm[:, pos].numpy(), summary.added_norm[:, pos].numpy()
 LAST = summary.index(cfg.n_layers - 1, "mlp")  # after the last block: the model's real prediction
 lens_ids, lens_probs = cache.stage_lens(ctx.model_name, ctx.device, ctx.text, WINDOW, pos) or (None, None)

@@ -393,3 +393,28 @@ def word_saliency(name: str, device: str, text: str, target: int):
 
     loaded = model(name, device)
     return saliency(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], target)
+
+
+@kept()
+def architecture(name: str, device: str, text: str, position: int, open_block: int | None):
+    """The architecture picture's data (core.architecture) following one token, from the text's one trace grown by
+    every block's adds and the open block's norms, heads and hidden units."""
+    from core.architecture import architecture as gather
+    from core.architecture import architecture_record
+
+    loaded = model(name, device)
+    tr = traced(name, device, text, record=architecture_record(loaded.config, open_block))
+    return gather(loaded, tr, position, open_block)
+
+
+@kept()
+def seq2seq_architecture(name: str, device: str, text: str):
+    """The encoder–decoder's picture data for the translation of `text`: its encoder and decoder inputs recorded
+    once more with every block's adds and streams (an encoder–decoder's trace cannot grow)."""
+    from core.architecture import SEQ2SEQ_RECORD
+    from core.architecture import seq2seq_architecture as gather
+    from core.seq2seq import run
+
+    loaded = model(name, device)
+    done = translation(name, device, text).trace
+    return gather(loaded, run(loaded, done.source_ids, done.target_ids, record=SEQ2SEQ_RECORD))
