@@ -48,7 +48,8 @@ rarer = sum(i >= n_vocab_rows for i in typed)
 which = f"all {n_vocab_rows:,}" if n_vocab_rows == cfg.vocab_size else f"the first {n_vocab_rows:,}"
 st.caption(f"The grey cloud is {which} IDs: {order}. The axes explain "
            f"{', '.join(f'{v:.1%}' for v in projection.explained[:dims])} of the variance."
-           + (f" {rarer} of your tokens have higher IDs: they are placed on the same axes." if rarer else ""))
+           + (f" {rarer} of your tokens {'has a higher ID: it is' if rarer == 1 else 'have higher IDs: they are'} "
+              "placed on the same axes." if rarer else ""))
 cluster = high_byte_cluster(model)
 if cluster and cluster[1] > 0.8:
     st.caption(texts.byte_cluster(cfg, *cluster))

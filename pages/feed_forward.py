@@ -68,11 +68,11 @@ st.subheader("The most active units for your text")
 k = min(20, cfg.mlp_dim)
 top = top_neurons(tr, layer, k)
 values = post[:, top].numpy()
-fig = figures.heatmap(values.T, x=figures.labels(tr.tokens), y=[f"unit {n}" for n in top], colorscale="RdBu_r",
+fig = figures.heatmap(values.T, x=figures.labels(tr.tokens), y=[f"unit {n}" for n in top], colorscale=figures.DIVERGING,
                       title=f"Activation of the {k} units with the largest |activation| in the text (after its first token)",
                       height=max(320, 22 * k + 140))
 chart.show(fig, key="ff.top")
-st.caption("Red: positive activation, blue: negative (after the activation" +
+st.caption(f"{figures.SIGNED} activation (after the activation" +
            (", i.e. SiLU(gate) × up)." if cfg.mlp == "swiglu" else ")."))
 st.markdown("Share of units firing at each token: " + " · ".join(
     f"{visible(t)} {float(f):.0%}" for t, f in list(zip(tr.tokens, fires))[-16:]))
@@ -82,7 +82,7 @@ neuron = widgets.choice("selectbox", "Unit", "ff.unit", top, default=top[0],
                         format_func=lambda n: f"unit {n}")
 acts = post[:, neuron].numpy()
 bars = go.Figure(go.Bar(x=figures.labels(tr.tokens), y=acts,
-                        marker_color=np.where(acts >= 0, "#dc2626", "#2563eb")))
+                        marker_color=np.where(acts >= 0, figures.POSITIVE, figures.NEGATIVE)))
 bars.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="activation",
                    title=f"Unit {neuron} of layer {layer} on each token of your text", xaxis=dict(type="category"))
 chart.show(bars, key="ff.unit.bars")
@@ -104,6 +104,9 @@ with right:
         st.markdown(f"**What unit {neuron}'s output pushes the prediction towards**")
         st.markdown("Promotes: " + ", ".join(f"`{name(i)}`" for i, _ in promoted))
         st.markdown("Suppresses: " + ", ".join(f"`{name(i)}`" for i, _ in suppressed))
+        bytes_said = texts.byte_tokens(tok, [i for i, _ in promoted + suppressed], name)
+        if bytes_said:
+            st.caption(bytes_said)
         st.caption("When the unit is positive it adds its column of the down-projection to the stream. Sent "
                    "straight through the final norm's gain and the unembedding, that column raises the logits of "
                    "the first tokens and lowers the second. Direct effect only: the layers after this one read the "

@@ -36,7 +36,10 @@ chart.show(figures.bars([name(i) for i in top.indices.tolist()], top.values.toli
                              title="Top 15 of the softmax at the last position"), key="nt.top")
 H = entropy(probs)
 c1, c2, c3 = st.columns(3)
-c1.metric("Sum of all probabilities", f"{float(probs.double().sum()):.6f}")  # summed in float64: no rounding drift
+total = float(probs.double().sum())  # summed in float64: the sum adds no rounding of its own
+c1.metric("Sum of all probabilities", f"{total:.4f}", help=f"Summed exactly: {total:.7f}. Each probability is stored "
+          f"as a 32-bit float (about 7 significant digits); over {cfg.vocab_size:,} tokens their rounding adds up to "
+          f"{abs(total - 1):.1e}.")
 c2.metric("Entropy (T = 1)", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
 widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),

@@ -34,7 +34,7 @@ else:
     values = list(att.values())
     fig = go.Figure(go.Waterfall(x=[*names, "= logit"], y=[*values, att.logit], hovertext=[*readable.values(), "logit"],
                                  measure=["relative"] * len(values) + ["total"],
-                                 increasing=dict(marker_color="#dc2626"), decreasing=dict(marker_color="#2563eb"),
+                                 increasing=dict(marker_color=figures.POSITIVE), decreasing=dict(marker_color=figures.NEGATIVE),
                                  totals=dict(marker_color="#111827")))
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
                       title=f"The logit of “{name(token_id)}” ({att.logit:.2f}), part by part",
@@ -42,13 +42,13 @@ else:
                                  tickfont=dict(size=10)), yaxis_title="share of the logit")
     chart.show(fig, key="res.waterfall")
     ranked = sorted(att.items(), key=lambda kv: -abs(kv[1]))[:3]
-    st.caption(f"Red raises the logit, blue lowers it; the bars add up to the model's logit {att.logit:.3f} "
+    st.caption(f"Blue raises the logit, red lowers it; the bars add up to the model's logit {att.logit:.3f} "
                f"(sum of parts {sum(values):.3f}; the final norm divided this token's stream by {att.scale:.3f}). "
                "Largest parts: " + ", ".join(f"{readable[k]} {v:+.2f}" for k, v in ranked) + ".")
     heads = att.heads.numpy()
     fig = figures.heatmap(heads, x=[f"head {h}" for h in range(cfg.n_heads)],
                           y=[f"layer {i}" for i in range(cfg.n_layers)], title="Each attention head's share",
-                          height=max(280, 22 * cfg.n_layers + 120), colorscale="RdBu_r")
+                          height=max(280, 22 * cfg.n_layers + 120))  # figures.DIVERGING: blue raises it
     chart.show(fig, key="res.heads")
     layer, head = np.unravel_index(np.abs(heads).argmax(), heads.shape)
     st.caption(f"The head with the largest direct share is layer {layer}, head {head} ({heads[layer, head]:+.2f}). A "

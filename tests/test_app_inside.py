@@ -77,6 +77,26 @@ def test_feed_forward_page_counts_firing_units_from_the_model():
     assert len(examples) == 8 and set(examples.columns) == {"activation", "before it", "token"}
 
 
+def test_feed_forward_page_colours_signs_as_every_page_does_and_names_byte_tokens():
+    from pages.common.figures import DIVERGING, NEGATIVE, POSITIVE, SIGNED
+
+    at = open_page(app(), "pages/feed_forward.py")  # layer 0: its top unit promotes control bytes on this model
+    heat = next(c for c in charts(at) if "largest |activation|" in title(c))
+    assert heat["data"][0]["colorscale"][-1][1] == go_scale(DIVERGING)[-1][1]  # the top of the scale: positive
+    bars = next(c for c in charts(at) if "on each token of your text" in title(c))["data"][0]
+    signs = [bool(v >= 0) for v in matrix(bars["y"]).reshape(-1)]
+    assert [POSITIVE if s else NEGATIVE for s in signs] == list(bars["marker"]["color"])
+    assert any(c.value.startswith(SIGNED) for c in at.caption)
+    said = next(c.value for c in at.caption if c.value.startswith("Not every token is a word piece"))
+    assert "control character" in said and "single byte" in said
+
+
+def go_scale(name: str) -> list:
+    import plotly.graph_objects as go
+
+    return [list(step) for step in go.Heatmap(colorscale=name).colorscale]
+
+
 def test_feed_forward_page_on_an_encoder():
     at = open_page(app(model="minilm-l6", text=TEXT), "pages/feed_forward.py")
     assert any("has no unembedding" in i.value for i in at.info)
@@ -89,6 +109,12 @@ def test_residual_page_waterfall_adds_up_to_the_logit():
     parts, total = fall["y"][:-1], fall["y"][-1]
     assert fall["x"][:2] == ["embedding", "position"] and fall["x"][-2] == "norm bias"
     assert sum(parts) == pytest.approx(total, rel=1e-4)
+    from pages.common.figures import NEGATIVE, POSITIVE
+
+    waterfall = next(c for c in charts(at) if "part by part" in title(c))["data"][0]
+    assert (waterfall["increasing"]["marker"]["color"], waterfall["decreasing"]["marker"]["color"]) == (
+        POSITIVE, NEGATIVE)
+    assert any(c.value.startswith("Blue raises the logit, red lowers it") for c in at.caption)
     model = load_model("tiny-stories-1m")
     assert total == pytest.approx(float(trace(model, TEXT).logits.max()), abs=1e-4)
     at.selectbox(key="res.norm").set_value("ln_final").run()
@@ -143,3 +169,19 @@ def test_switching_a_head_off_on_an_encoder_measures_its_vectors():
     at.toggle(key="attn.off").set_value(True).run()
     chart = next(c for c in charts(at) if "output vector changed" in title(c))
     assert 0 < min(chart["data"][0]["y"]) < 1
+
+
+def test_the_sum_of_probabilities_is_shown_to_the_digits_that_mean_something():
+    at = open_page(app(), "pages/next_token.py")
+    total = next(m for m in at.metric if m.label == "Sum of all probabilities")
+    assert total.value == "1.0000" and "Summed exactly: " in total.help and "32-bit float" in total.help
+
+
+@PACKAGED
+def test_embeddings_count_one_rarer_token_in_the_singular():
+    model = load_model("smollm2-135m")
+    text = next(t for t in ("The cat sat", "The dragon sat", "A zebra ran", "The astronaut")
+                if sum(i >= 3000 for i in set(model.tokenizer.encode(t))) == 1)
+    at = open_page(app(model="smollm2-135m", text=text), "pages/embeddings.py")
+    said = next(c.value for c in at.caption if "The grey cloud is" in c.value)
+    assert "1 of your tokens has a higher ID: it is placed on the same axes." in said

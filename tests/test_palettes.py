@@ -3,6 +3,7 @@ deuteranopia and tritanopia (Machado, Oliveira & Fernandes 2009, severity 1, app
 that must be told apart are compared in CIELAB (ΔE*ab, CIE76; about 2.3 is a just-noticeable difference)."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,17 @@ def test_colours_that_carry_meaning_alone_stay_apart(vision):
     }
     for what, pair in pairs.items():
         assert closest_pair(list(pair), vision) >= 8, (what, vision)
+
+
+def test_every_page_colours_signs_one_way():
+    """Blue = positive, red = negative everywhere (figures.DIVERGING, POSITIVE, NEGATIVE): no page reverses the
+    diverging scale."""
+    root = Path(__file__).resolve().parent.parent / "pages"
+    for path in [*root.glob("*.py"), *(root / "common").glob("*.py")]:
+        assert "RdBu_r" not in path.read_text(), path.name
+    assert figures.DIVERGING == "RdBu"  # plotly's RdBu runs from red (low) to blue (high)
+
+
+@pytest.mark.parametrize("vision", VISION)
+def test_the_two_signs_stay_apart(vision):
+    assert closest_pair([figures.POSITIVE, figures.NEGATIVE], vision) >= 8

@@ -114,5 +114,5 @@ def saliency(cfg: ModelConfig, n_max: int) -> str:
         "a local slope. *Integrated gradients*: slide every token embedding from a neutral one (the average of "
         f"{cfg.name}'s {cfg.vocab_size:,} embeddings) to the real one in small steps and add up the slopes on the "
         "way; the token scores then add up exactly to how much the target's score rose from the neutral input "
-        f"(Sundararajan et al. 2017). Red pushed the target up, blue pushed it down. Texts up to {n_max} tokens."
+        f"(Sundararajan et al. 2017). Blue pushed the target up, red pushed it down. Texts up to {n_max} tokens."
     )

@@ -15,7 +15,10 @@ ATTENTION_COLORS = "Blues"  # attention weights, 0 to 1
 # Colours of the series in line and bar charts: Okabe & Ito's palette for colour-vision deficiencies (yellow and
 # black left out: too faint, and black is the text). Streamlit's own theme puts red beside pink.
 SERIES = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9"]
-DIVERGING = "RdBu"  # signed values: red below 0, blue above
+# Signed values, one convention on every page: blue = positive, red = negative (RdBu, its own two ends for bars).
+DIVERGING = "RdBu"  # heatmaps: red below 0, blue above
+POSITIVE, NEGATIVE = "#2166ac", "#b2182b"  # bars and marks: a positive value blue, a negative one red
+SIGNED = "Blue: positive, red: negative"  # the sentence a chart's caption uses for it
 
 
 def plain(text: str) -> str:

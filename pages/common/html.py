@@ -155,13 +155,14 @@ def surprise_spans(tokens: list[str], nll: list[float], hovers: list[str]) -> st
 
 
 def signed_spans(tokens: list[str], values: list[float], hovers: list[str]) -> str:
-    """One span per token, red for a positive value and blue for a negative one, the strongest |value| fullest."""
+    """One span per token, blue for a positive value and red for a negative one (figures' convention), the strongest
+    |value| fullest."""
     top = max((abs(v) for v in values), default=0.0) or 1.0
     cells = []
     for tok, value, hover in zip(tokens, values, hovers, strict=True):
         f = min(abs(value) / top, 1.0)
-        red, green, blue = (255, round(255 - 150 * f), round(255 - 150 * f)) if value > 0 else \
-            (round(255 - 150 * f), round(255 - 110 * f), 255)
+        red, green, blue = (round(255 - 150 * f), round(255 - 110 * f), 255) if value > 0 else \
+            (255, round(255 - 150 * f), round(255 - 150 * f))
         label = html.escape(visible(tok)) or "&nbsp;"
         cells.append(f'<span title="{html.escape(hover, quote=True)}" style="display:inline-block;margin:1px;'
                      f'padding:2px 3px;border-radius:3px;background:#{red:02x}{green:02x}{blue:02x};color:#111827;'

@@ -239,6 +239,7 @@ def training(waves: bool = False) -> str:
 
 
 NORM = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
+A_NORM = {"layernorm": "a LayerNorm", "rmsnorm": "an RMSNorm"}  # with its article: "an" before a vowel sound
 
 
 def _positions_added(cfg: ModelConfig) -> str:
@@ -248,7 +249,7 @@ def _positions_added(cfg: ModelConfig) -> str:
     added = (f"a learned position vector (one of {cfg.n_ctx:,} rows, trained like the rest)"
              if cfg.positional == "learned" else "a fixed sin/cos position vector (the original paper's table)")
     segment = " and a segment vector (sentence A)" if cfg.n_token_types else ""
-    normed = f", and the sum goes through a {NORM[cfg.norm]}" if cfg.post_norm else ""
+    normed = f", and the sum goes through {A_NORM[cfg.norm]}" if cfg.post_norm else ""
     return f"The model adds {added}{segment} to each token's vector{normed}."
 
 
@@ -287,7 +288,7 @@ def block(cfg: ModelConfig) -> str:
                 f"sum is normalised ({NORM[cfg.norm]} after the add, BERT's post-norm order); then the {ffn} reads "
                 "it, its output is added and the sum normalised again. Every token sees every other token.")
     see = "itself and earlier tokens only (causal mask)" if cfg.causal else "every token"
-    return (f"Each of the {cfg.n_layers} blocks: a {NORM[cfg.norm]} feeds {heads}, which let each token read "
+    return (f"Each of the {cfg.n_layers} blocks: {A_NORM[cfg.norm]} feeds {heads}, which let each token read "
             f"{see}; their output is **added** to the residual stream. Then another {NORM[cfg.norm]} feeds the "
             f"{ffn}, which works on each token alone, and its output is added too. Nothing is replaced: each "
             "block adds to the stream.")
@@ -487,3 +488,25 @@ def shots_effect(name: str, effect, n_examples: int) -> str:
                 f"as low as {effect.low:.2f}.")
     return (f"**On {name} this task shows no clear effect:** P(right answer) moves between {effect.low:.2f} and "
             f"{effect.high:.2f} (zero-shot {effect.zero:.2f}); read the curve's shape, not each wiggle.")
+
+
+def byte_tokens(tokenizer, ids: list[int], shown) -> str:
+    """A sentence on the tokens among `ids` that are one byte and no printable character — control characters, and
+    lone bytes of characters written in several bytes — which a byte-level vocabulary holds and a learner may not
+    recognise; "" when there are none. `shown`: how the page writes a token id."""
+    control, pieces = [], []
+    for i in ids:
+        raw = tokenizer.token_bytes(i)
+        if len(raw) == 1 and (raw[0] < 0x20 or raw[0] == 0x7F):
+            control.append(i)
+        elif len(raw) == 1 and raw[0] >= 0x80:
+            pieces.append(i)
+    said = []
+    if control:
+        said.append(", ".join(f"`{shown(i)}`" for i in control) + (" is a control character" if len(control) == 1
+                    else " are control characters") + " (an invisible code such as tab or bell, not a letter)")
+    if pieces:
+        said.append(", ".join(f"`{shown(i)}`" for i in pieces) + (" is a single byte" if len(pieces) == 1 else
+                    " are single bytes") + " of the 2–4 that write a character outside ASCII (é, €, 😀): no character "
+                    "on its own")
+    return ("Not every token is a word piece: " + "; ".join(said) + ".") if said else ""

@@ -1,0 +1,52 @@
+"""pages/common/texts: explanation texts are true for the model and the numbers they are given — articles and
+plurals included — and the claims they make follow from those numbers."""
+
+import dataclasses
+
+import pytest
+
+from core.config import PRESETS
+from core.generate import CacheTiming, Spread
+from pages.common import texts
+
+
+def test_the_norm_takes_its_article():
+    llama, bert = PRESETS["tiny-llama"], PRESETS["tiny-bert"]
+    assert "an RMSNorm feeds" in texts.block(llama) and "a RMSNorm" not in texts.block(llama)
+    assert "a LayerNorm" in texts.block(dataclasses.replace(llama, norm="layernorm"))
+    for cfg in (llama, bert):
+        for name in ("tokens", "embed", "block", "final_norm", "unembed", "softmax"):
+            assert "a RMSNorm" not in texts.stage(cfg, name)
+
+
+def test_byte_tokens_are_named_for_what_they_are():
+    from core import registry
+
+    tok = registry.load_model("tiny-stories-1m").tokenizer
+    bell, lone, word = tok.id_of(b"\x07"), tok.id_of(b"\xbc"), tok.encode(" girl")[0]
+    said = texts.byte_tokens(tok, [bell, lone, word], lambda i: tok.display(i))
+    assert "is a control character" in said and "is a single byte of the 2–4" in said
+    assert tok.display(word) not in said
+    assert texts.byte_tokens(tok, [word], str) == ""
+
+
+def timing(n_prompt: int, speedups: tuple[float, ...]) -> CacheTiming:
+    cached = Spread(tuple(0.01 for _ in speedups))
+    return CacheTiming(n_prompt, cached, Spread(tuple(0.01 * s for s in speedups)), Spread(speedups), True)
+
+
+@pytest.mark.parametrize("short, long, claim", [
+    ((1.0, 1.1, 1.2), (2.0, 2.2, 2.5), "the saving grew with the length"),
+    ((1.0, 1.1, 2.2), (2.0, 2.2, 2.5), "cannot tell the two savings apart"),
+    ((3.0, 3.1, 3.2), (2.0, 2.2, 2.5), "larger for the shorter text"),
+])
+def test_the_kv_caption_claims_only_what_the_speedups_show(short, long, claim):
+    said = texts.kv_saving(timing(4, short), timing(255, long))
+    assert claim in said
+    assert ("grew" in said) == (claim == "the saving grew with the length")
+
+
+def test_faster_says_within_noise_when_the_ranges_overlap():
+    overlapping = CacheTiming(4, Spread((1.0, 2.0)), Spread((1.5, 3.0)), Spread((1.5, 1.5)), True)
+    apart = CacheTiming(4, Spread((1.0, 1.2)), Spread((1.5, 3.0)), Spread((1.5, 2.5)), True)
+    assert texts.faster(overlapping) == "within noise" and texts.faster(apart) == "the cache"
