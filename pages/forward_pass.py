@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.analysis import norm_of
-from pages.common import architecture, cache, chart, sidebar, texts, widgets
+from pages.common import architecture, cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 WINDOW = 24  # the last tokens the page follows (the stream of earlier ones is computed but not summarised)
@@ -62,12 +62,12 @@ def overview() -> go.Figure:
         for s in dict.fromkeys(marks):
             fig.add_annotation(x=labels[s], y=float(norms[s]), text=visible(tok.display(int(lens_ids[s, 0]))),
                                showarrow=True, arrowhead=0, ay=-28, font=dict(size=11), bgcolor="#fef3c7")
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12),
+    fig.update_layout(height=380, margin=dict(l=10, r=10, b=10),
                       title=f"Token {first + pos} ({visible(summary.tokens[pos])}) through the model",
                       xaxis=dict(title="stage (blue: attention, orange: feed-forward)", tickangle=-90,
                                  type="category", tickmode="array", tickvals=labels, tickfont=dict(size=10)),
                       yaxis_title="vector length (L2 norm)")
-    return fig
+    return figures.legend_on_top(fig)
 
 
 chart.show(overview(), key="fp.overview")

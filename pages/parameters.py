@@ -72,7 +72,7 @@ for p in PUBLISHED:
     published["computed"].append(f"{count:,}" if count < 1e9 else f"{count:,} ({count / 1e9:.1f} B)")
     published["as stated"].append(p.stated)
     published["source"].append(p.source)
-st.dataframe(published, hide_index=True, width="stretch")
+st.table(published, hide_index=True)  # a table wraps its cells: the sources are read whole, never clipped
 gpt3 = next(p for p in PUBLISHED if p.name.startswith("GPT-3")).config
 per_block = 12 * gpt3.d_model**2
 st.markdown(

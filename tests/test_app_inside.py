@@ -137,9 +137,12 @@ def test_parameters_add_up_to_the_models_count(model):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Sum of the rows"] == metrics["The model's own count (num_params)"]
     assert metrics["Sum of the rows"] == f"{load_model(model).num_params():,}"
-    famous = next(d.value for d in at.dataframe if "as stated" in d.value.columns)
+    famous = next(t.value for t in at.table if "as stated" in t.value.columns)  # cells wrap: sources never clipped
     gpt3 = famous[famous["model"] == "GPT-3 175B"].iloc[0]
     assert "174.6 B" in gpt3["computed"]
+    from core.parameters import PUBLISHED
+
+    assert list(famous["source"]) == [p.source for p in PUBLISHED]
     assert any("GPT-4" in i.value and "no parameter count" in i.value for i in at.info)
 
 

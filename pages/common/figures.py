@@ -21,6 +21,20 @@ POSITIVE, NEGATIVE = "#2166ac", "#b2182b"  # bars and marks: a positive value bl
 SIGNED = "Blue: positive, red: negative"  # the sentence a chart's caption uses for it
 
 
+TITLE_PAD = 8  # px above a title at the top of a figure
+LINE = 1.3  # a line of text takes this many times its font size
+
+
+def legend_on_top(fig: go.Figure, font: int = 14, title_font: int = 17) -> go.Figure:
+    """A horizontal legend between the title and the plot, never on the title: the title at the top of the figure,
+    the legend just above the plot, and a top margin that holds both (each line LINE × its font size)."""
+    lines = (fig.layout.title.text or "").count("<br>") + 1 if fig.layout.title.text else 0
+    fig.update_layout(title=dict(y=1, yref="container", yanchor="top", pad=dict(t=TITLE_PAD)),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="bottom"),
+                      margin=dict(t=round(TITLE_PAD + lines * LINE * title_font + LINE * font + 10)))
+    return fig
+
+
 def plain(text: str) -> str:
     """Text for a Plotly label or title, shown as typed: Plotly reads <s>, <b>, <br> … as markup (an encoder–decoder's
     `<s>` became a strikethrough and `</s>` vanished), so < > & become entities, which it shows as the characters."""

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import plotly.graph_objects as go
 import streamlit as st
+
+from pages.common import figures
 
 KEY = "present"
 TRUE = ("1", "true", "yes", "on")
 FONT = 20  # px: chart text readable from the back of a room
+TITLE_CHARS = 48  # a title line at FONT + 6 px that fits half of a projected page (a chart in one of two columns)
 
 STYLE = """<style>
 html { font-size: 22px; }
@@ -32,12 +37,29 @@ def on() -> bool:
     return from_link() if value is None else bool(value)
 
 
+def wrap_title(title: str, width: int = TITLE_CHARS) -> str:
+    """A title broken into lines of at most `width` characters at spaces (Plotly never wraps a title: a long one runs
+    off the chart), its own <br> breaks kept."""
+    return "<br>".join(line for part in title.split("<br>")
+                       for line in textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""])
+
+
 def enlarge(fig: go.Figure) -> go.Figure:
-    """A copy with large type and a taller plot (the page's own figure is left as it was)."""
+    """A copy with large type and a taller plot (the page's own figure is left as it was): the title wrapped to fit
+    a column at that size, and the top margin grown to hold it (and a legend on top, figures.legend_on_top)."""
     big = go.Figure(fig)
     height = big.layout.height or 450
     big.update_layout(font=dict(size=FONT), title_font_size=FONT + 6, height=int(height * 1.25),
                       hoverlabel=dict(font_size=FONT), legend_font_size=FONT)
+    title = big.layout.title.text
+    if title:
+        wrapped = wrap_title(title)
+        lines = wrapped.count("<br>") + 1
+        legend_on_top = big.layout.legend.yanchor == "bottom" and (big.layout.legend.y or 0) >= 1
+        room = figures.TITLE_PAD + lines * figures.LINE * (FONT + 6) + (figures.LINE * FONT if legend_on_top else 0)
+        big.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top",
+                                     pad=dict(t=figures.TITLE_PAD)),
+                          margin_t=max(big.layout.margin.t or 0, round(room + 10)))
     big.update_xaxes(tickfont_size=FONT - 2, title_font_size=FONT)  # the theme sets these apart from the font
     big.update_yaxes(tickfont_size=FONT - 2, title_font_size=FONT)
     return big
