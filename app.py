@@ -1,23 +1,29 @@
 """Glassbox: the frame. Page config, the shared sidebar (model, device, text), navigation over the pages."""
 
-# Imported once, here, before any learner's page runs: plotly (through narwhals) and Streamlit look a library up in
-# sys.modules without importing it, and a lookup made while another learner's thread is still importing it finds a
-# half-built module ("partially initialized module 'pandas' has no attribute 'Series'": 1-2 of 5 first trainings on
-# a fresh server). Paid once per server (~1 s), at its first page.
-import numpy  # noqa: F401, I001
-import pandas  # noqa: F401
-import PIL.Image  # noqa: F401
-import plotly.graph_objects  # noqa: F401
-
-try:
-    import pyarrow  # noqa: F401  (Streamlit's dataframes; narwhals looks it up the same way)
-except ImportError:
-    pass
+import importlib
 
 import streamlit as st
 
-from pages.common import errors, nav, present, server, sidebar, url
-from pages.common.chart import browser_side
+from pages.common import nav
+
+# Navigation before anything slow: on a fresh server's first page Streamlit shows the pages/ folder's raw file names
+# ("app, attention, embeddings, feed forward …") until this call replaces them, which took 1.5-4 s behind the imports.
+page = st.navigation(nav.pages())
+
+# Imported once, here, before any learner's page runs: plotly (through narwhals) and Streamlit look a library up in
+# sys.modules without importing it, and a lookup made while another learner's thread is still importing it finds a
+# half-built module ("partially initialized module 'pandas' has no attribute 'Series'": 1-2 of 5 first trainings on
+# a fresh server). Paid once per server (~1 s), at its first page. pyarrow: Streamlit's dataframes (narwhals looks it
+# up the same way), where it is installed.
+for _library in ("numpy", "pandas", "PIL.Image", "plotly.graph_objects", "pyarrow"):
+    try:
+        importlib.import_module(_library)
+    except ImportError:
+        if _library != "pyarrow":
+            raise
+
+from pages.common import errors, present, server, sidebar, url  # noqa: E402  (after the navigation, above)
+from pages.common.chart import browser_side  # noqa: E402
 
 server.harden()  # a client's clear_cache message no longer flushes every learner's caches
 
@@ -25,8 +31,6 @@ st.set_page_config(page_title="Glassbox — a see-through transformer", page_ico
                    initial_sidebar_state="collapsed" if present.from_link() else "auto")
 st.html(browser_side(), unsafe_allow_javascript=True)  # the download buttons' script and the shared styles
 
-
-page = st.navigation(nav.pages())
 try:
     st.session_state["ctx"] = sidebar.sidebar()
     if present.on():

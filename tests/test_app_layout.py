@@ -51,3 +51,17 @@ def test_a_title_wraps_at_spaces_and_keeps_its_breaks():
     assert wrapped.split("<br>") == ["…and where it looked in the", "English (last layer, mean of 8", "heads)",
                                      "second"]
     assert present.wrap_title("&lt;s&gt; token", 4) == "&lt;s&gt;<br>token"  # an entity is never cut
+
+
+def test_the_frame_navigates_before_its_slow_imports():
+    """On a fresh server's first page Streamlit shows the pages/ folder's raw file names until app.py's
+    st.navigation replaces them: the call comes before every import but Streamlit's own and the page list's."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "app.py").read_text())
+    body = [node for node in tree.body if not isinstance(node, ast.Expr) or not isinstance(node.value, ast.Constant)]
+    first_call = next(i for i, node in enumerate(body) if "st.navigation" in ast.unparse(node))
+    before = [ast.unparse(node) for node in body[:first_call]]
+    assert all(line.startswith(("import importlib", "import streamlit", "from pages.common import nav"))
+               for line in before), before
