@@ -102,6 +102,8 @@ def test_generation_loop_and_kv_cache():
     z = matrix(cache_map["data"][0]["z"])
     assert (z[:, -1] == 1).all() and (z.sum(axis=1) == 1).all(), "one new token's k and v computed in every layer"
     assert any("no grouped-query attention" in m.value for m in at.markdown)
+    sizes = {m.label: m.value for m in at.metric}  # binary units, named as such: 1 KiB = 1,024 bytes
+    assert sizes["Cache after this step"].endswith(" KiB") and sizes["At the full context (256 tokens)"] == "1.0 MiB"
 
 
 def spread(cell: str) -> tuple[float, float, float]:
