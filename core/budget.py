@@ -16,9 +16,12 @@ for the interpreter, torch and Streamlit (about 0.4 GB) and for the running comp
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -105,6 +108,15 @@ def nbytes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
         return 64 + sum(nbytes(v, seen, _depth + 1) for v in vars(obj).values())
     return 64
+
+
+def give_back_freed_memory() -> None:
+    """glibc keeps freed heap memory for reuse: after a big computation (SmolLM2 at 8,192 tokens: ~600 MB of freed
+    activations; a 768-token recorded forward: ~200 MB) that is resident memory nobody uses, counted against the
+    container's limit. malloc_trim hands it back to the OS (a few ms); elsewhere than glibc this does nothing."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # a Linux without glibc (musl) has no malloc_trim
+            ctypes.CDLL(None).malloc_trim(0)
 
 
 def gb(n: int) -> str:

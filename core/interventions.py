@@ -25,6 +25,7 @@ import torch
 
 from core.config import ModelConfig
 from core.model import Edit, Recorder, Transformer
+from core.tokenizer import token_ids
 
 if TYPE_CHECKING:
     from core.trace import Trace
@@ -169,12 +170,11 @@ def patch_sweep(model: Transformer, clean: str | Iterable[int], corrupt: str | I
     the sweep takes ⌈rows × T / batch_tokens⌉ passes instead of n_layers × T. A cell where the clean and corrupted
     streams are already equal (a causal model's positions before the first differing token) is a patch that changes
     nothing: it gets the corrupted run's probability without a pass of its own."""
-    from core.trace import _ids_for  # here, not at the top: core.trace imports this module
 
     cfg = model.config
     if not cfg.lm_head:
         raise ValueError(f"{cfg.name} is an encoder: it predicts no next token, so there is no probability to restore")
-    clean_ids, corrupt_ids = _ids_for(model, clean), _ids_for(model, corrupt)
+    clean_ids, corrupt_ids = token_ids(model, clean), token_ids(model, corrupt)
     T = len(clean_ids)
     if T != len(corrupt_ids) or T == 0:
         raise ValueError(f"the clean and corrupted texts are {T} and {len(corrupt_ids)} tokens: patching copies "

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from core.budget import give_back_freed_memory
+
 
 def cores() -> int:
     """CPU cores this process may use (its affinity where the platform says, else the machine's count)."""
@@ -98,6 +100,7 @@ class Gate:
                 del self._running[ticket]
                 self._share_cores()
                 self._cond.notify_all()
+            give_back_freed_memory()  # what the work freed goes back to the OS: resident memory is what a host limits
 
     def _share_cores(self) -> None:
         if self.set_threads:

@@ -19,7 +19,7 @@ import base64
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -527,3 +527,16 @@ class WordTokenizer:
 
 
 WORD = regex.compile(r"\p{L}+'(?!\p{L})|\p{L}+(?:'\p{L}+)?|\S")  # a word ("doesn't" is one), an elided "l'", or one symbol
+
+
+def token_ids(model, text_or_ids: str | Iterable[int]) -> list[int]:
+    """A text through the model's tokenizer, or token ids checked against its vocabulary (a clear ValueError)."""
+    if isinstance(text_or_ids, str):
+        if model.tokenizer is None:
+            raise ValueError("this model has no tokenizer: pass a list of token ids")
+        return model.tokenizer.encode(text_or_ids)
+    ids = [int(i) for i in text_or_ids]
+    bad = [i for i in ids if not 0 <= i < model.config.vocab_size]
+    if bad:
+        raise ValueError(f"token ids out of range 0..{model.config.vocab_size - 1}: {bad[:5]}")
+    return ids

@@ -11,17 +11,15 @@ without the masked upper triangle (all zeros; core.model.Recorder), which cuts t
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import math
 import os
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
 
+from core.budget import give_back_freed_memory
 from core.config import ModelConfig
 from core.integrity import check_logits
 from core.interventions import edits_for
@@ -34,6 +32,7 @@ from core.model import (
     attention_mask,
     blocked_size,
 )
+from core.tokenizer import token_ids
 
 COMPACT_FROM = 256  # tokens
 # The residual stream only (block i's resid_pre is block i-1's resid_post): what a long input keeps, every head's
@@ -266,28 +265,7 @@ def token_limit(cfg: ModelConfig, max_pattern_bytes: int = 190_000_000) -> int:
     return next((n for n in sizes if pattern_bytes(cfg, n) <= max_pattern_bytes), sizes[-1])
 
 
-def _ids_for(model: Transformer, text_or_ids: str | Iterable[int]) -> list[int]:
-    if isinstance(text_or_ids, str):
-        if model.tokenizer is None:
-            raise ValueError("this model has no tokenizer: pass a list of token ids")
-        return model.tokenizer.encode(text_or_ids)
-    ids = [int(i) for i in text_or_ids]
-    bad = [i for i in ids if not 0 <= i < model.config.vocab_size]
-    if bad:
-        raise ValueError(f"token ids out of range 0..{model.config.vocab_size - 1}: {bad[:5]}")
-    return ids
-
-
 TRIM_FROM = 1024  # tokens: after a forward this long, freed activations are handed back to the OS
-
-
-def _give_back_freed_memory() -> None:
-    """glibc keeps freed heap memory for reuse; after a long forward (SmolLM2 at 8,192 tokens: ~600 MB of freed
-    activations) that is resident memory nobody uses until the next long forward. malloc_trim returns it (a few
-    ms); elsewhere than glibc this does nothing."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # a Linux without glibc (musl) has no malloc_trim
-            ctypes.CDLL(None).malloc_trim(0)
 
 
 LENS_ROWS = 256  # rows per unembedding product: 256 × 49,152 logits is 50 MB on SmolLM2
@@ -341,27 +319,23 @@ def trace(
     is not modified; an empty ablation gives bit-identical results.
     steer: {"layer": L, "vector": v, "scale": s} adds s·v to the residual stream entering block L at every position;
     patch: {"layer": L, "position": p, "source": another_trace} copies that trace's stream entering block L at p
-    (core.interventions). Like `ablate`, they are edits carried by this call's recorder; scale 0 changes nothing.
-    Input longer than the context length (or `max_tokens`) keeps its first tokens; `n_truncated` says how many were
-    cut.
-    An encoder (no language-model head) records no logits and no lens, whatever is asked.
-    """
+    (core.interventions). Like `ablate`, edits carried by this call's recorder; scale 0 changes nothing. Input longer
+    than the context (or `max_tokens`) keeps its first tokens (`n_truncated` counts the rest). An encoder (no
+    language-model head) records no logits and no lens, whatever is asked."""
     if max_tokens is not None and max_tokens <= 0:
         raise ValueError(f"max_tokens must be a positive number of tokens, not {max_tokens}")
     if not model.config.lm_head:
         logits, lens_top_k = "none", None
     ablation = Ablation.parse(ablate, model.config)
-    ids = _ids_for(model, text_or_ids)
+    ids = token_ids(model, text_or_ids)
     if not ids:
         raise ValueError("nothing to trace: the input has no tokens")
     limit = model.config.n_ctx if max_tokens is None else min(max_tokens, model.config.n_ctx)
-    n_truncated = max(0, len(ids) - limit)
-    ids = ids[:limit]
+    n_truncated, ids = max(0, len(ids) - limit), ids[:limit]
     edits = edits_for(model.config, len(ids), steer=steer, patch=patch)
-    patterns = (record,) if isinstance(record, str) else tuple(record)
-    wanted = Recorder(patterns)
+    wanted = Recorder(record)
     compact = len(ids) > COMPACT_FROM and model.config.causal  # an encoder's pattern has no zero triangle to drop
-    rec = Recorder(patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact,
+    rec = Recorder(wanted.patterns + (("blocks.*.hook_resid_post",) if lens_top_k else ()), compact_patterns=compact,
                    ablation=ablation, edits=edits)
     check_budget(model.config, rec, len(ids))
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
@@ -370,22 +344,26 @@ def trace(
                        positions=positions, kv_cache=False)
         lens_ids, lens_probs = _lens(model, rec, lens_top_k) if lens_top_k else (None, None)
     if len(ids) >= TRIM_FROM:
-        _give_back_freed_memory()
-    cache = {name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}
-    packed = {name: t[0].cpu() for name, t in rec.packed.items()}
-    tok = model.tokenizer
-    token_bytes = [tok.token_bytes(i) for i in ids] if tok is not None else [b""] * len(ids)
-    tokens = [tok.display(i) for i in ids] if tok is not None else [str(i) for i in ids]
+        give_back_freed_memory()
     check_logits(out, getattr(model, "source", None))
     all_logits = last = None
     if out is not None:
         out = out[0].float().cpu()
         all_logits, last = (out, out[-1]) if logits == "all" else (None, out)
     return Trace(
-        token_ids=ids, tokens=tokens, token_bytes=token_bytes, config=model.config, _cache=cache, _logits=last,
-        _all_logits=all_logits, _lens_ids=lens_ids, _lens_probs=lens_probs, n_truncated=n_truncated, _packed=packed,
+        token_ids=ids, **_token_strings(model, ids), config=model.config, _logits=last, _all_logits=all_logits,
+        _cache={name: t[0].cpu() for name, t in rec.store.items() if wanted.wants(name)}, _lens_ids=lens_ids,
+        _lens_probs=lens_probs, n_truncated=n_truncated, _packed={name: t[0].cpu() for name, t in rec.packed.items()},
         edited=ablation is not None or not positions or bool(edits),
     )
+
+
+def _token_strings(model: Transformer, ids: list[int]) -> dict[str, list]:
+    """A Trace's `tokens` (display strings) and `token_bytes` for ids (ids themselves without a tokenizer)."""
+    tok = model.tokenizer
+    if tok is None:
+        return {"tokens": [str(i) for i in ids], "token_bytes": [b""] * len(ids)}
+    return {"tokens": [tok.display(i) for i in ids], "token_bytes": [tok.token_bytes(i) for i in ids]}
 
 
 _ATTN_NAMES = ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern",
