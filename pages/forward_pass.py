@@ -98,6 +98,7 @@ widgets.open_page("positions", "Positional encoding", "fp.go.pos", where=c[1])
 
 st.subheader(f"3 · {cfg.n_layers} blocks")
 st.markdown(texts.block(cfg))
+st.page_link("pages/flow.py", label="Information flow: which heads and blocks wrote into each token", icon="🕸️")
 many = cfg.n_layers > 2 * SHOWN_BLOCKS + 1
 show_all = not many or widgets.toggle(f"Show all {cfg.n_layers} blocks", "fp.all")
 shown = range(cfg.n_layers) if show_all else [*range(SHOWN_BLOCKS), *range(cfg.n_layers - SHOWN_BLOCKS, cfg.n_layers)]

@@ -65,6 +65,7 @@ def step_tokens() -> None:
         chart.tokens(token_spans(L.tokens, L.token_ids, show_ids=False), "lesson.tokens")
         st.markdown(f"**{T} tokens.**")
     st.page_link("pages/tokenizer.py", label="Tokenizer: every split, byte by byte", icon="✂️")
+    st.page_link("pages/two_models.py", label="Two models side by side: how another model cuts it", icon="⚖️")
 
 
 def step_ids() -> None:
@@ -184,6 +185,7 @@ def step_add() -> None:
                 f"- the stream after{' the add and norm' if cfg.post_norm else ''}: {numbers(L.resid_mid, 4)}, "
                 f"length {norm(L.resid_mid):.2f}")
     st.page_link("pages/residual.py", label="Residual stream & norms", icon="➕")
+    st.page_link("pages/flow.py", label="Information flow: each part's share of the sum", icon="🕸️")
 
 
 def step_mlp() -> None:
@@ -213,6 +215,7 @@ def step_blocks() -> None:
             f"{i}: `{g}`" for i, g in guesses) + f". After the last block, {cfg.n_layers - 1}, comes its real "
             f"prediction: step {STEP_OF['logits']} asks you to guess it first.")
     st.page_link("pages/forward_pass.py", label="The forward pass in one picture", icon="🧩")
+    st.page_link("pages/patching.py", label="Activation patching: which block and token carry the answer", icon="🔬")
 
 
 def step_final_norm() -> None:
@@ -240,6 +243,7 @@ def step_probs() -> None:
                             title="The 8 most likely next tokens"), key="lesson.probs")
     st.caption(f"These 8 hold {sum(L.top_probs[:8]):.1%} of the probability; the other {cfg.vocab_size - 8:,} "
                "tokens share the rest.")
+    st.page_link("pages/surprise.py", label="Surprise: the probability of every token of your text", icon="😮")
 
 
 def step_temperature() -> None:

@@ -418,3 +418,52 @@ def seq2seq_architecture(name: str, device: str, text: str):
     loaded = model(name, device)
     done = translation(name, device, text).trace
     return gather(loaded, run(loaded, done.source_ids, done.target_ids, record=SEQ2SEQ_RECORD))
+
+
+# --- information flow, two models side by side (core.flow, core.comparison) ---
+
+
+@kept(spinner="Measuring every part's share of every stream…")
+def information_flow(name: str, device: str, text: str):
+    """Every part's share of every residual stream (core.flow.contribution_flow), from the text's one trace grown by
+    each block's values and the streams around its feed-forward block (one block pass each, no new forward)."""
+    from core.flow import contribution_flow, flow_record
+
+    loaded = model(name, device)
+    return contribution_flow(loaded, traced(name, device, text, record=flow_record(loaded.config.post_norm)))
+
+
+def _tuned(value):
+    """The model in what Train it yourself remembers for a fine-tuning (the copy alone, or the copy among the
+    fingerprints and clock of its run)."""
+    from core.model import Transformer
+
+    if isinstance(value, Transformer) or value is None:
+        return value
+    return next((v for v in value if isinstance(v, Transformer)), None) if isinstance(value, tuple) else None
+
+
+def fine_tuned_copy():
+    """(its key, the model): the copy of the embedded model this session fine-tuned on Train it yourself, while the
+    store keeps it; None otherwise. Found by the settings that page keeps in the session, under the key that page
+    remembers it by: ("finetune", its lines, steps, learning rate, seed)."""
+    state = st.session_state
+    if "ft.texts" not in state:
+        return None
+    lines = tuple(line for line in str(state["ft.texts"]).splitlines() if line.strip())
+    key = ("finetune", lines, state.get("ft.steps"), state.get("ft.lr"), state.get("ft.seed"))
+    tuned = _tuned(recalled(key))
+    return None if tuned is None else (key, tuned)
+
+
+@kept()
+def fine_tuned_run(key: tuple, text: str):
+    """The fine-tuned copy (`fine_tuned_copy`'s key) on the text: its trace with every position's logits, and its
+    surprisal (core.surprisal)."""
+    from core.surprisal import surprisal
+
+    tuned = _tuned(recalled(key))
+    if tuned is None:
+        raise ValueError("the fine-tuned copy is no longer kept on the server: fine-tune it again on Train it yourself")
+    tr = trace(tuned, text, logits="all", max_tokens=token_limit(tuned.config))
+    return tr, surprisal(tr)

@@ -116,3 +116,51 @@ def saliency(cfg: ModelConfig, n_max: int) -> str:
         "way; the token scores then add up exactly to how much the target's score rose from the neutral input "
         f"(Sundararajan et al. 2017). Blue pushed the target up, red pushed it down. Texts up to {n_max} tokens."
     )
+
+
+def flow(cfg: ModelConfig) -> str:
+    parts = ("its output bias" if cfg.bias else "") + (" and its norm's shift" if cfg.post_norm else "")
+    constant = (f"{cfg.name}'s biases ({parts}) make one more part that no token wrote: the constant, counted in "
+                "the shares but not drawn." if parts else
+                f"{cfg.name} has no biases, so every share belongs to a drawn part.")
+    norm = (f" {cfg.name} normalises AFTER each add (post-norm, like BERT), so each part is measured as it comes out "
+            "of that norm — the norm is linear once the sum's spread is fixed (Kobayashi et al. 2021)." if cfg.post_norm
+            else "")
+    reads = ("A position reads only itself and the tokens before it, so blue edges run from left to right."
+             if cfg.causal else "Every position reads every other, so blue edges run both ways.")
+    return (
+        "**Where did the information come from?** Every vector in the residual stream is a sum: the vector that "
+        "entered the block, plus what each attention head copied from each token, plus what the feed-forward block "
+        f"added. {cfg.name} has {cfg.n_layers} blocks of {cfg.n_heads} heads; this page splits each of its "
+        f"{2 * cfg.n_layers} sums at every position into those parts and gives each part its **share**: how much "
+        "closer it brings you to the whole (in L1 distance; a part pointing away gets 0), divided so the shares of one "
+        "sum add up to 1 — the measure of Meta's LLM Transparency Tool (Ferrando & Voita 2024). The graph keeps the "
+        f"parts whose share passes the threshold, on a route to the followed position. {reads} {constant}{norm}"
+    )
+
+
+def flow_encoder(cfg: ModelConfig) -> str:
+    return (f"**{cfg.name} is an encoder: it makes no prediction**, so there is no predicted token to follow. "
+            "Instead, pick any token: the graph follows that token's final vector (what the encoder outputs for it) "
+            "back to the input.")
+
+
+def flow_caption(threshold: float) -> str:
+    return (f"Edge width: the part's share of the stream it points into (thin: {threshold:.2f}–0.10, thickest: over "
+            "0.50). Each block has two rows: the stream after its attention, then after its feed-forward block. Hover "
+            "an edge for its share and, for attention, the heads that carried it.")
+
+
+def two_models(first: str, second: str, kinds: tuple[str, str], same: bool) -> str:
+    both = {("decoder", "decoder"): "two decoders", ("encoder", "encoder"): "two encoders",
+            ("decoder", "encoder"): "a decoder and an encoder", ("encoder", "decoder"): "an encoder and a decoder"}
+    if same:
+        tokens = "They cut your text into the same tokens, so every view lines up position by position."
+    elif kinds == ("decoder", "decoder"):
+        tokens = ("They cut your text differently, so where tokens do not line up the comparison is made on the text "
+                  "itself: next-token candidates by spelling, surprise per byte of text.")
+    else:
+        tokens = ("Only a decoder guesses the next token and can be surprised by one, so those views show the decoder "
+                  "alone; the tokens and the attention heads compare both.")
+    return (f"**The same text through {first} and {second}** ({both[kinds]}). What the table says they are — size, "
+            f"depth, how they read — shows up in what they do with your sentence. {tokens}")

@@ -41,6 +41,8 @@ PAGES = [
     PageSpec("pages/steering.py", "Steering", "🧲", "steering"),
     PageSpec("pages/surprise.py", "Surprise over the whole text", "😮", "surprise"),
     PageSpec("pages/saliency.py", "Which words mattered", "🔦", "saliency"),
+    PageSpec("pages/flow.py", "Information flow", "🕸️", "flow"),
+    PageSpec("pages/two_models.py", "Two models side by side", "⚖️", "two_models"),
     PageSpec("pages/translation.py", "Translation: encoder–decoder", "🇫🇷", "translation", ALL),
     PageSpec("pages/prompting.py", "Zero- vs few-shot", "🧪", "prompting"),
     PageSpec("pages/parameters.py", "Where the parameters live", "🧮", "parameters"),
