@@ -237,6 +237,26 @@ def test_the_mask_map_draws_the_followed_row_and_an_encoder_looking_ahead(model)
         assert "masked cells pale yellow" in title
 
 
+@pytest.mark.parametrize("model", ["tiny-stories-1m", "smollm2-135m"])
+def test_the_heads_step_says_what_the_opened_head_is_and_where_the_strongest_is(model):
+    """Step 6 opens block 0's most previous-token-like head without saying so (step 12 asks); step 12's answer says
+    it, with its share, and names the model's strongest previous-token head (SmolLM2's is deep in the stack)."""
+    from core import registry
+    from pages.common.sidebar import DEFAULT_TEXT
+
+    L = lesson(registry.load_model(model), DEFAULT_TEXT)
+    prev = L.previous_token
+    layer, head = divmod(int(prev.argmax()), prev.shape[1])
+    at = open_lesson(model, **{"lesson.step": "12"})
+    at.button(key="quiz.prev.skip").click()
+    run(at)
+    said = next(line for line in shown_text(at).splitlines() if "The head steps" in line)
+    assert f"block 0's head {L.head}, is the one of block 0's {prev.shape[1]} heads" in said
+    assert f"{float(prev[0, L.head]):.0%} of a token's weight" in said
+    assert ("the model's strongest too" in said if (layer, head) == (0, L.head) else
+            f"the model's strongest is layer {layer}, head {head} ({float(prev[layer, head]):.0%})" in said)
+
+
 def test_a_step_link_opens_that_step_and_a_bad_one_is_refused():
     at = open_lesson("tiny-stories-1m", **{"lesson.step": "9"})
     assert header(at) == "9. The mask"
