@@ -11,6 +11,8 @@ norm and add is the model's own: pre-norm (GPT-2, Llama) normalises what a subla
 original Transformer) normalises the stream after each add.
 `seq2seq_architecture` does the same for the encoder–decoder (core.seq2seq): two stacks side by side, every
 decoder block's cross-attention reading the encoder's output.
+The picture's names of a block's parts ("blocks.3.attn.2") are built here (`part_id`, read back by `block_of`), and
+the part each step of the guided lesson lights (`lesson_part`), so the page that draws them never types one.
 
 Every vector is a `Strip`: its numbers in at most CELLS cells (each cell the mean of a run of consecutive numbers),
 with the vector's real size and length (L2 norm), computed from the recorded tensor itself.
@@ -24,6 +26,7 @@ import torch
 
 from core.analysis import SUMMARY_RECORD, firing
 from core.config import ModelConfig
+from core.lesson import LAYER as LESSON_LAYER
 from core.trace import Trace, hook, missing_names
 
 CELLS = 32  # cells per colour strip: a vector of 576 numbers becomes 32 runs of 18
@@ -76,6 +79,57 @@ class Part:
     head: int | None = None
     strip: Strip | None = None
     note: str = ""  # one line of real numbers: "adds a vector of length 3.21", "412 of 1,536 units > 0"
+
+
+BLOCK_INSIDES = ("in", "ln1", "attn", "add1", "ln2", "mlp", "mlp.units", "add2")  # an open block's parts
+
+
+def part_id(layer: int, inside: str | None = None, head: int | None = None, root: str = "") -> str:
+    """The name of a block's part in the picture: part_id(3) == "blocks.3" (the block as one row),
+    part_id(3, "attn") == "blocks.3.attn", part_id(3, "attn", 2) == "blocks.3.attn.2" (head 2); `root` is
+    "encoder." or "decoder." in an encoder–decoder. The one place these names are built."""
+    if inside is not None and inside not in BLOCK_INSIDES:
+        raise ValueError(f"a block's part is one of {BLOCK_INSIDES}, not {inside!r}")
+    if head is not None and inside != "attn":
+        raise ValueError("a head is inside the attention: part_id(layer, \"attn\", head)")
+    name = f"{root}blocks.{layer}"
+    name += f".{inside}" if inside is not None else ""
+    return name + (f".{head}" if head is not None else "")
+
+
+def block_of(part: str) -> int | None:
+    """The layer of the block a part of a one-stack model lies in ("blocks.3.attn.2" → 3, "blocks.3" → 3); None for
+    a part outside the blocks ("embed", "ln_final") or of an encoder–decoder's stack."""
+    words = part.split(".")
+    if len(words) < 2 or words[0] != "blocks" or not words[1].isdigit():
+        return None
+    return int(words[1])
+
+
+# The guided lesson's steps (pages/lesson.py's STEPS, by function name) and the part each lights: a name of the
+# picture's, or (the steps inside the block the lesson opens, core.lesson.LAYER) one of that block's parts, "head"
+# standing for the lesson's head (Lesson.head) in its attention.
+LESSON_PARTS = {
+    "text": "tokens", "tokens": "tokens", "ids": "tokens", "embed": "embed", "positions": "pos",
+    "qkv": "head", "scores": "head", "scale": "head", "mask": "head", "softmax": "head", "values": "head",
+    "heads": "attn", "concat": "attn", "add": "add1", "mlp": "mlp",
+    "blocks": "blocks", "final_norm": "ln_final", "logits": "unembed", "probs": "softmax", "temperature": "softmax",
+    "next": "softmax", "encoder_end": "output",
+}
+
+
+def lesson_part(step: str, head: int = 0, post_norm: bool = False) -> str:
+    """The part a lesson step lights (LESSON_PARTS), in the lesson's block and at its head; a post-norm model has no
+    final norm (its last block's second norm ends it), so that step lights its output vectors. "" for a step that
+    lights nothing."""
+    part = LESSON_PARTS.get(step, "")
+    if part == "head":
+        return part_id(LESSON_LAYER, "attn", head)
+    if part in BLOCK_INSIDES:
+        return part_id(LESSON_LAYER, part)
+    if post_norm and part == "ln_final":
+        return "output"
+    return part
 
 
 @dataclass(frozen=True)
@@ -190,35 +244,35 @@ def _open_block(cfg: ModelConfig, tr: Trace, pos: int, i: int, cells: int, into:
                 ) -> tuple[list[Part], list[Edge], str]:
     """Block i's insides in the model's order: pre-norm x + attn(ln1(x)), x + mlp(ln2(x)); post-norm
     ln1(x + attn(x)), ln2(x + mlp(x))."""
-    p, d, norm = f"blocks.{i}", cfg.d_model, NORM[cfg.norm]
+    d, norm = cfg.d_model, NORM[cfg.norm]
     resid_pre, attn_out, mlp_out = tr.resid_pre(i)[pos], tr.attn_out(i)[pos], tr.mlp_out(i)[pos]
     z = tr.z(i)[pos]  # (nh, hs)
     post = tr.mlp_post(i)[pos]  # (m,)
     fired = round(float(firing(tr, i)[pos]) * cfg.mlp_dim)
-    stream_in = Part(f"{p}.in", "stream", f"Entering block {i}", str(d), layer=i, strip=strip(resid_pre, cells))
-    attn = Part(f"{p}.attn", "attn", "Attention" + ("" if cfg.causal else " (sees every token)"), _heads(cfg),
+    stream_in = Part(part_id(i, "in"), "stream", f"Entering block {i}", str(d), layer=i, strip=strip(resid_pre, cells))
+    attn = Part(part_id(i, "attn"), "attn", "Attention" + ("" if cfg.causal else " (sees every token)"), _heads(cfg),
                 layer=i, strip=strip(attn_out, cells), note=f"heads joined, × W_O: adds length {attn_out.norm():.2f}")
-    heads = [Part(f"{p}.attn.{h}", "head", f"head {h}", str(cfg.head_dim), layer=i, head=h, strip=strip(z[h], cells))
+    heads = [Part(part_id(i, "attn", h), "head", f"head {h}", str(cfg.head_dim), layer=i, head=h, strip=strip(z[h], cells))
              for h in range(cfg.n_heads)]
-    mlp = Part(f"{p}.mlp", "mlp", "Feed-forward", _mlp(cfg), layer=i, strip=strip(mlp_out, cells),
+    mlp = Part(part_id(i, "mlp"), "mlp", "Feed-forward", _mlp(cfg), layer=i, strip=strip(mlp_out, cells),
                note=f"adds length {mlp_out.norm():.2f}")
-    units = Part(f"{p}.mlp.units", "units", "Hidden units", f"{cfg.mlp_dim:,}", layer=i, strip=strip(post, cells),
+    units = Part(part_id(i, "mlp.units"), "units", "Hidden units", f"{cfg.mlp_dim:,}", layer=i, strip=strip(post, cells),
                  note=f"{fired:,} of {cfg.mlp_dim:,}")  # > 0 before the activation (SwiGLU: the gate)
     if cfg.post_norm:
         first_sum, second_sum = resid_pre + attn_out, tr.resid_mid(i)[pos] + mlp_out
-        add1 = Part(f"{p}.add1", "add", "+ (residual)", str(d), layer=i, strip=strip(first_sum, cells))
-        ln1 = Part(f"{p}.ln1", "norm", norm, str(d), layer=i, strip=strip(tr.resid_mid(i)[pos], cells))
-        add2 = Part(f"{p}.add2", "add", "+ (residual)", str(d), layer=i, strip=strip(second_sum, cells))
-        ln2 = Part(f"{p}.ln2", "norm", norm, str(d), layer=i, strip=strip(tr.resid_post(i)[pos], cells))
+        add1 = Part(part_id(i, "add1"), "add", "+ (residual)", str(d), layer=i, strip=strip(first_sum, cells))
+        ln1 = Part(part_id(i, "ln1"), "norm", norm, str(d), layer=i, strip=strip(tr.resid_mid(i)[pos], cells))
+        add2 = Part(part_id(i, "add2"), "add", "+ (residual)", str(d), layer=i, strip=strip(second_sum, cells))
+        ln2 = Part(part_id(i, "ln2"), "norm", norm, str(d), layer=i, strip=strip(tr.resid_post(i)[pos], cells))
         parts = [stream_in, attn, *heads, add1, ln1, mlp, units, add2, ln2]
         edges = [Edge(into, stream_in.name), Edge(stream_in.name, attn.name), Edge(attn.name, add1.name),
                  Edge(stream_in.name, add1.name, "residual"), Edge(add1.name, ln1.name), Edge(ln1.name, mlp.name),
                  Edge(mlp.name, add2.name), Edge(ln1.name, add2.name, "residual"), Edge(add2.name, ln2.name)]
         return parts, edges, ln2.name
-    ln1 = Part(f"{p}.ln1", "norm", norm, str(d), layer=i, strip=strip(tr[hook(i, "ln1.hook_normalized")][pos], cells))
-    add1 = Part(f"{p}.add1", "add", "+ (residual)", str(d), layer=i, strip=strip(tr.resid_mid(i)[pos], cells))
-    ln2 = Part(f"{p}.ln2", "norm", norm, str(d), layer=i, strip=strip(tr[hook(i, "ln2.hook_normalized")][pos], cells))
-    add2 = Part(f"{p}.add2", "add", "+ (residual)", str(d), layer=i, strip=strip(tr.resid_post(i)[pos], cells))
+    ln1 = Part(part_id(i, "ln1"), "norm", norm, str(d), layer=i, strip=strip(tr[hook(i, "ln1.hook_normalized")][pos], cells))
+    add1 = Part(part_id(i, "add1"), "add", "+ (residual)", str(d), layer=i, strip=strip(tr.resid_mid(i)[pos], cells))
+    ln2 = Part(part_id(i, "ln2"), "norm", norm, str(d), layer=i, strip=strip(tr[hook(i, "ln2.hook_normalized")][pos], cells))
+    add2 = Part(part_id(i, "add2"), "add", "+ (residual)", str(d), layer=i, strip=strip(tr.resid_post(i)[pos], cells))
     parts = [stream_in, ln1, attn, *heads, add1, ln2, mlp, units, add2]
     edges = [Edge(into, stream_in.name), Edge(stream_in.name, ln1.name), Edge(ln1.name, attn.name),
              Edge(attn.name, add1.name), Edge(stream_in.name, add1.name, "residual"), Edge(add1.name, ln2.name),
@@ -237,7 +291,7 @@ def _row(tr, i: int, pos: int, cells: int, root: str = "", cross: bool = False) 
 
 def _compact(cfg: ModelConfig, row: BlockRow, root: str = "") -> Part:
     added = ", ".join(f"{k} adds {v:.2f}" for k, v in row.added.items())
-    return Part(f"{root}blocks.{row.layer}", "block", f"Block {row.layer}", str(cfg.d_model), layer=row.layer,
+    return Part(part_id(row.layer, root=root), "block", f"Block {row.layer}", str(cfg.d_model), layer=row.layer,
                 strip=row.stream, note=added)
 
 
@@ -247,13 +301,8 @@ def _top(logits: torch.Tensor, display, k: int) -> list[tuple[int, str, float, f
     return [(int(i), display(int(i)), float(logits[i]), float(p)) for i, p in zip(top.indices, top.values)]
 
 
-def architecture(model, tr: Trace, position: int, open_block: int | None = None, cells: int = CELLS,
-                 top_k: int = TOP_K) -> Architecture:
-    """The picture's data for a decoder or an encoder (one stack), following the token at `position`. `tr` must
-    hold `architecture_record(model.config, open_block)` (a ValueError says what is missing). The softmax's top
-    tokens are the trace's own logits at the last position; at an earlier one, the final norm's recorded output
-    through the model's unembedding."""
-    cfg = model.config
+def _check(cfg: ModelConfig, tr: Trace, position: int, open_block: int | None) -> None:
+    """A ValueError unless `architecture` can draw this trace at this position with this block open."""
     if cfg.encoder_decoder:
         raise ValueError("an encoder–decoder has two stacks: use seq2seq_architecture")
     missing = missing_names(tr, architecture_record(cfg, open_block))
@@ -263,6 +312,49 @@ def architecture(model, tr: Trace, position: int, open_block: int | None = None,
         raise ValueError(f"position {position} is not in the text (0 to {tr.n_tokens - 1})")
     if open_block is not None and not 0 <= open_block < cfg.n_layers:
         raise ValueError(f"block {open_block} is not in this model (0 to {cfg.n_layers - 1})")
+
+
+def _ending(model, tr: Trace, position: int, last_row: BlockRow, last: str, cells: int, top_k: int
+            ) -> tuple[list[Part], list[Edge], list[tuple[int, str, float, float]]]:
+    """After the last block: the final norm (pre-norm) or the output vectors (post-norm), then, for a model with a
+    next-token head, the unembedding and the softmax's top tokens. The parts, the edges and those top tokens."""
+    cfg = model.config
+    if cfg.post_norm:
+        parts = [Part("output", "output", "Output vectors" if not cfg.lm_head else "Last block's output",
+                      str(cfg.d_model), strip=last_row.stream,
+                      note="no unembedding: an encoder ends at its vectors" if not cfg.lm_head else "")]
+    else:
+        final = tr["ln_final.hook_normalized"][position]
+        parts = [Part("ln_final", "norm", f"Final {NORM[cfg.norm]}", str(cfg.d_model), strip=strip(final, cells))]
+    edges = [Edge(last, parts[0].name)]
+    if not cfg.lm_head:
+        return parts, edges, []
+    if position == tr.n_tokens - 1:
+        logits = tr.logits
+    else:
+        final = tr["ln_final.hook_normalized"][position] if not cfg.post_norm else tr.resid_post(cfg.n_layers - 1)[
+            position]
+        with torch.inference_mode():
+            logits = model.unembed_logits(final.to(model.device, model.embed.weight.dtype)).float().cpu()
+    display = model.tokenizer.display if model.tokenizer is not None else str
+    top = _top(logits, display, top_k)
+    tied = "tied: the embedding table" if cfg.tied_embeddings else "its own matrix"
+    parts.append(Part("unembed", "unembed", "Unembedding", f"{cfg.d_model} → {cfg.vocab_size:,} logits, {tied}",
+                      note=f"top logit {top[0][2]:.2f}"))
+    parts.append(Part("softmax", "softmax", "Softmax", f"{cfg.vocab_size:,} probabilities, sum 1",
+                      note=f"next token: {top[0][1]} {top[0][3]:.1%}"))
+    edges += [Edge(parts[0].name, "unembed"), Edge("unembed", "softmax")]
+    return parts, edges, top
+
+
+def architecture(model, tr: Trace, position: int, open_block: int | None = None, cells: int = CELLS,
+                 top_k: int = TOP_K) -> Architecture:
+    """The picture's data for a decoder or an encoder (one stack), following the token at `position`. `tr` must
+    hold `architecture_record(model.config, open_block)` (a ValueError says what is missing). The softmax's top
+    tokens are the trace's own logits at the last position; at an earlier one, the final norm's recorded output
+    through the model's unembedding."""
+    cfg = model.config
+    _check(cfg, tr, position, open_block)
     parts, edges, last = _embedding(cfg, tr, position, cells)
     rows = [_row(tr, i, position, cells) for i in range(cfg.n_layers)]
     for row in rows:
@@ -277,35 +369,10 @@ def architecture(model, tr: Trace, position: int, open_block: int | None = None,
             edges.append(Edge(last, part.name))
             last = part.name
         if cfg.positional == "rope":  # nothing added: the positions turn q and k inside each attention
-            edges.append(Edge("pos", f"blocks.{row.layer}" + (".attn" if row.layer == open_block else ""), "rotary"))
-    top: list = []
-    if cfg.post_norm:
-        parts.append(Part("output", "output", "Output vectors" if not cfg.lm_head else "Last block's output",
-                          str(cfg.d_model), strip=rows[-1].stream,
-                          note="no unembedding: an encoder ends at its vectors" if not cfg.lm_head else ""))
-        edges.append(Edge(last, "output"))
-        last = "output"
-    else:
-        final = tr["ln_final.hook_normalized"][position]
-        parts.append(Part("ln_final", "norm", f"Final {NORM[cfg.norm]}", str(cfg.d_model), strip=strip(final, cells)))
-        edges.append(Edge(last, "ln_final"))
-        last = "ln_final"
-    if cfg.lm_head:
-        if position == tr.n_tokens - 1:
-            logits = tr.logits
-        else:
-            final = tr["ln_final.hook_normalized"][position] if not cfg.post_norm else tr.resid_post(cfg.n_layers - 1)[
-                position]
-            with torch.inference_mode():
-                logits = model.unembed_logits(final.to(model.device, model.embed.weight.dtype)).float().cpu()
-        display = model.tokenizer.display if model.tokenizer is not None else str
-        top = _top(logits, display, top_k)
-        tied = "tied: the embedding table" if cfg.tied_embeddings else "its own matrix"
-        parts.append(Part("unembed", "unembed", "Unembedding", f"{cfg.d_model} → {cfg.vocab_size:,} logits, {tied}",
-                          note=f"top logit {top[0][2]:.2f}"))
-        parts.append(Part("softmax", "softmax", "Softmax", f"{cfg.vocab_size:,} probabilities, sum 1",
-                          note=f"next token: {top[0][1]} {top[0][3]:.1%}"))
-        edges += [Edge(last, "unembed"), Edge("unembed", "softmax")]
+            edges.append(Edge("pos", part_id(row.layer, "attn" if row.layer == open_block else None), "rotary"))
+    ending, links, top = _ending(model, tr, position, rows[-1], last, cells, top_k)
+    parts += ending
+    edges += links
     return Architecture("decoder" if cfg.lm_head else "encoder", cfg, list(tr.tokens), list(tr.token_ids), position,
                         {p.name: p for p in parts}, edges, rows, open_block, top)
 
@@ -346,14 +413,14 @@ def seq2seq_architecture(model, tr, source_position: int | None = None, position
                           strip=rows[root][-1].stream, note="keys and values of every cross-attention")
             parts.append(output)
             edges.append(Edge(last, output.name))
-    edges += [Edge("encoder.output", f"decoder.blocks.{i}", "cross") for i in range(cfg.n_decoder_layers)]
+    edges += [Edge("encoder.output", part_id(i, root="decoder."), "cross") for i in range(cfg.n_decoder_layers)]
     logits = tr.logits[position]  # (V,) the decoder's own logits at that position
     top = _top(logits, model.tokenizer.display, top_k)
     parts.append(Part("unembed", "unembed", "Unembedding", f"{cfg.d_model} → {cfg.vocab_size} logits, tied: the "
                       "embedding table", note=f"top logit {top[0][2]:.2f}"))
     parts.append(Part("softmax", "softmax", "Softmax", f"{cfg.vocab_size} probabilities, sum 1",
                       note=f"next word: {top[0][1]} {top[0][3]:.1%}"))
-    edges += [Edge(f"decoder.blocks.{cfg.n_decoder_layers - 1}", "unembed"), Edge("unembed", "softmax")]
+    edges += [Edge(part_id(cfg.n_decoder_layers - 1, root="decoder."), "unembed"), Edge("unembed", "softmax")]
     return Architecture("encoder-decoder", cfg, list(tr.target_tokens), list(tr.target_ids), position,
                         {p.name: p for p in parts}, edges, rows["encoder."], None, top,
                         decoder_blocks=rows["decoder."], source_tokens=list(tr.source_tokens),

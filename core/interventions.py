@@ -11,7 +11,8 @@ turns the experiments' plain specs into Edits and runs the ones that take many f
   entering block L at position p (or several positions) replaced by another run's;
 - `patch_sweep`: every (layer, position) patch from a clean run into a corrupted one, P(target) for each — the
   causal-tracing grid of Meng et al. 2022, TransformerLens's `get_act_patch_resid_pre` — in a few batched passes;
-- `describe_sweep`: what the grid says, in words computed from it.
+- `describe_sweep`: what the grid says, in words computed from it;
+- the experiment pages' default texts for each model (`default_pair`, `steer_defaults`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,43 @@ if TYPE_CHECKING:
 
 SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")  # what a patch may copy, per block
 SWEEP_BATCH_TOKENS = 4096  # tokens per forward pass of a sweep: batch rows × T
+
+
+# The experiment pages' default texts, per model (checked on each offline model); a model not listed gets
+# DEFAULTS_FOR's. "patch": two sentences of the same token count that differ in one word, where the clean one makes
+# a token likely and the corrupted one does not (SmolLM2 P(" Paris") 0.77 vs 0.001; TinyStories-1M P(" ball") 0.45
+# vs 0.01). "steer": a contrastive pair that moves the next token visibly (SmolLM2: issue 30's measurement;
+# TinyStories-1M: " happy"/" proud" against " scared"/" sad").
+DEFAULTS_FOR = "smollm2-135m"
+DEFAULT_PAIRS = {
+    "patch": {
+        "smollm2-135m": ("The capital of France is", "The capital of Italy is"),
+        "tiny-stories-1m": ("Lily found a ball. She picked up the", "Lily found a doll. She picked up the"),
+    },
+    "steer": {
+        "smollm2-135m": ("I love this. It is wonderful and I am so happy", "I hate this. It is awful and I am so angry"),
+        "tiny-stories-1m": ("She was happy and smiled", "She was sad and cried"),
+    },
+}
+# Steering's prompt, block (as a fraction of the depth) and strength for that pair.
+STEER_SETTINGS = {
+    "smollm2-135m": ("I watched the movie last night. Honestly, it was", 0.2, 0.75),
+    "tiny-stories-1m": ("When Lily saw the dog, she was very", 0.5, 1.0),
+}
+
+
+def default_pair(model_name: str, kind: str) -> tuple[str, str]:
+    """The default sentence pair of an experiment ("patch": clean, corrupted; "steer": positive, negative) for a
+    model."""
+    pairs = DEFAULT_PAIRS[kind]
+    return pairs.get(model_name, pairs[DEFAULTS_FOR])
+
+
+def steer_defaults(model_name: str, n_layers: int) -> tuple[str, str, str, int, float]:
+    """Steering's defaults for a model of n_layers blocks: (positive, negative, prompt, block, strength)."""
+    positive, negative = default_pair(model_name, "steer")
+    prompt, depth, scale = STEER_SETTINGS.get(model_name, STEER_SETTINGS[DEFAULTS_FOR])
+    return positive, negative, prompt, min(n_layers - 1, round(depth * n_layers)), scale
 
 
 def site_name(layer: int, site: str = "resid_pre") -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import registry
-from core.interventions import describe_sweep
+from core.interventions import default_pair, describe_sweep
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import token_spans, visible
 
@@ -22,7 +22,7 @@ if not cfg.lm_head:
     st.stop()
 st.markdown(experiments.patching(cfg))
 
-default_clean, default_corrupt = experiments.patch_pair(ctx.model_name)
+default_clean, default_corrupt = default_pair(ctx.model_name, "patch")
 c1, c2 = st.columns(2)
 clean = widgets.text("text_input", "Clean sentence (makes the target likely)", "patch.clean", default_clean, 300,
                      where=c1)

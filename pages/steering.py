@@ -5,6 +5,7 @@ ones, and the vector's length against the stream's."""
 import streamlit as st
 
 from core import registry
+from core.interventions import steer_defaults
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import visible
 
@@ -21,7 +22,7 @@ if not cfg.lm_head:
 st.markdown(experiments.steering(cfg))
 
 positive_default, negative_default, prompt_default, layer_default, scale_default = \
-    experiments.steer_defaults(ctx.model_name, cfg.n_layers)
+    steer_defaults(ctx.model_name, cfg.n_layers)
 c1, c2 = st.columns(2)
 positive = widgets.text("text_input", "Positive sentence", "steer.positive", positive_default, 300, where=c1)
 negative = widgets.text("text_input", "Negative sentence", "steer.negative", negative_default, 300, where=c2)

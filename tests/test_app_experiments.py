@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from core import patch_sweep, steering_vector, trace
+from core.interventions import default_pair, steer_defaults
 from core.registry import load_model
 from core.surprisal import surprisal
-from pages.common.experiments import patch_pair, steer_defaults
 from tests.test_app import app, charts, matrix, open_page, title
 from tests.test_app_inside import PACKAGED
 
@@ -19,7 +19,7 @@ TEXT = "Lily and Tom went to the park to play."
 def test_patching_page_draws_the_grid_and_says_where_the_information_sits():
     at = open_page(app(), "pages/patching.py")
     model = load_model("tiny-stories-1m")
-    clean, corrupt = patch_pair("tiny-stories-1m")
+    clean, corrupt = default_pair("tiny-stories-1m", "patch")
     target = int(trace(model, clean).probs.argmax())
     grid = next(c for c in charts(at) if "after patching one vector" in title(c))
     expected = patch_sweep(model, clean, corrupt, target).numpy()
@@ -38,7 +38,7 @@ def test_patching_page_runs_the_chosen_cell_and_refuses_unequal_lengths():
     at.slider(key="patch.layer").set_value(0).run()
     at.selectbox(key="patch.pos").set_value(0).run()
     model = load_model("tiny-stories-1m")
-    clean, corrupt = patch_pair("tiny-stories-1m")
+    clean, corrupt = default_pair("tiny-stories-1m", "patch")
     target = int(trace(model, clean).probs.argmax())
     one = trace(model, corrupt, patch={"layer": 0, "position": 0, "source": trace(model, clean)})
     assert any(f"{float(one.probs[target]):.1%}" in c.value and "block 0" in c.value for c in at.caption)

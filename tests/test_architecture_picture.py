@@ -9,9 +9,13 @@ import torch
 from core import trace
 from core.architecture import (
     CELLS,
+    LESSON_PARTS,
     SEQ2SEQ_RECORD,
     architecture,
     architecture_record,
+    block_of,
+    lesson_part,
+    part_id,
     seq2seq_architecture,
     strip,
 )
@@ -135,13 +139,25 @@ def test_a_highlight_lights_the_part_and_what_is_inside_it():
     assert arch.lit("blocks.0.attn") == {"blocks.0.attn", *(f"blocks.0.attn.{h}" for h in range(4))}
     assert arch.lit("blocks.2.mlp") == {"blocks.2"}, "inside a closed block: the block's line"
     assert arch.lit("embed") == {"embed"} and arch.lit(None) == set()
-    assert picture.lesson_part("qkv", head=3) == "blocks.0.attn.3"
-    assert picture.lesson_part("final_norm", post_norm=True) == "output"
-    for step in picture.LESSON_PARTS:  # every lesson step lights a part that exists (decoder or encoder)
-        part = picture.lesson_part(step)
+    assert lesson_part("qkv", head=3) == "blocks.0.attn.3"
+    assert lesson_part("final_norm", post_norm=True) == "output"
+    for step in LESSON_PARTS:  # every lesson step lights a part that exists (decoder or encoder)
+        part = lesson_part(step)
         assert arch.lit(part) or part == "output", step
     fig = picture.figure(arch, highlight="blocks.0.attn.2")
     assert any(s.line.color == picture.LIT for s in fig.layout.shapes)
+
+
+def test_part_names_are_the_pictures_own_and_read_back():
+    model = tiny("tiny-llama", dropout=0.0)
+    arch = architecture(model, traced(model, 1), 4, open_block=1)
+    built = {part_id(i) for i in range(model.config.n_layers) if i != 1} | {part_id(1, "attn", h) for h in range(model.config.n_heads)} | {
+        part_id(1, inside) for inside in ("in", "ln1", "attn", "add1", "ln2", "mlp", "mlp.units", "add2")}
+    assert built <= set(arch.parts) and {n for n in arch.parts if n.startswith("blocks.")} == built
+    assert all(block_of(n) == arch.parts[n].layer for n in built) and block_of("ln_final") is None
+    assert block_of("decoder.blocks.1") is None and part_id(1, root="decoder.") == "decoder.blocks.1"
+    with pytest.raises(ValueError):
+        part_id(1, "mlp", head=2)
 
 
 def test_the_figure_draws_every_part_and_one_line_per_closed_block():

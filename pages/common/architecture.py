@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.analysis import norm_of
-from core.architecture import Architecture, Part, Strip
+from core.architecture import Architecture, BlockRow, Part, Strip, block_of, part_id
 from pages.common import figures
 from pages.common.html import visible
 
@@ -43,27 +43,6 @@ NO_STRIP = Strip((), (), 0, 0.0)  # a line with no vector (a box's title)
 PAGE_TITLES = {"tokenizer": "Tokenizer", "embeddings": "Embedding space", "positions": "Positional encoding",
                "attention": "Attention", "feed_forward": "Feed-forward layer", "residual": "Residual stream & norms",
                "next_token": "Next token", "translation": "Translation"}
-
-# The guided lesson's steps (pages/lesson.py's STEPS, by function name) and the part each lights; the lesson opens
-# block 0 (core.lesson.LAYER) and its head (Lesson.head) for the attention steps.
-LESSON_PARTS = {
-    "text": "tokens", "tokens": "tokens", "ids": "tokens", "embed": "embed", "positions": "pos",
-    "qkv": "blocks.0.attn.{head}", "scores": "blocks.0.attn.{head}", "scale": "blocks.0.attn.{head}",
-    "mask": "blocks.0.attn.{head}", "softmax": "blocks.0.attn.{head}", "values": "blocks.0.attn.{head}",
-    "heads": "blocks.0.attn", "concat": "blocks.0.attn", "add": "blocks.0.add1", "mlp": "blocks.0.mlp",
-    "blocks": "blocks", "final_norm": "ln_final", "logits": "unembed", "probs": "softmax", "temperature": "softmax",
-    "next": "softmax", "encoder_end": "output",
-}
-
-
-def lesson_part(step: str, head: int = 0, post_norm: bool = False) -> str:
-    """The part a lesson step lights (LESSON_PARTS), with the lesson's head filled in; a post-norm model's final
-    norm is the last block's second norm, and its end is the output vectors."""
-    part = LESSON_PARTS.get(step, "")
-    if post_norm and part == "ln_final":
-        return "output"
-    return part.format(head=head)
-
 
 def _norm_text(strip: Strip) -> str:
     return f"‖·‖ {strip.norm:.2f}"
@@ -326,8 +305,7 @@ def _sublayer(c: _Canvas, arch: Architecture, lines: list[tuple[Part, Strip | No
 
 def _open_block(c: _Canvas, arch: Architecture, i: int) -> None:
     parts, cfg = arch.parts, arch.config
-    p = f"blocks.{i}"
-    enter = parts[f"{p}.in"]
+    enter = parts[part_id(i, "in")]
     c.band(enter, c.y, c.y + LINE)
     c.rect(0, c.y + 1, 100, c.y + LINE - 1, fill="rgba(15,23,42,0.05)")
     y = c.y + LINE / 2
@@ -336,8 +314,8 @@ def _open_block(c: _Canvas, arch: Architecture, i: int) -> None:
     c.text(PART_X, y, "<span style='color:#64748b'>reads the stream (the vector above) and adds to it twice: "
                       "attention, then the feed-forward layer</span>", size=10)
     c.y += LINE
-    attn, mlp, units = parts[f"{p}.attn"], parts[f"{p}.mlp"], parts[f"{p}.mlp.units"]
-    heads = [parts[f"{p}.attn.{h}"] for h in range(cfg.n_heads)]
+    attn, mlp, units = parts[part_id(i, "attn")], parts[part_id(i, "mlp")], parts[part_id(i, "mlp.units")]
+    heads = [parts[part_id(i, "attn", h)] for h in range(cfg.n_heads)]
     head_lines = [(h, None, None, f"head {h.head} <span style='color:#64748b'>its {h.width} numbers</span>")
                   for h in heads]
     out_label = f"<b>joined × W_O</b> <span style='color:#64748b'>{cfg.n_heads} × {cfg.head_dim} → {cfg.d_model}</span>"
@@ -349,13 +327,15 @@ def _open_block(c: _Canvas, arch: Architecture, i: int) -> None:
     mlp_lines = [(units, None, None, units_label), (mlp, mlp.strip, f"+ {mlp.strip.norm:.2f}",
                                                     f"<b>× W_out</b> <span style='color:#64748b'>→ {cfg.d_model}</span>")]
     if cfg.post_norm:
-        _sublayer(c, arch, [title, *head_lines, *attn_lines], "attn", parts[f"{p}.add1"], parts[f"{p}.ln1"], None)
-        _sublayer(c, arch, [mlp_title, *mlp_lines], "mlp", parts[f"{p}.add2"], parts[f"{p}.ln2"], None)
+        _sublayer(c, arch, [title, *head_lines, *attn_lines], "attn", parts[part_id(i, "add1")],
+                  parts[part_id(i, "ln1")], None)
+        _sublayer(c, arch, [mlp_title, *mlp_lines], "mlp", parts[part_id(i, "add2")], parts[part_id(i, "ln2")], None)
     else:
-        ln1, ln2 = parts[f"{p}.ln1"], parts[f"{p}.ln2"]
-        _sublayer(c, arch, [(ln1, None, None, None), title, *head_lines, *attn_lines], "attn", parts[f"{p}.add1"],
-                  None, ln1)
-        _sublayer(c, arch, [(ln2, None, None, None), mlp_title, *mlp_lines], "mlp", parts[f"{p}.add2"], None, ln2)
+        ln1, ln2 = parts[part_id(i, "ln1")], parts[part_id(i, "ln2")]
+        _sublayer(c, arch, [(ln1, None, None, None), title, *head_lines, *attn_lines], "attn",
+                  parts[part_id(i, "add1")], None, ln1)
+        _sublayer(c, arch, [(ln2, None, None, None), mlp_title, *mlp_lines], "mlp", parts[part_id(i, "add2")], None,
+                  ln2)
 
 
 def _tail(c: _Canvas, arch: Architecture) -> None:
@@ -416,7 +396,7 @@ def figure(arch: Architecture, highlight: str | None = None, title: str | None =
         if row.layer == arch.open_block:
             _open_block(c, arch, row.layer)
         else:
-            _closed_block(c, arch, arch.parts[f"blocks.{row.layer}"], scale)
+            _closed_block(c, arch, arch.parts[part_id(row.layer)], scale)
     spine_end = c.y
     _tail(c, arch)
     c.line(SPINE_X, c.spine_top, SPINE_X, spine_end + (LINE / 2 if "ln_final" in arch.parts else 0), SPINE, 4)
@@ -445,85 +425,84 @@ def _finish(c: _Canvas, title: str) -> go.Figure:
     return fig
 
 
-def _seq2seq_figure(arch: Architecture, highlight: str | None, title: str | None) -> go.Figure:
-    """Encoder (left) and decoder (right) side by side: each stack's tokens, embedding, blocks and stream; the
-    encoder's output drawn into every decoder block's cross-attention; the decoder's unembedding and softmax."""
-    cfg, parts = arch.config, arch.parts
-    c = _Canvas(arch.lit(highlight))
-    half = 50.0
-    starts = {}
-    bottoms = {}
-    for root, x0, tokens, pos, rows in (("encoder.", 0.0, arch.source_tokens, arch.source_position, arch.blocks),
-                                        ("decoder.", half + 1, arch.tokens, arch.position, arch.decoder_blocks)):
-        c.y = 0.0
-        head = "Encoder: reads the English sentence" if root == "encoder." else \
-            "Decoder: writes the French, word by word"
-        c.text(x0, c.y + LINE / 2, f"<b>{head}</b>", size=12)
-        c.y += LINE
-        _tokens(c, arch, tokens, pos, parts[root + "tokens"], x0, width=6)
-        for kind in ("embed", "pos"):
-            p = parts[root + kind]
-            y = c.y + LINE / 2
-            c.band(p, y - LINE / 2, y + LINE / 2, x0, x0 + half - 1)
-            c.text(x0, y, f"<b>{figures.plain(p.label)}</b>", size=10)
-            c.strip(p, p.strip, (x0 + 24, x0 + 40), y)
-            c.text(x0 + 40.6, y, _norm_text(p.strip), size=10, colour="#334155")
-            c.target(x0 + 3, y, p, _where(p))
-            c.y += LINE
-        total = parts[root + "sum"]
+HALF = 50.0  # an encoder–decoder's picture: the encoder in the left half, the decoder in the right
+
+
+def _seq2seq_inputs(c: _Canvas, arch: Architecture, root: str, x0: float, tokens: list[str], pos: int) -> None:
+    """One stack's title, its tokens, its token and position vectors and their sum, the stream entering block 0."""
+    parts = arch.parts
+    head = "Encoder: reads the English sentence" if root == "encoder." else "Decoder: writes the French, word by word"
+    c.text(x0, c.y + LINE / 2, f"<b>{head}</b>", size=12)
+    c.y += LINE
+    _tokens(c, arch, tokens, pos, parts[root + "tokens"], x0, width=6)
+    for kind in ("embed", "pos"):
+        p = parts[root + kind]
         y = c.y + LINE / 2
-        c.text(x0, y, "<b>= the stream</b> <span style='color:#64748b'>entering block 0</span>", size=10)
-        c.strip(total, total.strip, (x0 + 24, x0 + 40), y)
-        c.text(x0 + 40.6, y, _norm_text(total.strip), size=10, colour="#334155")
+        c.band(p, y - LINE / 2, y + LINE / 2, x0, x0 + HALF - 1)
+        c.text(x0, y, f"<b>{figures.plain(p.label)}</b>", size=10)
+        c.strip(p, p.strip, (x0 + 24, x0 + 40), y)
+        c.text(x0 + 40.6, y, _norm_text(p.strip), size=10, colour="#334155")
+        c.target(x0 + 3, y, p, _where(p))
         c.y += LINE
-        scale = max(max(r.added.values()) for r in rows) or 1.0
-        for row in rows:
-            block = parts[f"{root}blocks.{row.layer}"]
-            top = c.y
-            c.band(block, top, top + LINE * (2 + len(row.added)), x0, x0 + half - 1)
-            c.rect(x0, top + 2, x0 + half - 1.5, top + LINE * (2 + len(row.added)) - 2, fill="rgba(15,23,42,0.04)",
-                   line="#cbd5e1")
-            c.text(x0 + 0.5, top + LINE / 2 + 2, f"<b>Block {row.layer}</b> <span style='color:#64748b'>"
-                                                  "Add & Norm after each sublayer (post-norm)</span>", size=10)
-            c.y += LINE
-            for kind, value in row.added.items():
-                y = c.y + LINE / 2
-                colour = COLOURS["cross" if kind == "cross" else kind]
-                name = {"attn": "self-attention" + (" (masked)" if root == "decoder." else ""),
-                        "cross": "cross-attention ← encoder", "mlp": "feed-forward"}[kind]
-                c.text(x0 + 1.5, y, name, size=10, colour=colour)
-                bar = 15 * value / scale
-                c.rect(x0 + 24, y - 5, x0 + 24 + bar, y + 5, fill=colour, line=colour)
-                c.text(x0 + 24.4 + bar, y, f"+{value:.2f}", size=10, colour=colour)
-                if kind == "cross":
-                    starts.setdefault("cross", []).append((x0 + 1, y))
-                c.y += LINE
-            y = c.y + LINE / 2
-            c.text(x0 + 1.5, y, "stream after", size=10, colour="#334155")
-            c.strip(block, row.stream, (x0 + 24, x0 + 40), y)
-            c.text(x0 + 40.6, y, _norm_text(row.stream), size=10, colour="#334155")
-            c.target(x0 + 3, top + LINE / 2 + 2, block, _where(block))
-            c.y += LINE + 4
-        bottoms[root] = c.y
-        if root == "encoder.":
-            out = parts["encoder.output"]
-            y = c.y + LINE / 2
-            c.band(out, y - LINE / 2, y + LINE / 2, x0, x0 + half - 1)
-            c.text(x0, y, f"<b>{figures.plain(out.label)}</b>", size=10, colour=COLOURS["output"])
-            c.strip(out, out.strip, (x0 + 24, x0 + 40), y)
-            c.text(x0 + 40.6, y, _norm_text(out.strip), size=10, colour="#334155")
-            c.target(x0 + 3, y, out, _where(out))
-            c.text(x0, y + LINE, f"<span style='color:#64748b'>all {len(arch.source_tokens)} vectors: the keys and "
-                                 "values of every cross-attention →</span>", size=10)
-            c.enc_out = (x0 + 46, y)
-            c.y += 2 * LINE
-            bottoms[root] = c.y
-    for x, y in starts.get("cross", []):
-        c.line(c.enc_out[0], c.enc_out[1], x, y, COLOURS["cross"], 1.2, "dot")
-        c.arrow(x - 1.5, y + (c.enc_out[1] - y) * 0.03, x, y, COLOURS["cross"])
-    c.y = bottoms["decoder."]
-    x0 = half + 1
-    unembed, softmax = parts["unembed"], parts["softmax"]
+    total = parts[root + "sum"]
+    y = c.y + LINE / 2
+    c.text(x0, y, "<b>= the stream</b> <span style='color:#64748b'>entering block 0</span>", size=10)
+    c.strip(total, total.strip, (x0 + 24, x0 + 40), y)
+    c.text(x0 + 40.6, y, _norm_text(total.strip), size=10, colour="#334155")
+    c.y += LINE
+
+
+def _seq2seq_block(c: _Canvas, arch: Architecture, root: str, x0: float, row: BlockRow, scale: float
+                   ) -> list[tuple[float, float]]:
+    """One block of a stack as a box: a bar for what each sublayer added, then the stream after it. Returns where
+    its cross-attention's line is (the encoder's output is drawn into it)."""
+    block = arch.parts[part_id(row.layer, root=root)]
+    top, crosses = c.y, []
+    c.band(block, top, top + LINE * (2 + len(row.added)), x0, x0 + HALF - 1)
+    c.rect(x0, top + 2, x0 + HALF - 1.5, top + LINE * (2 + len(row.added)) - 2, fill="rgba(15,23,42,0.04)",
+           line="#cbd5e1")
+    c.text(x0 + 0.5, top + LINE / 2 + 2, f"<b>Block {row.layer}</b> <span style='color:#64748b'>"
+                                          "Add & Norm after each sublayer (post-norm)</span>", size=10)
+    c.y += LINE
+    for kind, value in row.added.items():
+        y = c.y + LINE / 2
+        colour = COLOURS["cross" if kind == "cross" else kind]
+        name = {"attn": "self-attention" + (" (masked)" if root == "decoder." else ""),
+                "cross": "cross-attention ← encoder", "mlp": "feed-forward"}[kind]
+        c.text(x0 + 1.5, y, name, size=10, colour=colour)
+        bar = 15 * value / scale
+        c.rect(x0 + 24, y - 5, x0 + 24 + bar, y + 5, fill=colour, line=colour)
+        c.text(x0 + 24.4 + bar, y, f"+{value:.2f}", size=10, colour=colour)
+        if kind == "cross":
+            crosses.append((x0 + 1, y))
+        c.y += LINE
+    y = c.y + LINE / 2
+    c.text(x0 + 1.5, y, "stream after", size=10, colour="#334155")
+    c.strip(block, row.stream, (x0 + 24, x0 + 40), y)
+    c.text(x0 + 40.6, y, _norm_text(row.stream), size=10, colour="#334155")
+    c.target(x0 + 3, top + LINE / 2 + 2, block, _where(block))
+    c.y += LINE + 4
+    return crosses
+
+
+def _encoder_output(c: _Canvas, arch: Architecture, x0: float) -> None:
+    """The encoder's output under its last block, where the lines to every cross-attention start."""
+    out = arch.parts["encoder.output"]
+    y = c.y + LINE / 2
+    c.band(out, y - LINE / 2, y + LINE / 2, x0, x0 + HALF - 1)
+    c.text(x0, y, f"<b>{figures.plain(out.label)}</b>", size=10, colour=COLOURS["output"])
+    c.strip(out, out.strip, (x0 + 24, x0 + 40), y)
+    c.text(x0 + 40.6, y, _norm_text(out.strip), size=10, colour="#334155")
+    c.target(x0 + 3, y, out, _where(out))
+    c.text(x0, y + LINE, f"<span style='color:#64748b'>all {len(arch.source_tokens)} vectors: the keys and "
+                         "values of every cross-attention →</span>", size=10)
+    c.enc_out = (x0 + 46, y)
+    c.y += 2 * LINE
+
+
+def _seq2seq_next_word(c: _Canvas, arch: Architecture, x0: float) -> None:
+    """Under the decoder: its unembedding, then the softmax's most likely next words as bars."""
+    unembed, softmax = arch.parts["unembed"], arch.parts["softmax"]
     y = c.y + LINE / 2
     c.band(unembed, y - LINE / 2, y + LINE / 2, x0, 100)
     c.text(x0, y, f"<b>Unembedding</b> <span style='color:#64748b'>{figures.plain(unembed.width)}</span>", size=10)
@@ -541,6 +520,29 @@ def _seq2seq_figure(arch: Architecture, highlight: str | None, title: str | None
         c.rect(x0 + 23, y - 5, x0 + 23 + 18 * prob, y + 5, fill=COLOURS["softmax"], line=COLOURS["softmax"])
         c.text(x0 + 42, y, f"{prob:.1%}", size=10, colour="#334155")
         c.y += LINE
+
+
+def _seq2seq_figure(arch: Architecture, highlight: str | None, title: str | None) -> go.Figure:
+    """Encoder (left) and decoder (right) side by side: each stack's tokens, embedding, blocks and stream; the
+    encoder's output drawn into every decoder block's cross-attention; the decoder's unembedding and softmax."""
+    cfg = arch.config
+    c = _Canvas(arch.lit(highlight))
+    crosses, bottoms = [], {}
+    for root, x0, tokens, pos, rows in (("encoder.", 0.0, arch.source_tokens, arch.source_position, arch.blocks),
+                                        ("decoder.", HALF + 1, arch.tokens, arch.position, arch.decoder_blocks)):
+        c.y = 0.0
+        _seq2seq_inputs(c, arch, root, x0, tokens, pos)
+        scale = max(max(r.added.values()) for r in rows) or 1.0
+        for row in rows:
+            crosses += _seq2seq_block(c, arch, root, x0, row, scale)
+        if root == "encoder.":
+            _encoder_output(c, arch, x0)
+        bottoms[root] = c.y
+    for x, y in crosses:
+        c.line(c.enc_out[0], c.enc_out[1], x, y, COLOURS["cross"], 1.2, "dot")
+        c.arrow(x - 1.5, y + (c.enc_out[1] - y) * 0.03, x, y, COLOURS["cross"])
+    c.y = bottoms["decoder."]
+    _seq2seq_next_word(c, arch, HALF + 1)
     c.y = max(c.y, bottoms["encoder."])
     c.targets = [(x, y, name, hover.split(" — click")[0]) for x, y, name, hover in c.targets]  # drawn, not clicked
     return _finish(c, title or f"{cfg.name}, an encoder–decoder: {cfg.n_layers} encoder and {cfg.n_decoder_layers} "
@@ -586,8 +588,9 @@ def show(ctx, position: int, key: str, highlight: str | None = None, open_block:
     cfg = ctx.model.config
     block_key = key + ".block"
     name = _clicked(key)
-    if name and name.count(".") == 1 and name.startswith("blocks.") and choose:
-        st.session_state[block_key] = int(name.split(".")[1])  # a closed block: open it here
+    layer = block_of(name) if name else None
+    if layer is not None and name == part_id(layer) and choose:
+        st.session_state[block_key] = layer  # a closed block: open it here
         name = None
     if choose:
         options = [-1, *range(cfg.n_layers)]

@@ -435,12 +435,16 @@ def information_flow(name: str, device: str, text: str):
 
 def _tuned(value):
     """The model in what Train it yourself remembers for a fine-tuning (the copy alone, or the copy among the
-    fingerprints and clock of its run)."""
-    from core.model import Transformer
+    fingerprints and clock of its run). A model is what runs when called and carries a ModelConfig (a Trace carries
+    one too, but is not called)."""
+    from core.config import ModelConfig
 
-    if isinstance(value, Transformer) or value is None:
+    def is_model(v) -> bool:
+        return callable(v) and isinstance(getattr(v, "config", None), ModelConfig)
+
+    if value is None or is_model(value):
         return value
-    return next((v for v in value if isinstance(v, Transformer)), None) if isinstance(value, tuple) else None
+    return next((v for v in value if is_model(v)), None) if isinstance(value, tuple) else None
 
 
 def fine_tuned_copy():

@@ -1,34 +1,10 @@
-"""The causal experiments' defaults and explanation texts (Activation patching, Steering, Surprise), each text true for
-the selected model: its number of blocks, what its residual stream starts as, its kind."""
+"""The causal experiments' explanation texts (Activation patching, Steering, Surprise), each true for the selected
+model: its number of blocks, what its residual stream starts as, its kind. Their default sentences are core's
+(core.interventions.default_pair, steer_defaults)."""
 
 from __future__ import annotations
 
 from core.config import ModelConfig
-
-# Two sentences of the same token count that differ in one word, where the clean one makes a token likely and the
-# corrupted one does not (checked on each offline model: SmolLM2 P(" Paris") 0.77 vs 0.001; TinyStories-1M
-# P(" ball") 0.45 vs 0.01). Models not listed get the first entry.
-PATCH_PAIRS = {
-    "smollm2-135m": ("The capital of France is", "The capital of Italy is"),
-    "tiny-stories-1m": ("Lily found a ball. She picked up the", "Lily found a doll. She picked up the"),
-}
-# A contrastive pair, a prompt, a layer (as a fraction of the depth) and a strength that move the next token
-# visibly (SmolLM2: issue 30's measurement; TinyStories-1M: " happy"/" proud" against " scared"/" sad").
-STEER_DEFAULTS = {
-    "smollm2-135m": ("I love this. It is wonderful and I am so happy", "I hate this. It is awful and I am so angry",
-                     "I watched the movie last night. Honestly, it was", 0.2, 0.75),
-    "tiny-stories-1m": ("She was happy and smiled", "She was sad and cried", "When Lily saw the dog, she was very",
-                        0.5, 1.0),
-}
-
-
-def patch_pair(model_name: str) -> tuple[str, str]:
-    return PATCH_PAIRS.get(model_name, PATCH_PAIRS["smollm2-135m"])
-
-
-def steer_defaults(model_name: str, n_layers: int) -> tuple[str, str, str, int, float]:
-    positive, negative, prompt, depth, scale = STEER_DEFAULTS.get(model_name, STEER_DEFAULTS["smollm2-135m"])
-    return positive, negative, prompt, min(n_layers - 1, round(depth * n_layers)), scale
 
 
 def _stream_start(cfg: ModelConfig) -> str:
