@@ -1,6 +1,8 @@
 """Learning in the app, in seconds on a CPU: fine-tune a copy of a small model on a few sentences, or pretrain a tiny
-GPT from random weights on a shipped text. The loss is reported step by step (`progress(step, loss)`); the model
-passed in is never modified (a test compares every parameter bit for bit); the same seed gives the same result.
+GPT from random weights on a shipped text. Both are runs of the one training loop (core.training: its Recipe, its
+loss, `Trainer.run`), with the settings checked first and a constant learning rate (warmed up when pretraining).
+The loss is reported step by step (`progress(step, loss)`); the model passed in is never modified (a test compares
+every parameter bit for bit); the same seed gives the same result.
 
 Also what the pages measure around it: which weights moved (`weight_change`), the loss on a text (`text_loss`),
 the probability of a continuation (`continuation_prob`), and a fingerprint of a model's weights (`fingerprint`), which
@@ -19,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from core.config import ModelConfig
-from core.integrity import ASSETS, NonFinite, check_asset
+from core.integrity import ASSETS, check_asset
 from core.model import Transformer
-from core.training import batch, check_settings, encode_stories, loss_on
+from core.training import Recipe, Trainer, check_settings, encode_stories, initial_model, loss_on, random_windows
 
 FINE_TUNE_MAX_PARAMS = 5_000_000  # a copy plus AdamW's two moments: ~4 × 4 bytes a parameter, ~80 MB at this size
 MAX_STEPS = 2000
@@ -35,47 +37,22 @@ def shipped_text(path=PRETRAIN_TEXT) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _windows(ids: torch.Tensor, n_ctx: int, batch_size: int, generator: torch.Generator
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-token targets: the whole sequence when it fits, else `batch_size` random windows."""
-    if len(ids) <= n_ctx + 1:
-        return ids[None, :-1], ids[None, 1:]
-    return batch(ids, torch.randint(0, len(ids) - n_ctx - 1, (batch_size,), generator=generator), n_ctx)
-
-
-def _train(model: Transformer, ids: torch.Tensor, steps: int, lr: float, seed: int, batch_size: int,
-           progress: Progress | None, warmup: int = 0, on_step: Callable[[int], None] | None = None) -> list[float]:
-    """AdamW on next-token loss; returns the loss of every step."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
-    losses = []
-    model.train()
-    with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded stream; the caller's is left alone
-        torch.manual_seed(seed)
-        for step in range(steps):
-            for group in optimizer.param_groups:
-                group["lr"] = lr * min(1.0, (step + 1) / warmup) if warmup else lr
-            x, y = _windows(ids, model.config.n_ctx, batch_size, generator)
-            loss = loss_on(model, x, y, torch.float32)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):  # never hand back an all-NaN model as if it had learned
-                raise NonFinite(f"training diverged at step {step + 1} (the loss is {losses[-1]}): try a smaller "
-                                "learning rate")
-            if on_step is not None:
-                on_step(step + 1)
-            if progress is not None:
-                progress(step + 1, losses[-1])
+def _train(model: Transformer, ids: torch.Tensor, recipe: Recipe, progress: Progress | None,
+           checkpoint: Callable[[int], None] | None = None) -> list[float]:
+    """`model` trained in place on `ids` by the one loop, then frozen; returns the loss of every step. Batches and
+    dropout draw from streams seeded by the recipe; torch's global stream is left alone."""
+    generator = torch.Generator().manual_seed(recipe.seed)
+    trainer = Trainer(model, recipe, lambda step: random_windows(ids, model.config.n_ctx, recipe.batch_size, generator),
+                      loss=loss_on, dropout_seed=recipe.seed)  # this module's loss_on: a test makes it diverge
+    losses = trainer.run(progress=progress, checkpoint=checkpoint)
     model.eval().requires_grad_(False)
     return losses
 
 
 def _fresh_copy(model: Transformer) -> Transformer:
     """A trainable copy on the CPU sharing nothing with `model` but its (read-only) tokenizer."""
-    copy = Transformer(model.config)
+    with torch.random.fork_rng(devices=[]):  # its random start is overwritten: leave the caller's stream alone
+        copy = Transformer(model.config)
     copy.load_state_dict({k: v.detach().clone().cpu() for k, v in model.state_dict().items()})
     copy.tokenizer = model.tokenizer
     return copy.requires_grad_(True)
@@ -98,7 +75,8 @@ def fine_tune(model: Transformer, texts: list[str], steps: int, lr: float = 1e-3
     if len(ids) < 2:
         raise ValueError("nothing to learn from: type at least one sentence")
     tuned = _fresh_copy(model)
-    tuned.losses = _train(tuned, ids, steps, lr, seed, batch_size, progress)
+    recipe = Recipe(steps=steps, batch_size=batch_size, lr=lr, min_lr=lr, seed=seed)  # constant rate, no decay
+    tuned.losses = _train(tuned, ids, recipe, progress)
     tuned.source = f"a copy of {model.config.name} fine-tuned for {steps} steps"
     return tuned
 
@@ -144,18 +122,18 @@ def pretrain(tokenizer, text: str, steps: int, seed: int = 0, lr: float = 3e-3, 
     if len(ids) < 2:
         raise ValueError("nothing to learn from: the text has fewer than two tokens")
     cfg = tiny_gpt(tokenizer.n_vocab)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Transformer(cfg)
+    recipe = Recipe(steps=steps, batch_size=batch_size, lr=lr, min_lr=lr, warmup=min(50, steps), seed=seed)
+    with torch.random.fork_rng(devices=[]):  # the weights come from a seeded stream; the caller's is left alone
+        model = initial_model(cfg, recipe)
     model.tokenizer = tokenizer
     keep = sorted({round(steps * i / (n_snapshots - 1)) for i in range(n_snapshots)}) if n_snapshots > 1 else [steps]
-    snapshots = {0: {k: v.clone() for k, v in model.state_dict().items()}} if 0 in keep else {}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
     def snapshot(step: int) -> None:
         if step in keep:
             snapshots[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    losses = _train(model, ids, steps, lr, seed, batch_size, progress, warmup=min(50, steps), on_step=snapshot)
+    losses = _train(model, ids, recipe, progress, checkpoint=snapshot)
     return Pretrained(cfg, tokenizer, losses, snapshots)
 
 

@@ -1,18 +1,21 @@
-"""Training, as a library: typed recipes and logs, data windows, the loss, the optimiser and a resumable Trainer.
+"""The one training loop of Glassbox: a Recipe, the loss, the optimiser and its schedule, and `Trainer.run`.
 
-`python -m tools.train` runs it to reproduce the embedded model; pages and notebooks may use it too. A recipe
-(`Recipe`) and a training log (`TrainingLog`) are frozen dataclasses, validated when read from JSON like
-`ModelConfig.from_dict`.
+Every model Glassbox trains goes through it: the embedded model (`python -m tools.train`), the English→French
+translator (`python -m tools.train_translator`), and fine-tuning and pretraining in the app (core.learning). A
+recipe (`Recipe`) and a training log (`TrainingLog`) are frozen dataclasses, validated when read from JSON like
+`ModelConfig.from_dict`. A run differs from another only by its recipe, its model and where its batches come from
+(`Batches`: step → inputs, targets); the loop calls back before each step (`checkpoint`: snapshots, validation) and
+after it (`progress`: the loss, for a log or a live curve), and raises NonFinite when the loss stops being a number.
 
-Data: the TinyStories excerpts in ../shared/corpus (never committed). Stories are split on blank lines; every
-`val_every`-th story is held out for validation, so no story is in both splits. Stories are joined with the
-end-of-text token; input/target pairs come from a sliding window of the context length with a configurable stride
-(targets are inputs shifted by one token).
+Data of the story corpus: the TinyStories excerpts in ../shared/corpus (never committed). Stories are split on blank
+lines; every `val_every`-th story is held out for validation, so no story is in both splits. Stories are joined
+with the end-of-text token; input/target pairs come from a sliding window of the context length with a
+configurable stride (targets are inputs shifted by one token), shuffled once per epoch (`CorpusBatches`).
 
-Optimisation: AdamW (weight decay on matrices only), linear warmup then cosine decay, gradient clipping, periodic
-validation loss. Recipe options that exist for the shipped model's attention (each measured, see init_positions):
-a short-window curriculum (`short_ctx` tokens for the first `short_steps` steps), a learned position table that
-starts as waves (`pos_init_scale`) and learns `pos_lr_mult` times faster without weight decay.
+Optimisation: AdamW (weight decay on matrices only), linear warmup then cosine decay, gradient clipping. Recipe
+options that exist for the shipped model's attention (each measured, see init_positions): a short-window curriculum
+(`short_ctx` tokens for the first `short_steps` steps), a learned position table that starts as waves
+(`pos_init_scale`) and learns `pos_lr_mult` times faster without weight decay.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from core.config import ModelConfig
+from core.integrity import NonFinite
 from core.model import Transformer
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -50,7 +56,8 @@ def check_settings(steps: int, lr: float, batch_size: int, max_steps: int | None
 
 
 def _checked(cls, d: dict[str, Any]):
-    """cls(**d) after refusing unknown fields and values of the wrong type (ints count as floats)."""
+    """cls(**d) after refusing unknown fields and values of the wrong type (ints count as floats; a JSON list is
+    read as a tuple field)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(d) - set(fields)
     if unknown:
@@ -58,45 +65,57 @@ def _checked(cls, d: dict[str, Any]):
     none = type(None)
     hints = {"int": int, "float": (int, float), "str": str, "bool": bool, "int | None": (int, none),
              "float | None": (int, float, none)}
+    d = {k: tuple(v) if str(fields[k].type).startswith("tuple") and isinstance(v, list) else v for k, v in d.items()}
+    def fits(value, kind) -> bool:
+        return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
     for name, value in d.items():
-        kind = hints.get(str(fields[name].type))
-        if kind and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+        hint = str(fields[name].type)
+        if hint.startswith("tuple["):  # tuple[str, ...], tuple[int, ...], tuple[float, float]: each item checked
+            item = hints.get(hint.removeprefix("tuple[").split(",")[0])
+            ok = isinstance(value, tuple) and (item is None or all(fits(v, item) for v in value))
+        else:
+            ok = hint not in hints or fits(value, hints[hint])
+        if not ok:
             raise ValueError(f"{cls.__name__}.{name} must be {fields[name].type}, not {value!r}")
     return cls(**d)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """The training loop's settings; the model's shape is its ModelConfig preset."""
+    """How a model is trained: the loop's settings, then what a command-line run reads and keeps (off by default).
+    The model's shape is its ModelConfig. `min_lr` equal to `lr` gives a constant rate after the warmup."""
 
-    files: tuple[str, ...]  # corpus files, read from CORPUS
     steps: int
     batch_size: int
     lr: float
-    min_lr: float
-    warmup: int
-    weight_decay: float
-    grad_clip: float
-    stride: int
-    eval_every: int
-    eval_batches: int
-    snapshots: int
-    val_every: int
-    seed: int
+    min_lr: float  # the cosine schedule's floor
+    warmup: int = 0  # steps of linear warmup
+    weight_decay: float = 0.0  # on matrices only
+    grad_clip: float = 1.0
+    seed: int = 0
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW's
+    eps: float = 1e-8  # AdamW's
+    no_decay: tuple[str, ...] = ()  # matrices kept out of weight decay, by name
     short_ctx: int = 0  # curriculum: window length of the first short_steps steps (0: off)
     short_steps: int = 0
     pos_lr_mult: float = 1.0  # learning-rate multiplier of a learned position table
     pos_init_scale: float = 0.0  # > 0: the learned position table starts as waves of this size (init_positions)
+    files: tuple[str, ...] = ()  # the story corpus files, read from CORPUS
+    stride: int = 0  # between training windows of the story corpus
+    val_every: int = 0  # every val_every-th story is held out
+    pool: int = 0  # the translator: training sentences drawn once from its grammar
+    eval_every: int = 0  # steps between validation measurements
+    eval_batches: int = 0
+    snapshots: int = 0  # weight snapshots spread evenly from step 0 to the end (snapshot_schedule) ...
+    snapshot_steps: tuple[int, ...] = ()  # ... or at these steps
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "files": list(self.files)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
-        files = d.get("files")
-        if not isinstance(files, (list, tuple)) or not all(isinstance(f, str) for f in files):
-            raise ValueError(f"Recipe.files must be a list of file names, not {files!r}")
-        return _checked(cls, {**d, "files": tuple(files)})
+        return _checked(cls, d)
 
 
 # The shipped model is "tiny-stories-1m" (its ModelConfig is PRESETS["tiny-stories-1m"]).
@@ -202,6 +221,57 @@ def batch(tokens: torch.Tensor, starts: torch.Tensor, n_ctx: int) -> tuple[torch
     return chunk[:, :-1], chunk[:, 1:]  # (B, T), (B, T)
 
 
+Batches = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # step → (inputs, targets)
+
+
+def random_windows(ids: torch.Tensor, n_ctx: int, batch_size: int, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets: the whole sequence when it fits, else `batch_size` random windows."""
+    if len(ids) <= n_ctx + 1:
+        return ids[None, :-1], ids[None, 1:]
+    return batch(ids, torch.randint(0, len(ids) - n_ctx - 1, (batch_size,), generator=generator), n_ctx)
+
+
+class CorpusBatches:
+    """The story corpus's batches (a `Batches`): sliding windows shuffled once per epoch, and during the curriculum's
+    first `short_steps` steps short windows from random starts. Its state belongs to a resumable run."""
+
+    def __init__(self, tokens: torch.Tensor, n_ctx: int, recipe: Recipe):
+        self.tokens, self.n_ctx, self.recipe = tokens, n_ctx, recipe
+        self.generator = torch.Generator().manual_seed(recipe.seed)
+        self.starts = windows(tokens, n_ctx, recipe.stride)
+        self.order = torch.empty(0, dtype=torch.long)
+        self.cursor = 0
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if step < self.recipe.short_steps:
+            return self.short_batch(self.recipe.short_ctx)
+        return batch(self.tokens, self.next_starts(), self.n_ctx)
+
+    def next_starts(self) -> torch.Tensor:
+        bs = self.recipe.batch_size
+        if self.cursor + bs > len(self.order):  # a new epoch: reshuffle the windows
+            self.order = self.starts[torch.randperm(len(self.starts), generator=self.generator)]
+            self.cursor = 0
+        out = self.order[self.cursor : self.cursor + bs]
+        self.cursor += bs
+        return out
+
+    def short_batch(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Curriculum: early steps train on short windows (as many tokens per step, from random starts), which
+        lowers the final loss here and lets positions and local attention settle before the full context."""
+        n = self.recipe.batch_size * self.n_ctx // length
+        starts = torch.randint(0, len(self.tokens) - length - 1, (n,), generator=self.generator)
+        return batch(self.tokens, starts, length)
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order, "cursor": self.cursor}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.cursor = state["order"], state["cursor"]
+
+
 def lr_at(step: int, lr: float, min_lr: float, warmup: int, steps: int) -> float:
     if step < warmup:
         return lr * (step + 1) / warmup
@@ -224,21 +294,40 @@ def init_positions(model: Transformer, scale: float) -> None:
         table.copy_(torch.cat([angles.cos(), angles.sin()], dim=1) * scale)
 
 
-def make_optimizer(model: Transformer, lr: float, weight_decay: float, pos_lr_mult: float = 1.0) -> torch.optim.AdamW:
-    """Weight decay on matrices only. With pos_lr_mult ≠ 1 a learned position table gets its own group: that many
-    times the learning rate and no weight decay (each row only learns from its own position, so it moves slowly)."""
-    pos = model.pos_embed.weight if pos_lr_mult != 1 and model.config.positional == "learned" else None
-    rest = [p for p in model.parameters() if p is not pos]
-    groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
+def initial_model(cfg: ModelConfig, recipe: Recipe) -> Transformer:
+    """A model of `cfg` from random weights drawn after seeding torch with the recipe's seed (a Trainer's dropout
+    then continues that stream), its position table started as waves when the recipe asks."""
+    torch.manual_seed(recipe.seed)
+    model = Transformer(cfg)
+    if recipe.pos_init_scale and cfg.positional == "learned":
+        init_positions(model, recipe.pos_init_scale)
+    return model
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (less those named in `recipe.no_decay`). With pos_lr_mult ≠ 1 a
+    learned position table gets its own group: that many times the learning rate and no weight decay (each row only
+    learns from its own position, so it moves slowly)."""
+    learned = getattr(model.config, "positional", None) == "learned"
+    pos = model.pos_embed.weight if recipe.pos_lr_mult != 1 and learned else None
+    named = [(n, p) for n, p in model.named_parameters() if p is not pos]
+    decayed = {n for n, p in named if p.dim() >= 2 and n not in recipe.no_decay}
+    groups = [{"params": [p for n, p in named if n in decayed], "weight_decay": recipe.weight_decay},
+              {"params": [p for n, p in named if n not in decayed], "weight_decay": 0.0}]
     if pos is not None:
-        groups.append({"params": [pos], "weight_decay": 0.0, "lr_mult": pos_lr_mult})
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+        groups.append({"params": [pos], "weight_decay": 0.0, "lr_mult": recipe.pos_lr_mult})
+    return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
 
 
-def loss_on(model: Transformer, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def loss_on(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The one training loss: mean cross-entropy of the next token. A decoder-only model reads `x` and predicts `y`
+    (x shifted by one token); an encoder–decoder reads the source `x` and, by teacher forcing, the target `y` less
+    its last token, and predicts `y` less its first (<s> + French → French + </s>)."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-        logits, _ = model(x, logits="all")  # (B, T, V)
+        if model.config.encoder_decoder:
+            logits, y = model(x, y[:, :-1]), y[:, 1:]  # (B, T, V), (B, T)
+        else:
+            logits, _ = model(x, logits="all")  # (B, T, V)
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
@@ -260,75 +349,83 @@ def evaluate(model: Transformer, tokens: torch.Tensor, n_ctx: int, batch_size: i
     return total / count
 
 
-class Trainer:
-    """Holds everything a resumable run needs; `step()` does one optimisation step."""
+Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]
 
-    def __init__(self, cfg: ModelConfig, train_tokens: torch.Tensor, val_tokens: torch.Tensor, recipe: Recipe):
-        self.cfg, self.recipe = cfg, recipe
-        self.train_tokens, self.val_tokens = train_tokens, val_tokens
-        torch.manual_seed(recipe.seed)
-        self.model = Transformer(cfg)
-        if recipe.pos_init_scale and cfg.positional == "learned":
-            init_positions(self.model, recipe.pos_init_scale)
-        self.model.train()
-        self.optimizer = make_optimizer(self.model, recipe.lr, recipe.weight_decay, recipe.pos_lr_mult)
-        self.generator = torch.Generator().manual_seed(recipe.seed)
-        self.starts = windows(train_tokens, cfg.n_ctx, recipe.stride)
-        self.order = torch.empty(0, dtype=torch.long)
-        self.cursor = 0
+
+class Trainer:
+    """One training run: a model trained in place by a recipe on batches; `run` is the loop, and what a resumable
+    run needs is in `state()`. The schedule, the optimiser, clipping and the divergence check are the same for
+    every model; a caller's own work (snapshots, validation, logs, a live curve) goes in run's callbacks."""
+
+    def __init__(self, model: nn.Module, recipe: Recipe, batches: Batches, loss: Loss = loss_on,
+                 dropout_seed: int | None = None):
+        """Dropout draws from the run's own stream: seeded with `dropout_seed`, else continuing torch's global
+        stream from here (where the model's initialisation left it, see initial_model). Nobody else's draws move it,
+        and it never moves theirs."""
+        self.model, self.recipe, self.batches, self.loss = model, recipe, batches, loss
+        self.optimizer = make_optimizer(model, recipe)
+        if dropout_seed is None:
+            self.rng_state = torch.get_rng_state()
+        else:
+            self.rng_state = torch.Generator().manual_seed(dropout_seed).get_state()
         self.step_no = 0
         self.tokens_seen = 0
         self.log: list[dict] = []
         self.dtype = torch.float32
 
-    def next_starts(self) -> torch.Tensor:
-        bs = self.recipe.batch_size
-        if self.cursor + bs > len(self.order):  # a new epoch: reshuffle the windows
-            self.order = self.starts[torch.randperm(len(self.starts), generator=self.generator)]
-            self.cursor = 0
-        out = self.order[self.cursor : self.cursor + bs]
-        self.cursor += bs
-        return out
+    def run(self, until: int | None = None, progress: Callable[[int, float], None] | None = None,
+            checkpoint: Callable[[int], None] | None = None) -> list[float]:
+        """Train from the current step to `until` (default: the recipe's steps); return this call's losses.
+        `checkpoint(step)` comes before each step and once at the end (step = steps done so far), `progress(step,
+        loss)` after each; both run inside the run's random stream."""
+        until = self.recipe.steps if until is None else until
+        losses: list[float] = []
+        self.model.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+            try:
+                while True:
+                    if checkpoint is not None:
+                        checkpoint(self.step_no)
+                    if self.step_no >= until:
+                        return losses
+                    losses.append(self._step())
+                    if progress is not None:
+                        progress(self.step_no, losses[-1])
+            finally:
+                self.rng_state = torch.get_rng_state()
 
-    def short_batch(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Curriculum: early steps train on short windows (as many tokens per step, from random starts), which
-        lowers the final loss here and lets positions and local attention settle before the full context."""
-        n = self.recipe.batch_size * self.cfg.n_ctx // length
-        starts = torch.randint(0, len(self.train_tokens) - length - 1, (n,), generator=self.generator)
-        return batch(self.train_tokens, starts, length)
-
-    def step(self) -> float:
+    def _step(self) -> float:
         r = self.recipe
         lr = lr_at(self.step_no, r.lr, r.min_lr, r.warmup, r.steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
-        if self.step_no < r.short_steps:
-            x, y = self.short_batch(r.short_ctx)
-        else:
-            x, y = batch(self.train_tokens, self.next_starts(), self.cfg.n_ctx)
-        loss = loss_on(self.model, x, y, self.dtype)
+        x, y = self.batches(self.step_no)
+        loss = self.loss(self.model, x, y, self.dtype)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
         self.optimizer.step()
         self.step_no += 1
         self.tokens_seen += y.numel()
-        return loss.item()
+        value = loss.item()
+        if not math.isfinite(value):  # never hand back an all-NaN model as if it had learned
+            raise NonFinite(f"training diverged at step {self.step_no} (the loss is {value}): try a smaller "
+                            "learning rate")
+        return value
 
     def state(self) -> dict:
-        return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "order": self.order,
-            "cursor": self.cursor, "step": self.step_no, "tokens_seen": self.tokens_seen,
-            "log": json.dumps(self.log),
-        }
+        batches = self.batches.state() if hasattr(self.batches, "state") else None
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "batches": batches,
+                "torch_rng": self.rng_state, "step": self.step_no, "tokens_seen": self.tokens_seen,
+                "log": json.dumps(self.log)}
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.order, self.cursor = state["order"], state["cursor"]
+        if state["batches"] is not None:
+            self.batches.load_state(state["batches"])
+        self.rng_state = state["torch_rng"]
         self.step_no, self.tokens_seen = state["step"], state["tokens_seen"]
         self.log = json.loads(state["log"])
 

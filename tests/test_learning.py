@@ -1,4 +1,5 @@
-"""Fine-tuning a copy, pretraining from random weights, prompting changes no weight, and the KV cache."""
+"""Fine-tuning a copy and pretraining from random weights (runs of core.training's one loop), prompting changes no
+weight, and the KV cache."""
 
 import math
 
@@ -42,6 +43,25 @@ def test_fine_tuning_is_seeded(embedded):
     b = fine_tune(embedded, FACT, steps=5, seed=3)
     c = fine_tune(embedded, FACT, steps=5, seed=4)
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+def test_fine_tuning_is_a_run_of_the_one_loop_reporting_each_step(embedded, monkeypatch):
+    import core.training as training
+
+    small = tiny("tiny-stories-1m", d_model=32, n_layers=1, n_heads=2)  # dropout on: small for test speed
+    small.tokenizer = embedded.tokenizer
+    runs, seen = [], []
+    real_run = training.Trainer.run
+    monkeypatch.setattr(training.Trainer, "run", lambda self, **kw: (runs.append(self.recipe), real_run(self, **kw))[1])
+    torch.manual_seed(5)
+    tuned = fine_tune(small, FACT, steps=6, lr=3e-3, seed=2, batch_size=4,
+                      progress=lambda step, loss: seen.append((step, loss)))
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(3)), "the caller's random stream is left where it was"
+    assert [(r.steps, r.lr, r.min_lr, r.warmup, r.seed, r.batch_size) for r in runs] == [(6, 3e-3, 3e-3, 0, 2, 4)]
+    assert seen == list(enumerate(tuned.losses, start=1)), "the live curve gets every step's loss"
+    assert tuned.losses == fine_tune(small, FACT, steps=6, lr=3e-3, seed=2, batch_size=4).losses
 
 
 def test_fine_tuning_limits(embedded, monkeypatch):

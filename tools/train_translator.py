@@ -2,8 +2,8 @@
 
 The data is made here, by core.en_fr's grammar and lexicon: a fixed pool of training sentences (none holding a
 held-out combination), grouped by (English length, French length) so that a batch needs no padding. The model is
-PRESETS["translator-en-fr"] (core.seq2seq.EncoderDecoder), trained with cross-entropy on the next French word
-(teacher forcing). It writes assets/models/translator-en-fr: config.json, model.safetensors (fp32), vocab.json,
+PRESETS["translator-en-fr"] (core.seq2seq.EncoderDecoder), trained by core.training's one loop and loss: cross-entropy
+on the next French word (teacher forcing). It writes assets/models/translator-en-fr: config.json, model.safetensors (fp32), vocab.json,
 fp16 snapshots in checkpoints/, translator_log.json, metrics.json and the model card README.md, whose scores are
 measured on held-out sentences at the end (`--card-only` re-measures a trained model and rewrites the card).
 Seeded: the same command on the same torch build and thread count gives the same model.
@@ -12,17 +12,16 @@ Seeded: the same command on the same torch build and thread count gives the same
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import shlex
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from core import en_fr
 from core.config import PRESETS
@@ -30,25 +29,27 @@ from core.integrity import ASSETS, write_sums
 from core.registry import MODELS_DIR
 from core.seq2seq import EncoderDecoder, greedy, source_ids
 from core.tokenizer import BOS, EOS, WordTokenizer
-from core.training import lr_at
+from core.training import Recipe, Trainer, loss_on
 from core.weights import load_dir, save_dir, save_weights
 
 NAME = "translator-en-fr"
 
 
-@dataclass(frozen=True)
-class Recipe:
-    steps: int = 3000
-    batch_size: int = 96
-    lr: float = 1e-3
-    min_lr: float = 5e-5
-    warmup: int = 200
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    pool: int = 150_000  # training sentences drawn once (with repeats)
-    eval_every: int = 250  # and every 25 steps before that: it learns most in the first few hundred
-    snapshots: tuple[int, ...] = (0, 50, 100, 200)  # fp16 copies; the final step is the model itself
-    seed: int = 1234
+RECIPE = Recipe(
+    steps=3000, batch_size=96, lr=1e-3, min_lr=5e-5, warmup=200, weight_decay=0.01, grad_clip=1.0, seed=1234,
+    betas=(0.9, 0.98), eps=1e-9, no_decay=("embed.weight",),  # the embedding is also the output layer: no decay
+    pool=150_000,  # training sentences drawn once (with repeats)
+    eval_every=250,  # and every 25 steps before that: it learns most in the first few hundred
+    snapshot_steps=(0, 50, 100, 200),  # fp16 copies; the final step is the model itself
+)
+
+
+def logged_recipe(d: dict) -> Recipe:
+    """The recipe in a translator_log.json. A log written before the one Recipe named its snapshot steps "snapshots"
+    and left the optimiser's betas and eps and the undecayed embedding implicit: those come from RECIPE."""
+    if isinstance(d.get("snapshots"), list):
+        d = {**RECIPE.to_dict(), **{k: v for k, v in d.items() if k != "snapshots"}, "snapshot_steps": d["snapshots"]}
+    return Recipe.from_dict(d)
 
 
 def tokenizer() -> WordTokenizer:
@@ -83,12 +84,6 @@ def batches(groups: dict, batch_size: int, seed: int):
         yield src[rows], tgt[rows]
 
 
-def loss_on(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-    """Teacher forcing: the decoder reads <s> + French[:-1] and must predict French + </s> at every position."""
-    logits = model(src, tgt[:, :-1])  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt[:, 1:].reshape(-1))
-
-
 def test_sets(seen: set[str]) -> dict[str, list[en_fr.Sentence]]:
     """Held-out combinations (never in any training sentence), of the required form and of every form; and sentences
     without them that the training pool happens not to hold (unseen rows)."""
@@ -119,6 +114,17 @@ def score(model: EncoderDecoder, sentences: list[en_fr.Sentence]) -> dict:
             "misses": misses}
 
 
+def validate(model: EncoderDecoder, val: list[tuple[list[int], list[int]]], quick_test: list[en_fr.Sentence]
+             ) -> tuple[float, float]:
+    """(mean loss on the held-out pairs, exact match of 50 greedy translations), the model left training."""
+    model.eval()
+    with torch.no_grad():
+        val_loss = sum(float(loss_on(model, torch.tensor([s]), torch.tensor([t]))) for s, t in val) / len(val)
+    exact = score(model, quick_test[:50])["exact_match"]
+    model.train()
+    return val_loss, exact
+
+
 def train(out: Path, recipe: Recipe, threads: int, command: str) -> None:
     torch.manual_seed(recipe.seed)
     tok = tokenizer()
@@ -129,44 +135,33 @@ def train(out: Path, recipe: Recipe, threads: int, command: str) -> None:
     groups, seen = training_pool(tok, recipe)
     quick_test = en_fr.held_out_sentences(100, 5, True)
     val = [encode_pair(tok, s) for s in quick_test]
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and n != "embed.weight"]
-    rest = [p for n, p in model.named_parameters() if not (p.dim() == 2 and n != "embed.weight")]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.98), eps=1e-9)
+    stream = batches(groups, recipe.batch_size, recipe.seed)
+    trainer = Trainer(model, recipe, lambda step: next(stream))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    log, stream, t0 = [], batches(groups, recipe.batch_size, recipe.seed), time.perf_counter()
-    for step in range(recipe.steps + 1):
-        if step in recipe.snapshots:
+    log, t0 = [], time.perf_counter()
+
+    def checkpoint(step: int) -> None:
+        if step in recipe.snapshot_steps:
             save_weights(model, out / "checkpoints" / f"step_{step:06d}.safetensors", half=True)
         if step % recipe.eval_every == 0 or (step < recipe.eval_every and step % 25 == 0) or step == recipe.steps:
-            model.eval()
-            with torch.no_grad():
-                val_loss = sum(float(loss_on(model, torch.tensor([s]), torch.tensor([t]))) for s, t in val) / len(val)
-            exact = score(model, quick_test[:50])["exact_match"]
-            model.train()
+            val_loss, exact = validate(model, val, quick_test)
             log.append({"step": step, "val_loss": float(f"{val_loss:.4g}"), "exact_match": exact,
                         "elapsed_s": round(time.perf_counter() - t0, 1)})
             print(f"step {step}: held-out loss {val_loss:.4f}, exact match {exact:.2f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        if step == recipe.steps:
-            break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps)
-        src, tgt = next(stream)
-        loss = loss_on(model, src, tgt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        opt.step()
-        if step % 25 == 0:
-            log.append({"step": step, "train_loss": float(f"{loss.item():.4g}")})
+
+    def progress(step: int, loss: float) -> None:
+        if (step - 1) % 25 == 0:  # logged under the step's index, counted from 0
+            log.append({"step": step - 1, "train_loss": float(f"{loss:.4g}")})
+
+    trainer.run(progress=progress, checkpoint=checkpoint)
     wall = time.perf_counter() - t0
     save_dir(model.eval(), out, tokenizer_spec={"kind": "words", "file": "vocab.json"})
     (out / "vocab.json").write_text(json.dumps({"tokens": tok.tokens, "source_words": en_fr.english_words()},
                                                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    meta = {"command": command, "recipe": asdict(recipe), "config": cfg.to_dict(), "threads": threads,
+    meta = {"command": command, "recipe": recipe.to_dict(), "config": cfg.to_dict(), "threads": threads,
             "torch": torch.__version__, "wall_time_s": round(wall, 1), "training_sentences": recipe.pool,
-            "distinct_training_sentences": len(seen), "snapshot_steps": list(recipe.snapshots), "log": log}
+            "distinct_training_sentences": len(seen), "snapshot_steps": list(recipe.snapshot_steps), "log": log}
     (out / "translator_log.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"trained in {wall / 60:.1f} min", flush=True)
 
@@ -175,7 +170,7 @@ def card(out: Path) -> None:
     """Measure the shipped model on the test sets and write metrics.json and the model card."""
     model = load_dir(out, "cpu")
     meta = json.loads((out / "translator_log.json").read_text())
-    recipe = Recipe(**{**meta["recipe"], "snapshots": tuple(meta["recipe"]["snapshots"])})
+    recipe = logged_recipe(meta["recipe"])
     _, seen = training_pool(model.tokenizer, recipe)
     metrics = {name: score(model, sentences) for name, sentences in test_sets(seen).items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -249,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     command = "python -m tools.train_translator " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if not args.card_only:
-        recipe = Recipe() if args.steps is None else Recipe(steps=args.steps)
+        recipe = RECIPE if args.steps is None else dataclasses.replace(RECIPE, steps=args.steps)
         train(args.out, recipe, args.threads, command)
     card(args.out)
     if args.out.resolve().is_relative_to(ASSETS.resolve()):
