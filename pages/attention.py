@@ -192,7 +192,7 @@ if missing:
 st.subheader("All layers × heads")
 if T > 64 and cfg.n_layers * cfg.n_heads > 48:
     st.caption("Long text on a big model: the grid shows the first 64 tokens.")
-grid = [tr.pattern(lay)[:, :64, :64].numpy() for lay in range(cfg.n_layers)]
+grid = [tr.pattern(lay)[:, :64, :64].numpy().copy() for lay in range(cfg.n_layers)]  # copies: a view would keep every (heads, T, T) pattern alive with the page
 chart.show(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:64, :64]), key="attn.grid")
 st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
            "tokens. What each head tends to do is summarised above; every head's label and scores are in the table "

@@ -152,7 +152,7 @@ def long_head(name: str, device: str, text: str, layer: int, head: int, query: i
     from core.trace import head_pattern
 
     pattern = head_pattern(model(name, device), long_trace(name, device, text), layer, head)
-    return head_overview(pattern), pattern[query].numpy()
+    return head_overview(pattern), pattern[query].numpy().copy()  # a copy: a view would keep the (T, T) pattern
 
 
 def with_attention(name: str, device: str, text: str, layer: int):
