@@ -3,7 +3,7 @@ the few real numbers a learner can read — those of the last token, in block 0,
 numbers the later stages need (the stream's length after every block, the final norm, the logits, temperature,
 the next tokens).
 
-Everything is read from one recorded forward pass or computed by the helpers the pages use (core.analysis's
+Everything is read from one recorded forward pass or computed by the helpers the pages use (core.interpret's
 query_math, norm_steps, forward_summary): the lesson shows the same numbers as the full pages.
 """
 
@@ -14,20 +14,13 @@ from dataclasses import dataclass
 
 import torch
 
-from core.analysis import (
-    NORM_RECORD,
-    ForwardSummary,
-    NormSteps,
-    QueryMath,
-    forward_summary,
-    norm_of,
-    norm_steps,
-    previous_token_scores,
-    query_math,
-    word_tokens,
-)
 from core.config import ModelConfig
-from core.generate import greedy
+from core.generate import greedy, sampling_distribution
+from core.interpret.attention_math import QueryMath, query_math
+from core.interpret.embeddings import word_tokens
+from core.interpret.heads import previous_token_scores
+from core.interpret.lens import ForwardSummary, forward_summary
+from core.interpret.norms import NORM_RECORD, NormSteps, norm_of, norm_steps
 from core.model import Transformer
 from core.trace import Trace, attention_record, grow, hook, mlp_record, trace
 
@@ -49,6 +42,8 @@ class Lesson:
     segment: torch.Tensor | None  # (d,) BERT's segment vector (None for other models)
     block_input: torch.Tensor  # (d,) what enters block 0 (the sum, normalised for a post-norm model)
     math: QueryMath  # block 0, `head`, query = the followed token
+    values: torch.Tensor  # (T, hs) block 0, `head`: every key's value vector (math.z = math.weights @ values)
+    mask_math: QueryMath  # block 0, `mask_head`, a query mid-way in mask_window: on a decoder, later keys are masked
     pattern: torch.Tensor  # (T, T) block 0, `head`: the whole attention pattern
     hidden: torch.Tensor  # (T, T) bool: what the model's mask hides (all False for an encoder)
     later_share: torch.Tensor  # (heads,) block 0: mean weight a token puts on the tokens AFTER it (0 for a decoder)
@@ -102,12 +97,14 @@ def lesson(model: Transformer, text: str | Trace, max_tokens: int | None = None)
         top = tr.logits.float().topk(10)
         ids, logits = top.indices.tolist(), top.values.tolist()
         probs = tr.probs[top.indices].tolist()
-        temps = {t: (tr.logits.float() / t).softmax(-1)[top.indices].tolist() for t in TEMPERATURES}
+        temps = {t: sampling_distribution(tr.logits, t).probs[top.indices].tolist() for t in TEMPERATURES}
         nxt = greedy(model, tr.token_ids, N_NEXT).new_ids
     return Lesson(
         tokens=tr.tokens, token_ids=tr.token_ids, n_truncated=tr.n_truncated, query=q, head=head,
         previous_token=prev, embed=tr.embed()[q], position=optional["hook_pos_embed"],
         segment=optional["hook_token_type_embed"], block_input=entry, math=query_math(tr, LAYER, head, q),
+        values=tr.qkv(LAYER)[2][:, cfg.kv_head(head)],
+        mask_math=query_math(tr, LAYER, mask_head, mask_row(tr.n_tokens, q)),
         pattern=tr.pattern(LAYER)[head], hidden=tr.hidden(), later_share=later, mask_head=mask_head,
         mask_pattern=tr.pattern(LAYER)[mask_head],
         heads_z=tr.z(LAYER)[q], attn_out=tr.attn_out(LAYER)[q], resid_mid=tr.resid_mid(LAYER)[q],
@@ -133,6 +130,12 @@ def mask_window(n_tokens: int, query: int, size: int = 8) -> range:
     the token after it, where there is one: an encoder's [SEP]), as far right as the text allows."""
     end = min(n_tokens, query + 2)
     return range(max(0, end - size), end)
+
+
+def mask_row(n_tokens: int, query: int) -> int:
+    """The query whose scores the mask step draws: mid-way in mask_window, so a decoder's later keys are masked."""
+    shown = mask_window(n_tokens, query)
+    return shown.start + (len(shown) - 1) // 2
 
 
 def most_split_word(tokenizer, text: str) -> tuple[str, int] | None:

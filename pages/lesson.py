@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import cache, chart, figures, quiz, sidebar, texts, widgets
+from core.interpret.architecture import lesson_part
+from core.lesson import mask_row, mask_window
+from pages.common import architecture, cache, chart, figures, quiz, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
 ctx = sidebar.context()
@@ -40,12 +42,45 @@ def norm(vector) -> float:
     return float(np.linalg.norm(np.asarray(vector, dtype=float)))
 
 
+def the_numbers(table: pd.DataFrame) -> None:
+    """A table, only for a learner who asks: behind an expander under the picture."""
+    with st.expander("the numbers"):
+        st.table(table, hide_index=True)
+
+
 def per_key(columns: dict[str, list]) -> None:
     table = {"key": [f"{i}: {visible(L.tokens[i])}" for i in keys], **{k: [v[i] for i in keys] for k, v in
                                                                          columns.items()}}
-    st.table(pd.DataFrame(table), hide_index=True)
-    if len(keys) < (q + 1 if cfg.causal else T):
-        st.caption(f"The last {len(keys)} keys of {q + 1 if cfg.causal else T}.")
+    the_numbers(pd.DataFrame(table))
+
+
+def key_chart(values, key: str, title: str, ytitle: str, **kw) -> None:
+    """One query's numbers as a bar per key (the keys the step shows), masked keys hatched."""
+    math = kw.pop("math", L.math)
+    chosen = kw.pop("keys", keys)
+    masked = (~math.visible.numpy())[chosen]
+    behind = kw.pop("behind", None)
+    fig = figures.key_bars([L.tokens[i] for i in chosen], np.asarray(values)[chosen], masked, title, ytitle,
+                           first=chosen[0], behind=None if behind is None else np.asarray(behind)[chosen], **kw)
+    chart.show(fig, key=key)
+    if len(chosen) < len(values):
+        st.caption(f"The last {len(chosen)} keys of {len(values)}" + (" (the query sees the keys up to itself)."
+                                                                     if cfg.causal else "."))
+
+
+def strips(vectors: dict, key: str, title: str = "") -> None:
+    chart.show(figures.strips({k: np.asarray(v, dtype=float) for k, v in vectors.items()}, title), key=key)
+    st.caption(f"Each strip is a vector, one cell per number: {figures.SIGNED.lower()}, one colour scale for the "
+               "strips of one chart; ‖·‖ is its length (L2 norm). Hover a cell for its number.")
+
+
+def place(step: str) -> None:
+    """The step's place on the architecture picture: block 0 open, the part the step is about lit."""
+    part = lesson_part(step, L.head, cfg.post_norm)
+    with st.expander("Where this step is in the model", expanded=True):
+        architecture.show(ctx, q, "lesson.map", highlight=part or None, open_block=0, choose=False, caption=False)
+        st.caption("The whole model, block 0 opened; the part this step is about is lit yellow. Click a part to open "
+                   "its page.")
 
 
 def step_text() -> None:
@@ -77,20 +112,25 @@ def step_ids() -> None:
 
 def step_embed() -> None:
     st.markdown(texts.embeddings(cfg))
-    st.markdown(f"The row for {followed} (id {L.token_ids[q]}): {numbers(L.embed)}, length {norm(L.embed):.2f}.")
+    st.markdown(f"The row for {followed} (id {L.token_ids[q]}): {cfg.d_model} numbers, length {norm(L.embed):.2f}.")
+    strips({f"embedding row of {visible(L.tokens[q])}": L.embed}, "lesson.embed.fig",
+           f"The embedding row of {visible(L.tokens[q])} (id {L.token_ids[q]})")
     st.page_link("pages/embeddings.py", label="Embedding space: the whole table, and neighbours", icon="🧭")
 
 
 def step_positions() -> None:
     st.markdown(texts.positions(cfg).split(" The heatmap below")[0].split(" The sinusoidal table below")[0])
     if L.position is not None:
-        st.markdown(f"Position {q}'s vector: {numbers(L.position)}, length {norm(L.position):.2f}.")
+        rows = {"embedding row": L.embed, f"+ position {q}'s vector": L.position}
         if L.segment is not None:
-            st.markdown(f"Segment (sentence A) vector: {numbers(L.segment)}.")
-        st.markdown(f"What enters block 0 ({'the sum, after a LayerNorm' if cfg.post_norm else 'the sum'}): "
-                    f"{numbers(L.block_input)}.")
+            rows["+ segment (sentence A) vector"] = L.segment
+        rows["= what enters block 0" + (" (the sum, after a LayerNorm)" if cfg.post_norm else "")] = L.block_input
+        strips(rows, "lesson.positions.fig", f"{visible(L.tokens[q])} at position {q}: the vectors adding up")
+        if cfg.post_norm:
+            st.caption("The last strip is the sum after a LayerNorm: it rescales the sum, so it is not the cells' sum.")
     else:
-        st.markdown(f"So block 0 receives the embedding row itself: {numbers(L.block_input)}.")
+        st.markdown("So block 0 receives the embedding row itself; the position acts inside attention, on q and k.")
+        strips({"what enters block 0 (the embedding row)": L.block_input}, "lesson.positions.fig")
     st.page_link("pages/positions.py", label="Positional encoding", icon="📍")
 
 
@@ -103,13 +143,20 @@ def step_qkv() -> None:
                 "passed on." + (" q and k are then rotated by their position (RoPE)." if cfg.positional == "rope"
                                 else "") + (f" Here {cfg.group_size} query heads share each k and v (grouped-query "
                                             "attention)." if cfg.kv_heads != cfg.n_heads else ""))
-    st.markdown(f"q of {followed}: {numbers(m.q)}.")
+    strips({f"q of {visible(L.tokens[q])}": m.q, f"v of {visible(L.tokens[q])}": L.values[q]}, "lesson.qkv.fig",
+           f"Block 0, head {L.head}: the query and the value of {visible(L.tokens[q])}")
     st.page_link("pages/attention.py", label="Attention: every layer and head", icon="👀")
 
 
 def step_scores() -> None:
     st.markdown(f"The query of {followed} is compared with every key by a dot product q·k: one number per key. A "
                 "large number means this key matches what the query asks for.")
+    key_chart(L.math.dots.numpy(), "lesson.scores.fig", f"q·k: the query of {visible(L.tokens[q])} against each key",
+              "q·k")
+    if not (~L.math.visible).any():
+        st.caption("No key is masked for this query: " + ("it is the last token, so every key comes before it."
+                                                          if cfg.causal else "an encoder masks nothing.")
+                   + f" Step {STEP_OF['mask']} draws a row that has masked keys.")
     per_key({"q·k": [round(float(v), 3) for v in L.math.dots]})
 
 
@@ -118,12 +165,24 @@ def step_scale() -> None:
                 f"head size): for random vectors, a dot product of {cfg.head_dim} numbers spreads about "
                 f"√{cfg.head_dim} = {np.sqrt(cfg.head_dim):.1f} times wider than a single product, and without the "
                 "division a few large scores would take nearly all the weight after the softmax.")
+    key_chart(L.math.scaled.numpy(), "lesson.scale.fig", f"The same scores ÷ √{cfg.head_dim}",
+              f"q·k ÷ √{cfg.head_dim}", behind=L.math.dots.numpy(), behind_name="q·k before (outline)")
     per_key({"q·k": [round(float(v), 3) for v in L.math.dots],
              f"÷ √{cfg.head_dim}": [round(float(v), 3) for v in L.math.scaled]})
 
 
 def step_mask() -> None:
-    quiz.ask(quiz.mask(L, cfg.causal), scope)
+    if quiz.ask(quiz.mask(L, cfg.causal), scope):
+        m, row = L.mask_math, mask_row(T, q)
+        window = list(mask_window(T, q))
+        hidden = int((~m.visible).sum())
+        st.markdown(f"The same in one row as bars: the scores of `{visible(L.tokens[row])}` (row {row}, head "
+                    f"{L.mask_head})" + (f" — its {hidden} later keys are masked: their score becomes −∞, so after the "
+                                         "softmax their weight is exactly 0." if hidden else " — nothing is masked."))
+        key_chart(m.scaled.numpy(), "lesson.mask.scores", f"Scores of row {row} (÷ √{cfg.head_dim}), the mask on them",
+                  "score", math=m, keys=window)
+        key_chart(m.weights.numpy(), "lesson.mask.weights", f"After the softmax: masked keys get 0 "
+                  f"(the weights sum to {float(m.weights.sum()):.4f})", "weight", math=m, keys=window, masked_text="0")
     st.page_link("pages/attention.py", label="Attention", icon="👀")
 
 
@@ -132,9 +191,11 @@ def step_softmax() -> None:
     st.markdown("Softmax turns the scores into weights between 0 and 1 that sum to 1: e^score divided by the sum "
                 "of e^score over the keys the query may see" + (" (a masked key gets exactly 0)." if cfg.causal else
                                                                  "."))
+    key_chart(m.weights.numpy(), "lesson.softmax.fig", f"Softmax: the weights of {visible(L.tokens[q])}'s query, "
+              f"summing to {float(m.weights.sum()):.4f}", "weight", masked_text="0")
     per_key({"weight": [round(float(v), 4) for v in m.weights], "the model's own": [round(float(v), 4) for v in
                                                                                      m.model_weights]})
-    st.caption(f"Sum of the weights: {float(m.weights.sum()):.4f}. Recomputed here from q and k, they equal what "
+    st.caption(f"Sum of the weights over all {T} keys: {float(m.weights.sum()):.4f}. Recomputed here from q and k, they equal what "
                f"the model computed (largest difference {float((m.weights - m.model_weights).abs().max()):.1e}).")
 
 
@@ -143,7 +204,30 @@ def step_values() -> None:
     top = int(m.weights.argmax())
     st.markdown(f"The head's output for {followed} is the weighted sum of the values: Σ weight × v. The largest "
                 f"weight, {float(m.weights[top]):.0%}, is on `{visible(L.tokens[top])}` (position {top}).")
-    st.markdown(f"Output of head {L.head}: {numbers(m.z)} (the model's own differs by at most {m.z_error:.1e}).")
+    chart.show(figures.stacked_parts(*value_parts(), title=f"Head {L.head}'s output for {visible(L.tokens[q])}: "
+                                     "weight × value of each key, stacked", total_name="the sum: the head's output"),
+               key="lesson.values.fig")
+    st.caption(f"Each bar is one of the {cfg.head_dim} numbers of the output; its coloured pieces are what each key "
+               "adds (its weight × its value), the black mark their sum. Recomputed here, the output differs from the "
+               f"model's own by at most {m.z_error:.1e}. Hover a piece for its number.")
+    the_numbers(pd.DataFrame({"key": [f"{i}: {visible(L.tokens[i])}" for i in range(T)],
+                              "weight": [round(float(v), 4) for v in m.weights],
+                              "value's length": [round(norm(v), 3) for v in L.values]}))
+
+
+VALUE_KEYS = 4  # the weighted sum's picture stacks the keys with the largest weights, the rest as one part
+
+
+def value_parts() -> tuple[dict, np.ndarray]:
+    """The head's output as its parts: weight × value of the VALUE_KEYS keys with the most weight, and the rest."""
+    m = L.math
+    w, v = m.weights.numpy().astype(float), L.values.numpy().astype(float)
+    top = [int(i) for i in np.argsort(-w)[:VALUE_KEYS] if w[i] > 0]
+    parts = {f"{i}: {visible(L.tokens[i])} × {w[i]:.2f}": w[i] * v[i] for i in top}
+    rest = [i for i in range(T) if i not in top and w[i] > 0]
+    if rest:
+        parts[f"the other {len(rest)} keys"] = (w[rest, None] * v[rest]).sum(0)
+    return parts, m.z.numpy()
 
 
 def step_heads() -> None:
@@ -169,21 +253,21 @@ def step_concat() -> None:
     st.markdown(f"The {cfg.n_heads} heads' outputs ({cfg.head_dim} numbers each) are put side by side — "
                 f"{cfg.n_heads} × {cfg.head_dim} = {z.size} numbers — and one more learned matrix (the output "
                 f"projection) mixes them back into {cfg.d_model} numbers: what attention adds to the token.")
-    st.table(pd.DataFrame({"head": list(range(cfg.n_heads)), "first numbers of its output":
-                               [numbers(row, 4).split(" (")[0] for row in z],
-                               "length": [round(norm(row), 3) for row in z]}), hide_index=True)
-    st.markdown(f"After the projection: {numbers(L.attn_out)}, length {norm(L.attn_out):.2f}.")
+    strips({f"head {h}" + (" (the one opened)" if h == L.head else ""): row for h, row in enumerate(z)},
+           "lesson.concat.heads", f"The {cfg.n_heads} heads' outputs for {visible(L.tokens[q])}, side by side")
+    strips({"after the output projection: what attention adds": L.attn_out}, "lesson.concat.out")
+    the_numbers(pd.DataFrame({"head": list(range(cfg.n_heads)), "first numbers of its output":
+                              [numbers(row, 4).split(" (")[0] for row in z],
+                              "length": [round(norm(row), 3) for row in z]}))
 
 
 def step_add() -> None:
     st.markdown("Attention's result is **added** to the token's vector — the *residual stream* — not put in its "
                 "place: whatever the block did not change flows on." + (
                     " Then a LayerNorm rescales the sum (post-norm, as in BERT)." if cfg.post_norm else ""))
-    before = L.block_input
-    st.markdown(f"- entering block 0: {numbers(before, 4)}, length {norm(before):.2f}\n"
-                f"- attention adds: {numbers(L.attn_out, 4)}, length {norm(L.attn_out):.2f}\n"
-                f"- the stream after{' the add and norm' if cfg.post_norm else ''}: {numbers(L.resid_mid, 4)}, "
-                f"length {norm(L.resid_mid):.2f}")
+    after = "= the stream after" + (" (the sum, then a LayerNorm)" if cfg.post_norm else "")
+    strips({"x: entering block 0": L.block_input, "+ attention's output": L.attn_out, after: L.resid_mid},
+           "lesson.add.fig", f"{visible(L.tokens[q])}'s stream: x + attention's output")
     st.page_link("pages/residual.py", label="Residual stream & norms", icon="➕")
     st.page_link("pages/flow.py", label="Information flow: each part's share of the sum", icon="🕸️")
 
@@ -192,9 +276,15 @@ def step_mlp() -> None:
     st.markdown(texts.feed_forward(cfg).split(" With ")[0])
     hidden = L.mlp_hidden.numpy()
     strongest = np.argsort(-np.abs(hidden))[:5]
-    st.markdown(f"For {followed} in block 0: {hidden.size} hidden units; the 5 strongest are " + ", ".join(
-        f"unit {i} ({hidden[i]:+.2f})" for i in strongest) + f". The layer adds {numbers(L.mlp_out, 4)} (length "
-                f"{norm(L.mlp_out):.2f}); the stream leaving block 0: {numbers(L.resid_post, 4)}.")
+    st.markdown(f"For {followed} in block 0: {cfg.d_model} → {hidden.size} → {cfg.d_model}; the 5 strongest "
+                "units are " + ", ".join(f"unit {i} ({hidden[i]:+.2f})" for i in strongest) + ".")
+    chart.show(figures.feed_forward(L.resid_mid.numpy(), hidden, L.mlp_out.numpy(), [int(i) for i in strongest], (
+        f"reads the stream ({cfg.d_model} numbers" + (")" if cfg.post_norm else ", normalised first)"),
+        f"{hidden.size} hidden units after the activation: the 5 strongest named",
+        f"adds {cfg.d_model} numbers, length {norm(L.mlp_out):.2f}"), title=f"Block 0's feed-forward layer on "
+        f"{visible(L.tokens[q])}"), key="lesson.mlp.fig")
+    st.caption(f"{figures.SIGNED}; hover for each number. The first strip is the stream before the layer's "
+               f"{'own norm' if not cfg.post_norm else 'work'}.")
     st.page_link("pages/feed_forward.py", label="Feed-forward layer", icon="🧠")
 
 
@@ -224,16 +314,22 @@ def step_final_norm() -> None:
                  "This model normalises after every add (post-norm), so its last step is the last block's second "
                  "LayerNorm — there is no separate final norm. ") + texts.layer_norm(cfg))
     centre = f"mean {n.mean:+.3f}, " if n.mean is not None else ""
-    st.markdown(f"For {followed}: {centre}divisor {n.spread:.3f}.\n\n- before: {numbers(n.before, 6)}\n"
-                f"- after: {numbers(n.after, 6)}")
+    st.markdown(f"For {followed}: {centre}divisor {n.spread:.3f}.")
+    strips({"before the norm": n.before, "after it": n.after}, "lesson.final_norm.fig",
+           f"{visible(L.tokens[q])}'s vector through the model's last norm")
     st.page_link("pages/residual.py", label="Residual stream & norms", icon="➕")
 
 
 def step_logits() -> None:
     st.markdown(texts.stage(cfg, "unembed"))
     if quiz.ask(quiz.next_token(L, tok, ctx.text), scope):
-        st.table(pd.DataFrame({"token": [name(i) for i in L.top_ids[:5]], "id": L.top_ids[:5],
-                                   "logit": [round(v, 3) for v in L.top_logits[:5]]}), hide_index=True)
+        fig = figures.key_bars([name(i) for i in L.top_ids], L.top_logits, title="The 10 largest logits: one score "
+                               f"per token of the {cfg.vocab_size:,}", ytitle="logit")
+        fig.update_xaxes(ticktext=[figures.plain(name(i)) for i in L.top_ids],
+                         tickvals=figures.labels([name(i) for i in L.top_ids]))
+        chart.show(fig, key="lesson.logits.fig")
+        the_numbers(pd.DataFrame({"token": [name(i) for i in L.top_ids[:5]], "id": L.top_ids[:5],
+                                  "logit": [round(v, 3) for v in L.top_logits[:5]]}))
     st.page_link("pages/next_token.py", label="Next token", icon="🎲")
 
 
@@ -251,9 +347,11 @@ def step_temperature() -> None:
                 "it flattens it. Sampling then draws a token at random with those probabilities (top-k and top-p "
                 "first drop the unlikely tail).")
     if quiz.ask(quiz.temperature_zero(L, tok), scope):
-        st.table(pd.DataFrame({"token": [name(i) for i in L.top_ids[:5]], **{
-            f"T = {t:g}": [f"{p:.1%}" for p in probs[:5]] for t, probs in L.by_temperature.items()}}),
-            hide_index=True)
+        chart.show(figures.grouped_bars([figures.plain(name(i)) for i in L.top_ids[:5]], {
+            f"T = {t:g}": probs[:5] for t, probs in L.by_temperature.items()}, title="The 5 most likely tokens' "
+            "probability at each temperature", ytitle="probability"), key="lesson.temperature.fig")
+        the_numbers(pd.DataFrame({"token": [name(i) for i in L.top_ids[:5]], **{
+            f"T = {t:g}": [f"{p:.1%}" for p in probs[:5]] for t, probs in L.by_temperature.items()}}))
     st.page_link("pages/next_token.py", label="Next token: sampling, step by step", icon="🎲")
 
 
@@ -305,6 +403,7 @@ forward.button("Next", key="lesson.next", on_click=go, args=(1,), disabled=k == 
                type="primary", width="stretch")
 st.progress(k / len(STEPS), text=f"Step {k} of {len(STEPS)}: {title}")
 st.header(f"{k}. {title}")
+place(draw.__name__.removeprefix("step_"))
 draw()
 right, answered = quiz.score()
 st.divider()

@@ -43,7 +43,7 @@ def test_lesson_numbers_are_the_models_own(preset):
 
 
 def test_an_encoder_lesson_follows_the_last_word_not_sep():
-    from core import registry
+    from core.loading import registry
 
     model = registry.load_model("minilm-l6")
     L = lesson(model, "the cat sat")
@@ -71,7 +71,7 @@ def lesson_record_of_last_block(model):
 
 
 def test_an_encoder_lesson_summary_is_the_followed_words_not_seps():
-    from core import registry
+    from core.loading import registry
 
     model = registry.load_model("minilm-l6")
     L = lesson(model, "the cat sat")
@@ -98,7 +98,7 @@ def test_the_mask_window_holds_the_followed_row(n_tokens, query):
 
 
 def test_quiz_answers_are_shuffled_and_point_at_the_right_option():
-    from core import registry
+    from core.loading import registry
     from pages.common import quiz
 
     model = registry.load_model("tiny-stories-1m")
@@ -114,7 +114,7 @@ def test_quiz_answers_are_shuffled_and_point_at_the_right_option():
 
 
 def test_most_split_word():
-    from core import registry
+    from core.loading import registry
 
     tok = registry.load_model("tiny-stories-1m").tokenizer
     word, n = most_split_word(tok, "The astronaut photographed Saturn")
@@ -150,6 +150,11 @@ def open_lesson(model: str, **params) -> AppTest:
     run(at)
     at.switch_page("pages/lesson.py")
     return run(at)
+
+
+def step_chart(at: AppTest):
+    """The step's first chart below the architecture map every step draws at its top."""
+    return next(c for c in at.get("plotly_chart") if not c.proto.id.endswith("-lesson.map"))
 
 
 def header(at: AppTest) -> str:
@@ -197,7 +202,7 @@ def test_the_lesson_walks_every_step_on_every_offline_model(model):
 
 def test_an_encoders_lesson_gives_the_followed_words_own_numbers():
     """Steps 16 and 18 on MiniLM speak of the last word (`little`), not of [SEP] after it."""
-    from core import registry
+    from core.loading import registry
     from core.trace import hook, trace
     from pages.common.sidebar import DEFAULT_TEXT
 
@@ -209,7 +214,7 @@ def test_an_encoders_lesson_gives_the_followed_words_own_numbers():
     assert f"`{tr.tokens[q]}`, after block {last}" in shown_text(at)
     assert f"length {float(tr.resid_post(last)[q].norm()):.2f}" in shown_text(at)
     at = open_lesson("minilm-l6", **{"lesson.step": "16"})
-    spec = at.get("plotly_chart")[0].proto.spec
+    spec = step_chart(at).proto.spec
     assert f"{tr.tokens[q]} through all" in spec
 
 
@@ -220,7 +225,7 @@ def test_the_mask_map_draws_the_followed_row_and_an_encoder_looking_ahead(model)
     at = open_lesson(model, **{"lesson.step": "9"})
     next(b for b in at.button if b.label.startswith("The cells above the diagonal")).click()
     run(at)
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = json.loads(step_chart(at).proto.spec)
     rows = spec["data"][0]["y"]
     followed = next(line for line in shown_text(at).splitlines() if "The token the lesson follows" in line)
     row = int(re.search(r"\(row (\d+)\)", followed).group(1))
@@ -241,7 +246,7 @@ def test_the_mask_map_draws_the_followed_row_and_an_encoder_looking_ahead(model)
 def test_the_heads_step_says_what_the_opened_head_is_and_where_the_strongest_is(model):
     """Step 6 opens block 0's most previous-token-like head without saying so (step 12 asks); step 12's answer says
     it, with its share, and names the model's strongest previous-token head (SmolLM2's is deep in the stack)."""
-    from core import registry
+    from core.loading import registry
     from pages.common.sidebar import DEFAULT_TEXT
 
     L = lesson(registry.load_model(model), DEFAULT_TEXT)
@@ -266,12 +271,12 @@ def test_a_step_link_opens_that_step_and_a_bad_one_is_refused():
 
 def test_a_guess_comes_before_the_answer_and_counts_in_the_score():
     at = open_lesson("tiny-stories-1m", **{"lesson.step": "9"})
-    assert not at.get("plotly_chart")  # the mask is not shown before the guess
+    assert [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")] == ["lesson.map"]  # no mask before the guess
     right = next(b for b in at.button if b.label.startswith("The cells above the diagonal"))
     right.click()
     run(at)
     assert any("Right" in s.value for s in at.success)
-    assert at.get("plotly_chart")  # now the real map, with its mask
+    assert step_chart(at)  # now the real map, with its mask
     assert any("1 right of 1" in c.value for c in at.main.caption)
     at.button(key="lesson.next").click()
     run(at)

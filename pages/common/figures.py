@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from pages.common.html import visible
 
@@ -230,4 +231,116 @@ def scatter_tokens(coords: np.ndarray, hover: list[str], marked: np.ndarray, mar
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
     else:
         fig.update_layout(scene=dict(xaxis_title="PC 1", yaxis_title="PC 2", zaxis_title="PC 3", aspectmode="data"))
+    return fig
+
+
+# --- the lesson's pictures: vectors as strips, one query's scores as bars per key, a sum as stacked parts ---
+
+MASKED_BAR = "#9ca3af"  # grey, hatched: a key the mask hides (its score −∞), never read as a small value
+STRIP_ROW = 34  # px per strip
+
+
+def length(vector) -> float:
+    return float(np.linalg.norm(np.asarray(vector, dtype=float)))
+
+
+def strips(vectors: dict[str, np.ndarray], title: str = "", bound: float | None = None) -> go.Figure:
+    """Each vector one row of coloured cells (blue above 0, red below, one scale for all rows so that rows can be
+    compared and added), labelled with its length (L2 norm) and size; every number on hover. Rows may differ in
+    size (a head's hs numbers beside the stream's d). bound: the scale's end (default: the largest |value|)."""
+    rows = {name: np.asarray(v, dtype=float).reshape(-1) for name, v in vectors.items()}
+    bound = bound or max((float(np.abs(v).max()) for v in rows.values() if v.size), default=1.0) or 1.0
+    fig = make_subplots(rows=len(rows), cols=1, vertical_spacing=min(0.5 / len(rows), 0.12))
+    for r, (name, v) in enumerate(rows.items(), 1):
+        label = plain(f"{name}  ‖·‖ {length(v):.2f}  ({v.size} numbers)")
+        fig.add_trace(go.Heatmap(
+            z=v[None, :], y=[label], colorscale=DIVERGING, zmin=-bound, zmax=bound, showscale=r == 1, name=label,
+            colorbar=dict(title="value", thickness=12, len=1, y=0.5, yanchor="middle"), xgap=0,
+            hovertemplate=plain(name) + "<br>number %{x}: %{z:.4f}<extra></extra>"), row=r, col=1)
+        fig.update_yaxes(showticklabels=False, row=r, col=1)
+        fig.update_xaxes(showticklabels=r == len(rows), row=r, col=1)
+        fig.add_annotation(text=f"<b>{label}</b>", x=0, y=1, xref=f"x{r if r > 1 else ''} domain",
+                           yref=f"y{r if r > 1 else ''} domain", xanchor="left", yanchor="bottom",
+                           showarrow=False, font=dict(size=12))
+    fig.update_layout(title=title, height=70 + (STRIP_ROW + 26) * len(rows), margin=dict(l=10, r=10, t=50, b=10),
+                      plot_bgcolor="white")
+    return fig
+
+
+def key_bars(keys: list[str], values, masked=None, title: str = "", ytitle: str = "score", first: int = 0,
+             behind=None, behind_name: str = "", masked_text: str = "−∞") -> go.Figure:
+    """One bar per key (labelled by position and token): blue above 0, red below; the keys in `masked` (True =
+    the mask hides it) drawn as grey hatched bars reaching the bottom, labelled `masked_text` (their score is −∞;
+    after the softmax their weight is 0). `behind`: other values drawn as pale outlined bars under these (the same
+    scores before a rescaling). The drawn keys' real values are the first trace's y."""
+    values = np.asarray(values, dtype=float)
+    masked = np.zeros(len(values), dtype=bool) if masked is None else np.asarray(masked, dtype=bool)
+    x = labels(keys, first)
+    shown = np.where(masked, np.nan, values)
+    seen = [v for v in shown if np.isfinite(v)] + ([] if behind is None else list(np.asarray(behind, float)[~masked]))
+    low, high = min(seen + [0.0]), max(seen + [0.0])
+    floor = low - 0.15 * ((high - low) or 1.0)
+    colours = [POSITIVE if v >= 0 else NEGATIVE for v in np.nan_to_num(shown)]
+    traces = [go.Bar(x=x, y=shown, name=ytitle, marker_color=colours, text=[f"{v:.3f}" for v in shown],
+                     textposition="outside", cliponaxis=False, hovertemplate="key %{x}<br>" + ytitle +
+                     " %{y:.4f}<extra></extra>")]
+    if behind is not None:
+        traces.append(go.Bar(x=x, y=np.where(masked, np.nan, np.asarray(behind, float)), name=behind_name,
+                             marker=dict(color="rgba(0,0,0,0)", line=dict(color="#64748b", width=1.5)),
+                             hovertemplate="key %{x}<br>" + behind_name + " %{y:.4f}<extra></extra>"))
+    if masked.any():
+        traces.append(go.Bar(x=[x[i] for i in np.flatnonzero(masked)], y=[floor] * int(masked.sum()),
+                             name=f"masked ({masked_text})", text=[masked_text] * int(masked.sum()),
+                             textposition="inside", marker=dict(color=MASKED_BAR, pattern=dict(shape="/")),
+                             hovertemplate="key %{x}<br>masked: this query may not see it (score −∞, weight 0)"
+                                           "<extra></extra>"))
+    fig = go.Figure(traces)
+    fig.update_layout(title=title, barmode="overlay", height=340, margin=dict(l=10, r=10, t=50, b=10),
+                      yaxis=dict(title=ytitle, range=[floor if masked.any() else low - 0.05 * abs(low),
+                                                      high + 0.15 * ((high - low) or 1.0)]),
+                      xaxis=dict(tickangle=-45), showlegend=behind is not None or bool(masked.any()),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def stacked_parts(parts: dict[str, np.ndarray], total: np.ndarray, title: str = "", xtitle: str = "number",
+                  total_name: str = "the sum") -> go.Figure:
+    """A vector as the sum of its parts: one stacked bar per number, a part each colour (SERIES), positive parts
+    stacked up and negative ones down, and the sum as a black mark on each bar; every part's number on hover."""
+    total = np.asarray(total, dtype=float).reshape(-1)
+    x = list(range(total.size))
+    fig = go.Figure([go.Bar(x=x, y=np.asarray(v, dtype=float).reshape(-1), name=plain(name),
+                            marker_color=SERIES[i % len(SERIES)],
+                            hovertemplate=plain(name) + "<br>number %{x}: %{y:.4f}<extra></extra>")
+                     for i, (name, v) in enumerate(parts.items())])
+    fig.add_trace(go.Scatter(x=x, y=total, mode="markers", name=plain(total_name), marker=dict(
+        color="black", symbol="line-ew-open", size=10, line=dict(width=2)),
+        hovertemplate=plain(total_name) + "<br>number %{x}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(barmode="relative", title=title, height=380, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis_title=xtitle, yaxis_title="value", bargap=0.1)
+    return legend_on_top(fig)
+
+
+def feed_forward(stream: np.ndarray, hidden: np.ndarray, out: np.ndarray, fired: list[int], names: tuple[str, str, str],
+                 title: str = "") -> go.Figure:
+    """d → m → d: the stream it reads and what it adds as strips (blue above 0, red below), between them the m hidden
+    units as bars, the units in `fired` (the strongest) labelled; every number on hover."""
+    hidden = np.asarray(hidden, dtype=float).reshape(-1)
+    fig = make_subplots(rows=3, cols=1, row_heights=[0.15, 0.7, 0.15], vertical_spacing=0.12,
+                        subplot_titles=[plain(n) for n in names])
+    for row, v in ((1, stream), (3, out)):
+        v = np.asarray(v, dtype=float).reshape(-1)
+        bound = float(np.abs(v).max()) or 1.0
+        fig.add_trace(go.Heatmap(z=v[None, :], colorscale=DIVERGING, zmin=-bound, zmax=bound, showscale=False,
+                                 name=plain(names[row - 1]), hovertemplate="number %{x}: %{z:.4f}<extra></extra>"),
+                      row=row, col=1)
+        fig.update_yaxes(showticklabels=False, row=row, col=1)
+    fig.add_trace(go.Bar(x=list(range(hidden.size)), y=hidden, name=plain(names[1]), marker_line_width=0,
+                         marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in hidden],
+                         hovertemplate="unit %{x}: %{y:.4f}<extra></extra>"), row=2, col=1)
+    for unit in fired:
+        fig.add_annotation(x=unit, y=hidden[unit], text=f"unit {unit}", showarrow=True, arrowhead=0, ax=0,
+                           ay=-18 if hidden[unit] >= 0 else 18, font=dict(size=11), row=2, col=1)
+    fig.update_layout(title=title, height=440, margin=dict(l=10, r=10, t=60, b=10), showlegend=False,
+                      plot_bgcolor="white", bargap=0)
     return fig
