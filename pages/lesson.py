@@ -403,8 +403,8 @@ forward.button("Next", key="lesson.next", on_click=go, args=(1,), disabled=k == 
                type="primary", width="stretch")
 st.progress(k / len(STEPS), text=f"Step {k} of {len(STEPS)}: {title}")
 st.header(f"{k}. {title}")
+draw()  # the step's own picture first; its place on the whole model (30 blocks tall on some) under it
 place(draw.__name__.removeprefix("step_"))
-draw()
 right, answered = quiz.score()
 st.divider()
 st.caption(f"← and → move between steps. The address bar holds the step: share it to open this step on this text. "

@@ -153,7 +153,7 @@ def open_lesson(model: str, **params) -> AppTest:
 
 
 def step_chart(at: AppTest):
-    """The step's first chart below the architecture map every step draws at its top."""
+    """The step's first chart that is not the architecture map every step draws."""
     return next(c for c in at.get("plotly_chart") if not c.proto.id.endswith("-lesson.map"))
 
 
