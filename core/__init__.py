@@ -1,7 +1,7 @@
 """Glassbox's engine: one instrumented transformer, offline tokenizers, weight loading, tracing and generation.
 
     from core import load_model, load_tokenizer, trace, generate
-    model = load_model()                 # the embedded default model (core.registry lists the others)
+    model = load_model()                 # the embedded default model (core.loading.registry lists the others)
     tr = trace(model, "Hello world")     # tr.tokens, tr.logits, tr.pattern(layer), tr.resid_post(0)
     translate(load_model("translator-en-fr"), "the cat sees a dog").text   # the encoder–decoder: core.seq2seq
     trace(model, "Hi", steer={"layer": 1, "vector": v, "scale": 2.0})      # interventions: core.interventions
@@ -13,8 +13,8 @@ from core.config import PRESETS, ModelConfig
 from core.generate import Generation, GenerationTree, generate, sample_token, sampling_distribution
 from core.interventions import patch_sweep, steering_vector
 from core.learning import fine_tune
+from core.loading.registry import load_model
 from core.model import DEFAULT_RECORD, Recorder, Transformer
-from core.registry import load_model
 from core.seq2seq import translate
 from core.tokenizer import Tokenizer, load_tokenizer
 from core.trace import Trace, trace

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import regex
 
-from core.integrity import check_asset
+from core.loading.integrity import check_asset
 from core.tokenizer import ASSETS, ENDOFTEXT, R50K_PATTERN, Tokenizer
 
 SAMPLE_TEXT = ASSETS / "texts" / "bpe_sample.txt"  # a short story written for Glassbox (assets/texts/NOTICE.md)

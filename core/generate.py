@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.integrity import check_logits
 from core.interventions import steer_edits
+from core.loading.integrity import check_logits
 from core.model import Recorder, Transformer
 
 
@@ -61,6 +61,19 @@ def sampling_distribution(
         drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
         filtered[drop] = float("-inf")
     return SamplingColumns(logits, scaled, filtered, filtered.softmax(-1), candidates)
+
+
+def temperature_sweep(logits: torch.Tensor, temperatures: list[float]) -> tuple[list[float], list[float]]:
+    """Entropy (nats) of the sampling distribution at each temperature T > 0 (no top-k, no top-p) and the most likely
+    token's probability."""
+    rows = [sampling_distribution(logits, t).probs for t in temperatures]
+    return [entropy(p) for p in rows], [float(p.max()) for p in rows]
+
+
+def entropy(probs: torch.Tensor) -> float:
+    """Shannon entropy in nats; e^entropy is the 'effective number of choices'."""
+    p = probs[probs > 0]
+    return float(-(p * p.log()).sum())
 
 
 def sample_token(columns: SamplingColumns, generator: torch.Generator, greedy: bool = False) -> int:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from core.config import ModelConfig
-from core.integrity import ASSETS, check_asset
+from core.loading.integrity import ASSETS, check_asset
 from core.model import Transformer
 from core.training import Recipe, Trainer, check_settings, encode_stories, initial_model, loss_on, random_windows
 

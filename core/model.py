@@ -337,7 +337,7 @@ class Rotary(nn.Module):
 
 
 def table(rows: int, dim: int) -> nn.Embedding:
-    """nn.Embedding, minus its own init on the meta device (core.weights.empty_model), where normal_ costs seconds
+    """nn.Embedding, minus its own init on the meta device (core.loading.weights.empty_model), where normal_ costs seconds
     of one-time imports. Elsewhere the default N(0, 1) draw stays, though _init_weights overwrites it: it keeps the
     random stream, and so `core.train`'s results, as they were."""
     embedding = nn.Embedding(rows, dim, _weight=torch.empty(rows, dim))
@@ -455,6 +455,20 @@ class Attention(nn.Module):
         return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (B, nh, T, hs)
 
 
+ACTIVATION_NAMES = {"gelu": "GELU (tanh approximation)", "gelu_exact": "GELU (exact, erf)", "relu": "ReLU",
+                    "swiglu": "SiLU (SwiGLU's gate)"}
+
+
+def activation(kind: str, x: torch.Tensor) -> torch.Tensor:
+    """The MLP's activation (cfg.mlp) on its pre-activation; SwiGLU applies SiLU to its gate, then multiplies by the
+    up branch. GPT-2's "gelu_new" is the tanh approximation; BERT uses the exact erf form."""
+    if kind == "swiglu":
+        return F.silu(x)
+    if kind == "relu":
+        return F.relu(x)
+    return F.gelu(x, approximate="tanh" if kind == "gelu" else "none")
+
+
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig, prefix: str):
         super().__init__()
@@ -469,12 +483,10 @@ class MLP(nn.Module):
         if self.kind == "swiglu":
             pre_linear = _rec(rec, p + "hook_pre_linear", self.fc_in(x))  # (B, T, m)
             pre = _rec(rec, p + "hook_pre", self.fc_gate(x))  # (B, T, m)
-            post = F.silu(pre) * pre_linear  # (B, T, m)
+            post = activation(self.kind, pre) * pre_linear  # (B, T, m)
         else:
             pre = _rec(rec, p + "hook_pre", self.fc_in(x))  # (B, T, m)
-            # GPT-2's "gelu_new" is the tanh approximation; BERT uses the exact erf form.
-            post = F.relu(pre) if self.kind == "relu" else \
-                F.gelu(pre, approximate="tanh" if self.kind == "gelu" else "none")  # (B, T, m)
+            post = activation(self.kind, pre)  # (B, T, m)
         post = _rec(rec, p + "hook_post", post)
         return self.fc_out(post)  # (B, T, d)
 
@@ -538,7 +550,7 @@ class Transformer(nn.Module):
         self.ln_final = None if cfg.post_norm else make_norm(cfg)
         untied = cfg.lm_head and not cfg.tied_embeddings
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False) if untied else None
-        if self.embed.weight.device.type == "meta":  # built to be loaded (core.weights.empty_model): no init
+        if self.embed.weight.device.type == "meta":  # built to be loaded (core.loading.weights.empty_model): no init
             return
         self.apply(self._init_weights)
         for name, param in self.named_parameters():  # GPT-2: scale residual projections by 1/sqrt(2 * n_layers)

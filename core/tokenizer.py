@@ -27,7 +27,7 @@ from pathlib import Path
 import regex
 import tiktoken
 
-from core.integrity import ASSETS, check_asset
+from core.loading.integrity import ASSETS, check_asset
 
 TOKENIZER_DIR = ASSETS / "tokenizers"
 
@@ -271,8 +271,8 @@ def render_chat(template: str | None, messages: list[dict[str, str]], add_genera
                 name: str = "this model") -> str:
     """A chat template (Jinja, as model files ship it) applied to messages. The template comes from a model repo:
     it is rendered in Jinja's sandbox, in a child process, within limits on time, memory and output size
-    (core.chat_template); TemplateRefused, naming `name`, when it is empty or breaks a limit."""
-    from core.chat_template import render
+    (core.loading.chat_template); TemplateRefused, naming `name`, when it is empty or breaks a limit."""
+    from core.loading.chat_template import render
 
     return render(template, messages, add_generation_prompt, name)
 

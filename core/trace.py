@@ -21,8 +21,8 @@ import torch
 
 from core.budget import give_back_freed_memory
 from core.config import ModelConfig
-from core.integrity import check_logits
 from core.interventions import edits_for
+from core.loading.integrity import check_logits
 from core.model import (
     ATTN_BLOCK,
     DEFAULT_RECORD,

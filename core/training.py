@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.config import ModelConfig
-from core.integrity import NonFinite
+from core.loading.integrity import NonFinite
 from core.model import Transformer
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

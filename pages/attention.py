@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import registry
-from core.analysis import one_word_edit, query_math
-from core.packaged import INSTALL_HINT
+from core.interpret.attention_math import one_word_edit, query_math
+from core.loading import registry
+from core.loading.packaged import INSTALL_HINT
 from core.trace import pattern_bytes
 from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from core import registry
-from core.analysis import analogy, embedding_rows, high_byte_cluster, token_neighbours, word_in_contexts
+from core.interpret.embeddings import analogy, embedding_rows, high_byte_cluster, token_neighbours, word_in_contexts
+from core.loading import registry
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core.analysis import activation, activation_name, firing, neuron_logit_effect, top_neurons
+from core.interpret.neurons import activation, activation_name, firing, neuron_logit_effect, top_neurons
 from core.trace import mlp_record
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible

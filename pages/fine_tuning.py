@@ -7,7 +7,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import generate, registry, trace
+from core import generate, trace
 from core.learning import (
     FINE_TUNE_MAX_PARAMS,
     HELD_OUT_TEXT,
@@ -20,6 +20,7 @@ from core.learning import (
     text_loss,
     weight_change,
 )
+from core.loading import registry
 from pages.common import cache, chart, figures, sidebar, widgets
 from pages.common.html import visible
 

@@ -1,10 +1,10 @@
 """Information flow: the contribution graph from the input tokens through every block's attention heads and
-feed-forward blocks to one position's final stream (core.flow), with a threshold, each head's share, and the stream
+feed-forward blocks to one position's final stream (core.interpret.flow), with a threshold, each head's share, and the stream
 traced back to the input tokens."""
 
 import streamlit as st
 
-from core.flow import describe_flow, routes
+from core.interpret.flow import describe_flow, routes
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.flow_graph import flow_graph
 from pages.common.html import visible

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.analysis import norm_of
+from core.interpret.norms import norm_of
 from pages.common import architecture, cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 

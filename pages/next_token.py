@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core import GenerationTree, registry, sample_token, sampling_distribution
-from core.analysis import entropy
+from core import GenerationTree, sample_token, sampling_distribution
+from core.generate import entropy
+from core.loading import registry
 from core.trace import token_limit
 from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import token_spans, visible

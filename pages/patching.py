@@ -5,8 +5,8 @@ the grid says in words, and one patched run's top tokens."""
 import numpy as np
 import streamlit as st
 
-from core import registry
 from core.interventions import default_pair, describe_sweep
+from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import token_spans, visible
 

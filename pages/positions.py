@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.analysis import cosine_matrix, mean_norm_ratio, odd_positions, position_table, rope_pair
+from core.interpret.embeddings import cosine_matrix, mean_norm_ratio
+from core.interpret.positions import odd_positions, position_table, rope_pair
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
 from core.trace import attention_record
 from pages.common import cache, chart, figures, sidebar, texts, widgets

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.analysis import NORM_RECORD, norm_label, norm_names, norm_steps
+from core.interpret.norms import NORM_RECORD, norm_label, norm_names, norm_steps
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 

@@ -3,7 +3,7 @@ the tokens and as bars, with the integrated gradients' completeness check shown.
 
 import streamlit as st
 
-from core import registry
+from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import signed_spans, visible
 

@@ -4,8 +4,8 @@ ones, and the vector's length against the stream's."""
 
 import streamlit as st
 
-from core import registry
 from core.interventions import steer_defaults
+from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import visible
 

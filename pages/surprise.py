@@ -4,7 +4,7 @@ the text's mean loss and perplexity, and the most surprising tokens."""
 import numpy as np
 import streamlit as st
 
-from core import registry
+from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import SURPRISE_MAX, surprise_spans, visible
 

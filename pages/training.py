@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core import registry
-from core.analysis import best_head, previous_token_scores
+from core.interpret.heads import best_head, previous_token_scores
+from core.loading import registry
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
@@ -17,7 +17,7 @@ if entry.history is None:
     st.info("Training history is only shipped for the embedded model, and it is missing here.")
     st.stop()
 name, steps = entry.name, entry.history.steps
-log = entry.history.log  # parsed and checked once per process (core.registry)
+log = entry.history.log  # parsed and checked once per process (core.loading.registry)
 if name != ctx.model_name:
     st.info(f"{ctx.model_name} was trained elsewhere, without a shipped history: this page shows the embedded "
             f"model, {name}.")

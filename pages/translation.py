@@ -5,7 +5,8 @@ the cross-attention between them, bertviz's three views, and teacher forcing ver
 import numpy as np
 import streamlit as st
 
-from core import en_fr, registry
+from core import en_fr
+from core.loading import registry
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import bertviz_offline
 

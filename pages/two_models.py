@@ -1,14 +1,13 @@
 """Two models side by side on one text: what they are, how each cuts the text into tokens, what each expects next
 (decoders), one chosen head of each, and how surprised each is by the text (decoders), compared per byte where their
-tokens differ (core.comparison)."""
+tokens differ (core.interpret.comparison)."""
 
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
-from core import registry
-from core.comparison import (
+from core.interpret.comparison import (
     bits_per_byte,
     byte_ends,
     config_rows,
@@ -18,6 +17,7 @@ from core.comparison import (
     same_cuts,
     same_tokens,
 )
+from core.loading import registry
 from pages.common import cache, chart, errors, experiments, figures, sidebar, widgets
 from pages.common.flow_graph import surprise_by_byte
 from pages.common.html import surprise_spans, token_spans, visible
@@ -32,7 +32,7 @@ class Side:
     label: str
     model: object
     trace: object
-    found: object  # core.surprisal.Surprisal, or None for an encoder
+    found: object  # core.interpret.surprisal.Surprisal, or None for an encoder
 
     @property
     def cfg(self):

@@ -222,8 +222,8 @@ def test_smollm2_chat_template_and_paris():
 def test_training_page_explains_the_curriculum_and_names_the_previous_token_head():
     import re
 
-    from core.analysis import previous_token_scores
-    from core.registry import DEFAULT_MODEL, get, load_model
+    from core.interpret.heads import previous_token_scores
+    from core.loading.registry import DEFAULT_MODEL, get, load_model
     from core.trace import trace
 
     at = open_page(app(), "pages/training.py")
@@ -243,7 +243,7 @@ def test_training_page_explains_the_curriculum_and_names_the_previous_token_head
 def test_positions_page_says_how_the_embedded_table_started():
     import re
 
-    from core.registry import DEFAULT_MODEL, get, load_model
+    from core.loading.registry import DEFAULT_MODEL, get, load_model
 
     at = open_page(app(), "pages/positions.py")
     captions = " ".join(c.value for c in at.caption)
@@ -333,7 +333,7 @@ def test_top_p_one_is_off_and_small_top_p_keeps_the_top_token():
 def test_entropy_follows_the_temperature():
     """The entropy-vs-temperature curve, with the current T marked and its entropy stated."""
     from core import load_model, sampling_distribution, trace
-    from core.analysis import entropy
+    from core.generate import entropy
 
     at = open_page(app(temperature="0.5"), "pages/next_token.py")
     curve = next(c for c in charts(at) if "temperature changes" in title(c))

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from core import patch_sweep, steering_vector, trace
+from core.interpret.surprisal import surprisal
 from core.interventions import default_pair, steer_defaults
-from core.registry import load_model
-from core.surprisal import surprisal
+from core.loading.registry import load_model
 from tests.test_app import app, charts, matrix, open_page, title
 from tests.test_app_inside import PACKAGED
 
@@ -106,7 +106,7 @@ def test_patching_page_on_smollm2_tells_the_fact_moving():
 
 def test_saliency_page_shows_complete_integrated_gradients():
     at = open_page(app(text=TEXT), "pages/saliency.py")
-    from core.saliency import saliency
+    from core.interpret.saliency import saliency
 
     model = load_model("tiny-stories-1m")
     tr = trace(model, TEXT)

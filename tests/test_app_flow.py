@@ -1,11 +1,11 @@
-"""AppTest for the Information flow page: the graph, its words and its head map checked against core.flow on the
+"""AppTest for the Information flow page: the graph, its words and its head map checked against core.interpret.flow on the
 embedded model, the threshold thinning the graph, an encoder followed at a chosen token, SmolLM2's 30 blocks."""
 
 import pytest
 
 from core import trace
-from core.flow import contribution_flow, flow_record, routes
-from core.registry import load_model
+from core.interpret.flow import contribution_flow, flow_record, routes
+from core.loading.registry import load_model
 from core.trace import grow
 from tests.test_app import PACKAGED, app, charts, matrix, open_page, title
 

@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 
 from core import trace
-from core.analysis import firing
-from core.registry import load_model
+from core.interpret.neurons import firing
+from core.loading.registry import load_model
 from core.trace import mlp_record
 from tests.test_app import PACKAGED, app, charts, matrix, open_page, title
 

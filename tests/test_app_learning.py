@@ -41,8 +41,8 @@ def test_fine_tuning_a_copy_in_the_app():
     metrics = {m.label: m for m in at.metric}
     gain = metrics["P(“Zorbo” | prompt)"]
     assert float(gain.value) > 0.5 and "×" in gain.delta
-    from core import registry
     from core.learning import fingerprint
+    from core.loading import registry
 
     shared = fingerprint(registry.load_model("tiny-stories-1m"))
     shown = metrics["Fingerprint of the shared model's weights"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import load_model
-from core.registry import ENTRIES
+from core.loading.registry import ENTRIES
 from core.seq2seq import translate
 from tests.test_app import PAGES, app, charts, matrix, open_page, title
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from core import trace
-from core.comparison import bits_per_byte
+from core.interpret.comparison import bits_per_byte
+from core.interpret.surprisal import surprisal
 from core.learning import fine_tune
-from core.registry import load_model
-from core.surprisal import surprisal
+from core.loading.registry import load_model
 from tests.test_app import PACKAGED, app, charts, open_page, title
 
 TEXT = "Lily and Tom went to the park to play."

@@ -12,7 +12,7 @@ import torch
 
 import core.model
 from core import trace
-from core.registry import DEFAULT_MODEL, ENTRIES, entries, find, get, load_model
+from core.loading.registry import DEFAULT_MODEL, ENTRIES, entries, find, get, load_model
 from tests.conftest import tiny
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +199,7 @@ def test_engine_imports_no_ui():
 
 def test_import_graph_of_core_and_pages_has_no_cycles():
     graph = import_graph(sources("core", "pages"))
-    assert graph["pages.common.cache"] >= {"core", "core.analysis"}  # the graph sees what a file imports
+    assert graph["pages.common.cache"] >= {"core", "core.interpret.heads"}  # the graph sees what a file imports
     loops = [[f"{a} → {b}" for a in group for b in sorted(graph[a]) if b in group] for group in cycles(graph)]
     assert not loops, f"import cycles: {loops}"
 
@@ -209,7 +209,7 @@ def test_import_graph_of_core_and_pages_has_no_cycles():
 TRACES_HERE = "pages/common/cache.py"  # the one way pages get traces
 RECORD_SET = re.compile(r"^Recorder$|_RECORD$|_record$")  # building a recorder or choosing a record set
 MODEL_INSIDES = ("safetensors", "torch.nn")  # modules (and all below them) a page never imports
-WEIGHT_READERS = re.compile(r"^(read_|load_|save_)|^(assign|empty_model)$")  # core.weights' loaders (the registry's)
+WEIGHT_READERS = re.compile(r"^(read_|load_|save_)|^(assign|empty_model)$")  # core.loading.weights' loaders (the registry's)
 
 
 def page_import_breaks(rel: str, base: str, name: str | None) -> str | None:
@@ -223,7 +223,7 @@ def page_import_breaks(rel: str, base: str, name: str | None) -> str | None:
         return "traces outside pages.common.cache"
     if name == "Transformer" or any(full == m or full.startswith(m + ".") for m in MODEL_INSIDES):
         return "reads weights or the model's insides"
-    if base == "core.weights" and (name is None or WEIGHT_READERS.search(name)):
+    if base == "core.loading.weights" and (name is None or WEIGHT_READERS.search(name)):
         return "reads weights or the model's insides"
     if base.split(".")[0] == "tools":
         return "imports a command-line tool"
@@ -254,12 +254,12 @@ def test_pages_import_core_api_not_recording_or_weights():
 
 def test_page_import_rule_catches_each_kind():
     assert page_import_breaks("pages/x.py", "core.model", "Recorder")
-    assert page_import_breaks("pages/x.py", "core.analysis", "SUMMARY_RECORD")
+    assert page_import_breaks("pages/x.py", "core.interpret.lens", "SUMMARY_RECORD")
     assert page_import_breaks("pages/x.py", "core", "trace") and not page_import_breaks(TRACES_HERE, "core", "trace")
     assert page_import_breaks("pages/x.py", "torch.nn.functional", None) and page_import_breaks("pages/x.py", "torch.nn", "functional")
-    assert page_import_breaks("pages/x.py", "core.model", "Transformer") and page_import_breaks("pages/x.py", "core.weights", "load_dir")
-    assert not page_import_breaks("pages/x.py", "core.weights", "cache_dir")
-    assert not page_import_breaks("pages/x.py", "core.analysis", "query_math")
+    assert page_import_breaks("pages/x.py", "core.model", "Transformer") and page_import_breaks("pages/x.py", "core.loading.weights", "load_dir")
+    assert not page_import_breaks("pages/x.py", "core.loading.weights", "cache_dir")
+    assert not page_import_breaks("pages/x.py", "core.interpret.attention_math", "query_math")
     assert not page_import_breaks("pages/x.py", "core.trace", "token_limit")
 
 

@@ -1,4 +1,4 @@
-"""The architecture picture (core.architecture, pages/common/architecture.py): every number on it is the trace's
+"""The architecture picture (core.interpret.architecture, pages/common/architecture.py): every number on it is the trace's
 own — strips are the recorded tensors in cells, lengths their norms, the softmax the model's — the structure is the
 model's (pre- vs post-norm, RoPE, BERT's segment and embedding norm, an encoder's end, the encoder–decoder's two
 stacks), and the Forward pass page draws it with one line per block."""
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core import trace
-from core.architecture import (
+from core.interpret.architecture import (
     CELLS,
     LESSON_PARTS,
     SEQ2SEQ_RECORD,
@@ -19,7 +19,7 @@ from core.architecture import (
     seq2seq_architecture,
     strip,
 )
-from core.registry import load_model
+from core.loading.registry import load_model
 from core.trace import grow, hook
 from pages.common import architecture as picture
 from tests.conftest import tiny

@@ -31,7 +31,7 @@ def test_every_page_with_one_text_runs_one_forward_pass_of_it(name, monkeypatch)
         return original(self, idx, *args, kv_cache=kv_cache, **kwargs)
 
     monkeypatch.setattr(Transformer, "forward", counting)
-    from core import registry
+    from core.loading import registry
 
     if not registry.get(name).available:
         pytest.skip(f"{name} is not installed")

@@ -1,10 +1,10 @@
-"""Embeddings and words in context (core.analysis): cosine similarity, the tokens of one whole word, and the same
+"""Embeddings and words in context (core.interpret): cosine similarity, the tokens of one whole word, and the same
 word in two sentences layer by layer — a decoder cannot see the words after it, an encoder can."""
 
 import torch
 
 from core import trace
-from core.analysis import cosine_matrix, word_in_contexts, word_tokens
+from core.interpret.embeddings import cosine_matrix, word_in_contexts, word_tokens
 from core.tokenizer import load_tokenizer
 from tests.conftest import tiny
 

@@ -1,4 +1,4 @@
-"""The information-flow graph (core.flow): every stream's parts add up to the stream the model recorded, each stream's
+"""The information-flow graph (core.interpret.flow): every stream's parts add up to the stream the model recorded, each stream's
 shares add up to 1, the graph follows its threshold, on tiny seeded models of every family and the embedded model —
 and the flow is read from one trace grown without a new forward pass."""
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core import trace
-from core.flow import (
+from core.interpret.flow import (
     attention_parts,
     contribution_flow,
     describe_flow,
@@ -15,8 +15,8 @@ from core.flow import (
     routes,
     shares,
 )
+from core.loading.registry import load_model
 from core.model import Recorder
-from core.registry import load_model
 from core.trace import grow, hook
 from tests.conftest import tiny
 from tests.test_app import PACKAGED

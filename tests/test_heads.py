@@ -1,11 +1,12 @@
-"""Heads and attention math (core.analysis): one query's q·k, softmax and weighted sum recomputed from the recorded
+"""Heads and attention math (core.interpret): one query's q·k, softmax and weighted sum recomputed from the recorded
 q, k, v equal the model's own attention, and the strongest head of a score table is found."""
 
 import pytest
 import torch
 
 from core import trace
-from core.analysis import best_head, query_math
+from core.interpret.attention_math import query_math
+from core.interpret.heads import best_head
 from core.trace import attention_record
 from tests.conftest import tiny
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import generate, load_model, trace
-from core.registry import DEFAULT_MODEL, MODELS_DIR
+from core.loading.registry import DEFAULT_MODEL, MODELS_DIR
 from pages.common.html import bertviz_offline, script_safe, token_spans
 
 pytestmark = pytest.mark.skipif(not (MODELS_DIR / DEFAULT_MODEL / "config.json").exists(),

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import hub, load_model, trace
+from core import load_model, trace
 from core.budget import TooBig
-from core.chat_template import TemplateRefused
+from core.loading import hub
+from core.loading.chat_template import TemplateRefused
 from core.tokenizer import TokenizerFailed, render_chat
 
 pytest.importorskip("transformers")

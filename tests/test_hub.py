@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import hub, load_model, trace
-from core.registry import get
+from core import load_model, trace
+from core.loading import hub
+from core.loading.registry import get
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

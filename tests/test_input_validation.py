@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from core import generate, load_model, trace
-from core.integrity import NonFinite
 from core.learning import MAX_STEPS, fine_tune, pretrain
+from core.loading.integrity import NonFinite
 from core.trace import with_attention
 from tests.conftest import tiny
 

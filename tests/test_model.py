@@ -176,7 +176,7 @@ def test_threads_share_one_model():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_cuda_matches_cpu():
-    from core.weights import _finish
+    from core.loading.weights import _finish
 
     cpu = tiny("tiny-llama")
     gpu = _finish(tiny("tiny-llama"), "cuda")

@@ -15,11 +15,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import core.registry as registry
+import core.loading.registry as registry
 from core import load_model, trace
-from core.packaged import MINILM, SMOLLM2, package_dir
+from core.loading.packaged import MINILM, SMOLLM2, package_dir
+from core.loading.weights import LLAMA_MAP
 from core.tokenizer import render_chat
-from core.weights import LLAMA_MAP
 from tests.test_hub import HubLike, in_cache
 
 SMOLLM2_REPO, MINILM_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct", "sentence-transformers/all-MiniLM-L6-v2"

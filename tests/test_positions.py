@@ -1,10 +1,10 @@
-"""Positions (the Positional encoding page's numbers from core.analysis): the word-order experiment with and
+"""Positions (the Positional encoding page's numbers from core.interpret): the word-order experiment with and
 without the position signal, RoPE's rotation of the model's own q and k, and a learned table's odd rows."""
 
 import torch
 
 from core import trace
-from core.analysis import odd_positions, rope_pair, word_order_experiment
+from core.interpret.positions import odd_positions, rope_pair, word_order_experiment
 from core.trace import attention_record
 from tests.conftest import tiny
 

@@ -28,7 +28,7 @@ def test_the_showcase_is_the_task_the_examples_help_most():
 
 @PACKAGED
 def test_a_chat_answer_ends_at_the_end_of_its_turn():
-    from core import registry
+    from core.loading import registry
     from core.prompting import end_of_turn_ids
 
     model = registry.load_model("smollm2-135m")
@@ -40,7 +40,7 @@ def test_a_chat_answer_ends_at_the_end_of_its_turn():
 
 
 def test_a_model_without_a_chat_template_stops_only_at_end_of_text():
-    from core import registry
+    from core.loading import registry
     from core.prompting import end_of_turn_ids
 
     tok = registry.load_model("tiny-stories-1m").tokenizer

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.packaged as packaged
+import core.loading.packaged as packaged
 from core import trace
-from core.integrity import DamagedFile, NonFinite, check_asset, recorded, sha256
+from core.loading.integrity import DamagedFile, NonFinite, check_asset, recorded, sha256
 from core.tokenizer import HFTokenizer
 from tests.conftest import tiny
 
@@ -154,7 +154,7 @@ def test_two_processes_convert_once(tmp_path):
         import os, sys, time
         sys.path.insert(0, {str(ROOT)!r})
         os.environ["GLASSBOX_CACHE"] = {str(tmp_path / "cache")!r}
-        import core.packaged as packaged
+        import core.loading.packaged as packaged
         from tests.test_robust import fake_model
         from pathlib import Path
         package = Path({str(tmp_path / "package")!r})
@@ -176,7 +176,7 @@ def test_two_processes_convert_once(tmp_path):
 
 
 def test_a_damaged_shipped_file_is_named(tmp_path, monkeypatch):
-    import core.integrity as integrity
+    import core.loading.integrity as integrity
 
     assert recorded(), "assets/SHA256SUMS lists the shipped files"
     copy = tmp_path / "assets"
@@ -197,7 +197,7 @@ def test_a_damaged_shipped_file_is_named(tmp_path, monkeypatch):
 
 def test_recorded_sums_match_every_shipped_file():
     """assets/SHA256SUMS is current: regenerate it with `python -m tools.hashes` after changing an asset."""
-    import core.integrity as integrity
+    import core.loading.integrity as integrity
 
     listed = recorded()
     actual = {p.relative_to(integrity.ASSETS).as_posix(): p for p in integrity.asset_files()}
@@ -206,7 +206,7 @@ def test_recorded_sums_match_every_shipped_file():
 
 
 def test_nan_weights_are_refused_naming_the_file(tmp_path):
-    from core.weights import load_dir, save_dir
+    from core.loading.weights import load_dir, save_dir
 
     model = tiny("tiny-sinusoidal")
     with torch.no_grad():
@@ -319,14 +319,14 @@ def test_app_loads_any_hub_repo_typed_in_the_sidebar(tmp_path, monkeypatch):
 
 
 def test_app_hides_a_bug_behind_a_friendly_message(monkeypatch):
-    import core.analysis
+    import core.interpret.lens
 
     monkeypatch.setenv("GLASSBOX_RAISE_BUGS", "0")
 
     def bug(*_, **__):
         raise RuntimeError("an injected bug")
 
-    monkeypatch.setattr(core.analysis, "forward_summary", bug)
+    monkeypatch.setattr(core.interpret.lens, "forward_summary", bug)
     at = app_on("pages/forward_pass.py", text="A text no other test uses for the forward pass.")
     assert not at.exception
     assert any("Something went wrong on this page" in e.value for e in at.error)
@@ -334,7 +334,7 @@ def test_app_hides_a_bug_behind_a_friendly_message(monkeypatch):
 
 
 def test_app_names_a_damaged_shipped_file(monkeypatch):
-    import core.integrity as integrity
+    import core.loading.integrity as integrity
 
     sums = dict(integrity.recorded())
     sums["texts/bpe_sample.txt"] = "0" * 64
@@ -359,19 +359,19 @@ def panic_class() -> type:
 
 def test_app_reports_a_tokenizers_panic_and_the_page_keeps_working(monkeypatch):
     """A panic escaping a page (a BaseException) used to kill the learner's page thread for good."""
-    import core.analysis
+    import core.interpret.lens
 
     panic = panic_class()
-    real = core.analysis.forward_summary
+    real = core.interpret.lens.forward_summary
 
     def panics(*_, **__):
         raise panic("Onig: Regex search error: retry-limit-in-match over")
 
-    monkeypatch.setattr(core.analysis, "forward_summary", panics)
+    monkeypatch.setattr(core.interpret.lens, "forward_summary", panics)
     at = app_on("pages/forward_pass.py", text="A text for the panic test.")
     assert not at.exception
     assert any("tokenizer" in e.value and "retry-limit" in e.value for e in at.error)
-    monkeypatch.setattr(core.analysis, "forward_summary", real)
+    monkeypatch.setattr(core.interpret.lens, "forward_summary", real)
     at.sidebar.text_area(key="text").input("Another text for the panic test.").run()
     assert not at.exception and not at.error, "the next run of the same session works"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core import trace
-from core.saliency import saliency
+from core.interpret.saliency import saliency
 from tests.conftest import tiny
 
 TEXT_IDS = [5, 17, 301, 44, 9, 17, 301, 2, 60, 7]

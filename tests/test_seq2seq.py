@@ -12,11 +12,11 @@ import torch
 
 from core import en_fr, load_model
 from core.config import PRESETS
+from core.loading.registry import ENTRIES
+from core.loading.weights import load_dir, save_dir
 from core.model import Recorder
-from core.registry import ENTRIES
 from core.seq2seq import EncoderDecoder, UnknownWords, greedy, run, source_ids, teacher_forced, translate
 from core.tokenizer import BOS, EOS, WordTokenizer
-from core.weights import load_dir, save_dir
 
 SENTENCE = "the small girl sees a red car"
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from core import trace
-from core.surprisal import surprisal
+from core.interpret.surprisal import surprisal
 from tests.conftest import tiny
 
 TEXT_IDS = [5, 17, 301, 44, 9, 17, 301, 2, 60, 7]

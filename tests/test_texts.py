@@ -20,7 +20,7 @@ def test_the_norm_takes_its_article():
 
 
 def test_byte_tokens_are_named_for_what_they_are():
-    from core import registry
+    from core.loading import registry
 
     tok = registry.load_model("tiny-stories-1m").tokenizer
     bell, lone, word = tok.id_of(b"\x07"), tok.id_of(b"\xbc"), tok.encode(" girl")[0]

@@ -120,7 +120,7 @@ def test_lone_surrogates_become_the_replacement_character_in_every_tokenizer():
     """A lone surrogate (no UTF-8 text can hold one) is U+FFFD for every tokenizer, as tiktoken does."""
     import importlib.util
 
-    from core.registry import load_model
+    from core.loading.registry import load_model
     from core.tokenizer import load_tokenizer, scalar_text
 
     text = "abc\ud800def \udfff"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.config import PRESETS
-from core.registry import DEFAULT_MODEL, MODELS_DIR, get, load_model
+from core.loading.registry import DEFAULT_MODEL, MODELS_DIR, get, load_model
 from core.training import (
     RECIPES,
     CorpusBatches,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core import generate, load_model, trace
-from core.weights import GPT2_IGNORED, GPT2_MAP, GPT2_TRANSPOSED, assign
+from core.loading.weights import GPT2_IGNORED, GPT2_MAP, GPT2_TRANSPOSED, assign
 
 transformers = pytest.importorskip("transformers")
 
@@ -152,7 +152,7 @@ def test_own_safetensors_reader_matches_the_library_and_refuses_bad_offsets(tmp_
 
     from safetensors.torch import load_file, save_file
 
-    from core.weights import read_safetensors
+    from core.loading.weights import read_safetensors
 
     tensors = {"f32": torch.randn(3, 4), "f16": torch.randn(5).half(), "bf16": torch.randn(2, 2).bfloat16(),
                "empty": torch.empty(0, 3), "i64": torch.arange(7), "scalar": torch.tensor(3.0)}

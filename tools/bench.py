@@ -27,8 +27,8 @@ from collections.abc import Callable
 import torch
 
 from core import generate, load_model, trace
+from core.loading.registry import DEFAULT_MODEL, MODELS_DIR
 from core.model import DEFAULT_RECORD
-from core.registry import DEFAULT_MODEL, MODELS_DIR
 
 
 def timed(fn: Callable[[], object]) -> float:

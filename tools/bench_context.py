@@ -14,7 +14,7 @@ import resource
 import time
 
 from core import load_model, trace
-from core.integrity import ASSETS
+from core.loading.integrity import ASSETS
 from core.trace import RESIDUAL_RECORD, head_pattern
 
 

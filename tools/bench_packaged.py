@@ -58,8 +58,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from core import registry
-    from core.packaged import INSTALL_HINT
+    from core.loading import registry
+    from core.loading.packaged import INSTALL_HINT
 
     print(f"cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
     results = {}

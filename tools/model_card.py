@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from core.analysis import best_head, previous_token_scores
 from core.generate import generate
-from core.integrity import write_sums
+from core.interpret.heads import best_head, previous_token_scores
+from core.loading.integrity import write_sums
+from core.loading.registry import MODELS_DIR, load_model
 from core.model import Transformer
-from core.registry import MODELS_DIR, load_model
 from core.trace import trace
 from core.training import CORPUS, RECIPES, TrainingLog, encode_stories, evaluate, read_stories, split_stories
 

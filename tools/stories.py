@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from core import generate, load_model
-from core.integrity import ASSETS, write_sums
+from core.loading.integrity import ASSETS, write_sums
 
 OUT = ASSETS / "texts" / "pretrain_stories.txt"
 

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from core.bpe import train_bpe
 from core.config import PRESETS, ModelConfig
-from core.integrity import ASSETS, write_sums
-from core.registry import MODELS_DIR
+from core.loading.integrity import ASSETS, write_sums
+from core.loading.registry import MODELS_DIR
+from core.loading.weights import save_dir, save_weights
 from core.tokenizer import ENDOFTEXT, write_ranks
 from core.training import (
     CORPUS,
@@ -40,7 +41,6 @@ from core.training import (
     snapshot_schedule,
     split_stories,
 )
-from core.weights import save_dir, save_weights
 
 
 def corpus_tokens(corpus: Path, recipe: Recipe, cfg: ModelConfig, out: Path) -> tuple[dict, torch.Tensor, torch.Tensor]:

@@ -25,12 +25,12 @@ import torch
 
 from core import en_fr
 from core.config import PRESETS
-from core.integrity import ASSETS, write_sums
-from core.registry import MODELS_DIR
+from core.loading.integrity import ASSETS, write_sums
+from core.loading.registry import MODELS_DIR
+from core.loading.weights import load_dir, save_dir, save_weights
 from core.seq2seq import EncoderDecoder, greedy, source_ids
 from core.tokenizer import BOS, EOS, WordTokenizer
 from core.training import Recipe, Trainer, loss_on
-from core.weights import load_dir, save_dir, save_weights
 
 NAME = "translator-en-fr"
 

@@ -1,5 +1,5 @@
 """The architecture picture: the loaded model drawn as one connected diagram with the followed token's real values
-on it (core.architecture computes them), at the top of the Forward pass page and, with one part lit, as the guided
+on it (core.interpret.architecture computes them), at the top of the Forward pass page and, with one part lit, as the guided
 lesson's map.
 
 Reading it: the grey vertical line is the residual stream; each ⊕ on it is an add. What flows down the stream is on
@@ -16,8 +16,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.analysis import norm_of
-from core.architecture import Architecture, BlockRow, Part, Strip, block_of, part_id
+from core.interpret.architecture import Architecture, BlockRow, Part, Strip, block_of, part_id
+from core.interpret.norms import norm_of
 from pages.common import figures
 from pages.common.html import visible
 
@@ -384,7 +384,7 @@ def _tail(c: _Canvas, arch: Architecture) -> None:
 
 
 def figure(arch: Architecture, highlight: str | None = None, title: str | None = None) -> go.Figure:
-    """The picture of `arch` (core.architecture), with the part `highlight` names lit (see Architecture.lit)."""
+    """The picture of `arch` (core.interpret.architecture), with the part `highlight` names lit (see Architecture.lit)."""
     if arch.kind == "encoder-decoder":
         return _seq2seq_figure(arch, highlight, title)
     c = _Canvas(arch.lit(highlight))

@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterable
 
 import streamlit as st
 
-from core import budget, jobs, load_tokenizer, registry, trace
-from core.analysis import embedding_pca as project_embeddings
-from core.analysis import head_labels, temperature_sweep, word_order_experiment
+from core import budget, jobs, load_tokenizer, trace
 from core.bpe import after_merges, tokens_per_merge, train_bpe
+from core.generate import temperature_sweep
+from core.interpret.embeddings import embedding_pca as project_embeddings
+from core.interpret.heads import head_labels
+from core.interpret.positions import word_order_experiment
+from core.loading import registry
 from core.model import DEFAULT_RECORD, Recorder
 from core.trace import RESIDUAL_RECORD, attention_record, grow, recording_bytes, token_limit
 
@@ -148,7 +151,7 @@ def long_trace(name: str, device: str, text: str):
 def long_head(name: str, device: str, text: str, layer: int, head: int, query: int):
     """One head over the whole text (core.trace.head_pattern from `long_trace`): its overview, and the weights of
     one query token over every key."""
-    from core.analysis import head_overview
+    from core.interpret.heads import head_overview
     from core.trace import head_pattern
 
     pattern = head_pattern(model(name, device), long_trace(name, device, text), layer, head)
@@ -175,7 +178,7 @@ def labels(name: str, device: str, text: str):
 @kept()
 def sequence_scores(name: str, device: str):
     """Text-independent head scores, once per model (not again for every new text)."""
-    from core.analysis import sequence_scores as scores
+    from core.interpret.heads import sequence_scores as scores
 
     return scores(model(name, device))
 
@@ -226,7 +229,7 @@ def snapshot_trace(name: str, step: int, text: str):
 
 @kept(spinner="Following the text through every block…")
 def forward_summary(name: str, device: str, text: str, window: int):
-    from core.analysis import forward_summary as summarise
+    from core.interpret.lens import forward_summary as summarise
 
     return summarise(model(name, device), traced(name, device, text), window=window, lens_k=0)
 
@@ -234,7 +237,7 @@ def forward_summary(name: str, device: str, text: str, window: int):
 @kept()
 def stage_lens(name: str, device: str, text: str, window: int, pos: int):
     """The logit lens for the one token the page follows (all tokens would be 24× the work: on SmolLM2 ~2 s)."""
-    from core.analysis import stage_lens as lens
+    from core.interpret.lens import stage_lens as lens
 
     return lens(model(name, device), forward_summary(name, device, text, window), pos)
 
@@ -243,8 +246,8 @@ def stage_lens(name: str, device: str, text: str, window: int, pos: int):
 def neuron_examples(name: str, device: str):
     """Every MLP layer's activations over the shipped example sentences (assets/texts/neuron_sentences.txt): ~50 MB
     for SmolLM2, once per model."""
-    from core.analysis import example_sentences
-    from core.analysis import neuron_examples as examples
+    from core.interpret.neurons import example_sentences
+    from core.interpret.neurons import neuron_examples as examples
 
     return examples(model(name, device), example_sentences())
 
@@ -259,8 +262,8 @@ def ablated(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...
 
 @kept()
 def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int], ...], mlps: tuple[int, ...]):
-    """An encoder's final vectors with and without some parts: cosine per token (core.analysis.output_change)."""
-    from core.analysis import output_change as change
+    """An encoder's final vectors with and without some parts: cosine per token (core.interpret.heads.output_change)."""
+    from core.interpret.heads import output_change as change
 
     loaded = model(name, device)
     ids = loaded.tokenizer.encode(text)[: token_limit(loaded.config)]
@@ -269,7 +272,7 @@ def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int
 
 @kept()
 def attribution(name: str, device: str, text: str, token_id: int):
-    from core.analysis import ATTRIBUTION_RECORD, logit_attribution
+    from core.interpret.attribution import ATTRIBUTION_RECORD, logit_attribution
 
     return logit_attribution(model(name, device), traced(name, device, text, record=ATTRIBUTION_RECORD), token_id)
 
@@ -330,7 +333,7 @@ def lesson(name: str, device: str, text: str):
     return gather(loaded, traced(name, device, text, record=lesson_record(loaded.config)))
 
 
-# --- causal experiments: activation patching, steering, surprise (core.interventions, core.surprisal) ---
+# --- causal experiments: activation patching, steering, surprise (core.interventions, core.interpret.surprisal) ---
 
 
 @kept(spinner="Patching every layer at every position…")
@@ -378,18 +381,18 @@ def steered_text(name: str, device: str, positive: str, negative: str, prompt: s
 
 @kept()
 def surprise(name: str, device: str, text: str):
-    """Every token's −log p and the top-5 the model expected there (core.surprisal): the text's trace grown with
+    """Every token's −log p and the top-5 the model expected there (core.interpret.surprisal): the text's trace grown with
     every position's logits for this view only (the final norm and unembedding on its kept stream; T × vocabulary
     floats, 151 MB for SmolLM2 at 768 tokens, are not kept with the trace — the result is a few KB)."""
-    from core.surprisal import surprisal
+    from core.interpret.surprisal import surprisal
 
     return surprisal(grow(model(name, device), traced(name, device, text), logits="all"))
 
 
 @kept(spinner="Following the gradient back to every word…")
 def word_saliency(name: str, device: str, text: str, target: int):
-    """Gradient × input and integrated gradients of `target`'s logit after the text (core.saliency)."""
-    from core.saliency import saliency
+    """Gradient × input and integrated gradients of `target`'s logit after the text (core.interpret.saliency)."""
+    from core.interpret.saliency import saliency
 
     loaded = model(name, device)
     return saliency(loaded, loaded.tokenizer.encode(text)[: token_limit(loaded.config)], target)
@@ -397,10 +400,10 @@ def word_saliency(name: str, device: str, text: str, target: int):
 
 @kept()
 def architecture(name: str, device: str, text: str, position: int, open_block: int | None):
-    """The architecture picture's data (core.architecture) following one token, from the text's one trace grown by
+    """The architecture picture's data (core.interpret.architecture) following one token, from the text's one trace grown by
     every block's adds and the open block's norms, heads and hidden units."""
-    from core.architecture import architecture as gather
-    from core.architecture import architecture_record
+    from core.interpret.architecture import architecture as gather
+    from core.interpret.architecture import architecture_record
 
     loaded = model(name, device)
     tr = traced(name, device, text, record=architecture_record(loaded.config, open_block))
@@ -411,8 +414,8 @@ def architecture(name: str, device: str, text: str, position: int, open_block: i
 def seq2seq_architecture(name: str, device: str, text: str):
     """The encoder–decoder's picture data for the translation of `text`: its encoder and decoder inputs recorded
     once more with every block's adds and streams (an encoder–decoder's trace cannot grow)."""
-    from core.architecture import SEQ2SEQ_RECORD
-    from core.architecture import seq2seq_architecture as gather
+    from core.interpret.architecture import SEQ2SEQ_RECORD
+    from core.interpret.architecture import seq2seq_architecture as gather
     from core.seq2seq import run
 
     loaded = model(name, device)
@@ -420,14 +423,14 @@ def seq2seq_architecture(name: str, device: str, text: str):
     return gather(loaded, run(loaded, done.source_ids, done.target_ids, record=SEQ2SEQ_RECORD))
 
 
-# --- information flow, two models side by side (core.flow, core.comparison) ---
+# --- information flow, two models side by side (core.interpret.flow, core.interpret.comparison) ---
 
 
 @kept(spinner="Measuring every part's share of every stream…")
 def information_flow(name: str, device: str, text: str):
-    """Every part's share of every residual stream (core.flow.contribution_flow), from the text's one trace grown by
+    """Every part's share of every residual stream (core.interpret.flow.contribution_flow), from the text's one trace grown by
     each block's values and the streams around its feed-forward block (one block pass each, no new forward)."""
-    from core.flow import contribution_flow, flow_record
+    from core.interpret.flow import contribution_flow, flow_record
 
     loaded = model(name, device)
     return contribution_flow(loaded, traced(name, device, text, record=flow_record(loaded.config.post_norm)))
@@ -463,8 +466,8 @@ def fine_tuned_copy():
 @kept()
 def fine_tuned_run(key: tuple, text: str):
     """The fine-tuned copy (`fine_tuned_copy`'s key) on the text: its trace with every position's logits, and its
-    surprisal (core.surprisal)."""
-    from core.surprisal import surprisal
+    surprisal (core.interpret.surprisal)."""
+    from core.interpret.surprisal import surprisal
 
     tuned = _tuned(recalled(key))
     if tuned is None:

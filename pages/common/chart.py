@@ -15,7 +15,7 @@ import re
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.integrity import ASSETS, DamagedFile, check_asset
+from core.loading.integrity import ASSETS, DamagedFile, check_asset
 from pages.common import figures, present
 
 SAFE = re.compile(r"[^A-Za-z0-9_-]+")

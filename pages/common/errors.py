@@ -13,8 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.budget import TooBig
-from core.chat_template import TemplateRefused
-from core.integrity import DamagedFile, NonFinite
+from core.loading.chat_template import TemplateRefused
+from core.loading.integrity import DamagedFile, NonFinite
 from core.tokenizer import TokenizerFailed, is_panic
 
 log = logging.getLogger("glassbox")
@@ -28,7 +28,7 @@ HF_SNAPSHOT = re.compile(r"\S*?models--([^/\\\s]+?)--([^/\\\s]+)[/\\]snapshots[/
 def without_paths(message: str) -> str:
     """A message for the learner with the server's folders taken out: a Hub file as "org/name/file", the model
     cache as "the server's model cache", the home folder as "~". The server log keeps the full message."""
-    from core.weights import cache_dir
+    from core.loading.weights import cache_dir
 
     message = HF_SNAPSHOT.sub(lambda m: f"{m[1]}/{m[2]}" + ("/" if m[3] else ""), message)
     message = re.sub(re.escape(str(cache_dir())) + r"[^\s:;,)]*", "the server's model cache", message)

@@ -1,11 +1,11 @@
-"""Plotly builders for the Information flow page (core.flow's graph) and the Two models page (two texts' surprise on
+"""Plotly builders for the Information flow page (core.interpret.flow's graph) and the Two models page (two texts' surprise on
 one axis of characters). Like figures.py they draw what they are given and compute nothing about a model."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from core.flow import Edge
+from core.interpret.flow import Edge
 from pages.common.figures import SERIES, labels, plain
 
 KINDS = {  # colour and legend of each kind of edge (Okabe & Ito: apart for every colour vision)

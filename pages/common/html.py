@@ -12,7 +12,7 @@ import unicodedata
 import zlib
 from functools import lru_cache
 
-from core.integrity import ASSETS, check_asset
+from core.loading.integrity import ASSETS, check_asset
 
 # Light enough for the dark text (contrast ≥ 7:1) and apart under protan-, deutan- and tritanopia as well as normal
 # vision (min ΔE*ab 13 between any two, simulated: tests/test_palettes.py); the old pastels had two colours a

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from core import hub, registry
+from core.loading import hub, registry
 from core.trace import token_limit
 from pages.common import cache, errors, present, url, widgets
 

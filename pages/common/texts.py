@@ -101,7 +101,7 @@ def byte_cluster(cfg: ModelConfig, n: int, cohesion: float) -> str:
 
 
 def word_in_contexts(cfg: ModelConfig, name: str, word: str, found) -> str:
-    """What the same-word curve shows, for this model and these two sentences (`found`: core.analysis's
+    """What the same-word curve shows, for this model and these two sentences (`found`: core.interpret's
     WordInContexts)."""
     n_pieces = len(found.positions_a)
     pieces = f" “{word}” is {n_pieces} tokens here: the curve follows its last one." if n_pieces > 1 else ""

@@ -2,11 +2,11 @@
 it has.
 
 Three sources meet here: models this project trained and ships in assets/models/ (found by their folders), models
-that pip packages ship (core.packaged), and the GPT-2 family from the Hugging Face Hub. Adding a model is one line
+that pip packages ship (core.loading.packaged), and the GPT-2 family from the Hugging Face Hub. Adding a model is one line
 in `ENTRIES` (or, for a shipped one, one folder in assets/models/). Callers ask an entry what the model has — a
 training history, an encoder — and never compare a model's name with a constant.
 
-    from core.registry import load_model, get
+    from core.loading.registry import load_model, get
     model = load_model("smollm2-135m")
     get("tiny-stories-1m").history.steps   # the training snapshots the app can show
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from core import hub, packaged
+from core.loading import hub, packaged
+from core.loading.weights import Progress, load_dir
 from core.model import Transformer
 from core.tokenizer import ASSETS, load_tokenizer
 from core.training import TrainingLog
-from core.weights import Progress, load_dir
 
 MODELS_DIR = ASSETS / "models"
 MAX_NAME_CHARS = 1000  # a name, a folder or a Hub repo id (at most 193 characters on the Hub)
@@ -145,7 +145,7 @@ def _shipped(folder: Path) -> ModelEntry:
 
 
 def _hub(name: str, repo: str, about: str, tokenizer: str) -> ModelEntry:
-    """A Hub repo in a format core.weights reads; `tokenizer` names the shipped tokenizer its weights use."""
+    """A Hub repo in a format core.loading.weights reads; `tokenizer` names the shipped tokenizer its weights use."""
 
     def load(device, progress):
         return hub.load(repo, device, progress, tokenizer=load_tokenizer(tokenizer), name=name)
@@ -156,7 +156,7 @@ def _hub(name: str, repo: str, about: str, tokenizer: str) -> ModelEntry:
 @lru_cache(maxsize=64)
 def hub_entry(repo_id: str) -> ModelEntry:
     """Any Hub repo by its id ("HuggingFaceTB/SmolLM2-360M"): loaded with its own tokenizer if its architecture is
-    one the core builds (core.hub)."""
+    one the core builds (core.loading.hub)."""
     if not hub.is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repo id (expected 'organisation/name')")
     return ModelEntry(repo_id, "from the Hugging Face Hub", "hub",
@@ -237,7 +237,7 @@ def load_model(
     name: str | os.PathLike | None = None, device: str | torch.device = "auto", progress: Progress | None = None
 ) -> Transformer:
     """None → the embedded default model; a registry name → its entry; a folder path → load it; a Hub repo id
-    ("org/name") → download once (core.hub) and load it with its own tokenizer."""
+    ("org/name") → download once (core.loading.hub) and load it with its own tokenizer."""
     if name is not None and len(str(name)) > MAX_NAME_CHARS:
         raise ValueError(f"a model name of {len(str(name)):,} characters is no model: names, folders and Hub repo ids "
                          f"are at most {MAX_NAME_CHARS} characters")

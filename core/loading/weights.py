@@ -1,7 +1,7 @@
 """Checkpoint formats and I/O: our own format, HF GPT-2, Llama and BERT checkpoints, safetensors (Hub downloads:
-core.hub).
+core.loading.hub).
 
-Which models exist and how each is fetched is core.registry's business; this module only reads and writes files.
+Which models exist and how each is fetched is core.loading.registry's business; this module only reads and writes files.
 
 One function (`assign`) copies a checkpoint into the model through an explicit name-mapping table, with a list of
 names that the HF checkpoint stores transposed, and raises on any shape mismatch, any parameter left without a
@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from core.config import MAX_COMPUTED_CONTEXT, ModelConfig
-from core.integrity import DamagedFile, check_asset
+from core.loading.integrity import DamagedFile, check_asset
 from core.model import Rotary, SinusoidalPositions, Transformer
 from core.seq2seq import EncoderDecoder
 from core.tokenizer import Tokenizer, WordTokenizer, from_rank_file
@@ -413,7 +413,7 @@ def load_dir(
     model.tokenizer = tokenizer
     source = weights or next((path / f for f in ("model.safetensors", "model.safetensors.index.json",
                                                  "pytorch_model.bin") if (path / f).exists()), path)
-    model.source = str(source)  # named when its numbers turn out damaged (core.integrity.check_logits)
+    model.source = str(source)  # named when its numbers turn out damaged (core.loading.integrity.check_logits)
     check_finite(model, source)
     return _finish(model, device)
 

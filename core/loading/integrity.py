@@ -15,7 +15,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 SUMS = ASSETS / "SHA256SUMS"
 MANIFEST = "manifest.json"
 _checked: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) → sha256, so each file is hashed once

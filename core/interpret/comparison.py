@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from core import registry
 from core.config import ModelConfig
-from core.surprisal import Surprisal
+from core.interpret.surprisal import Surprisal
+from core.loading import registry
 from core.trace import Trace
 
 

