@@ -22,7 +22,7 @@ for _library in ("numpy", "pandas", "PIL.Image", "plotly.graph_objects", "pyarro
         if _library != "pyarrow":
             raise
 
-from pages.common import errors, present, server, sidebar, url  # noqa: E402  (after the navigation, above)
+from pages.common import errors, pins, present, server, sidebar, url  # noqa: E402  (after the navigation, above)
 from pages.common.chart import browser_side  # noqa: E402
 
 server.harden()  # a client's clear_cache message no longer flushes every learner's caches
@@ -40,7 +40,10 @@ try:
     spec, kind = nav.spec(page.url_path), st.session_state["ctx"].entry.kind
     st.session_state["_page"] = spec.url_path or "home"  # for file names of downloads
     if kind in spec.kinds:
-        page.run()
+        try:
+            page.run()
+        finally:
+            pins.unpin_traces()  # the page's fragments keep its globals: they must not keep its traces too
     else:
         nav.not_for_this_model(spec, st.session_state["ctx"].model_name, kind)
 except Exception as err:  # st.stop, st.rerun and switch_page are BaseExceptions and pass through

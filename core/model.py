@@ -263,9 +263,20 @@ def blocked_size(n: int) -> int:
     return ATTN_BLOCK * ATTN_BLOCK * full * (full + 1) // 2 + rest * n
 
 
-@lru_cache(maxsize=64)
+CACHED_MASK_CELLS = 1 << 20  # masks up to 1 MB are cached; a whole-text mask (8,192² = 67 MB) is built each time
+
+
 def attention_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device | None = None) -> torch.Tensor | None:
-    """`cfg.hidden_keys` (True = hidden) on `device`, cached: the same few masks serve every layer and call."""
+    """`cfg.hidden_keys` (True = hidden) on `device`: the same few small masks serve every layer and call (cached, at
+    most 64 MB in all); a big one is built when asked, so long texts do not fill the process with masks."""
+    if (n_keys - start) * n_keys <= CACHED_MASK_CELLS:
+        return _cached_mask(cfg, start, n_keys, device)
+    hidden = cfg.hidden_keys(start, n_keys)
+    return None if hidden is None else hidden.to(device)
+
+
+@lru_cache(maxsize=64)
+def _cached_mask(cfg: ModelConfig, start: int, n_keys: int, device: torch.device | None) -> torch.Tensor | None:
     hidden = cfg.hidden_keys(start, n_keys)
     return None if hidden is None else hidden.to(device)
 

@@ -16,6 +16,7 @@ from core.budget import TooBig
 from core.loading.chat_template import TemplateRefused
 from core.loading.integrity import DamagedFile, NonFinite
 from core.tokenizer import TokenizerFailed, is_panic
+from pages.common import pins
 
 log = logging.getLogger("glassbox")
 EXPECTED = (DamagedFile, NonFinite, ConnectionError, TemplateRefused, TokenizerFailed, TooBig)
@@ -56,6 +57,8 @@ def fragment(draw):
     """st.fragment for the part of a page that its own widgets change: moving one of them reruns only that part (not
     the sidebar, the trace lookup and every other chart). A fragment's own rerun does not pass through app.py, so a
     failure in it is reported here, the same way."""
+
+    pins.keep_page_globals(draw.__globals__)
 
     @functools.wraps(draw)
     def guarded(*args, **kwargs):

@@ -13,7 +13,7 @@ import torch
 
 from core.loading import hub, registry
 from core.trace import token_limit
-from pages.common import cache, errors, present, url, widgets
+from pages.common import cache, errors, pins, present, url, widgets
 
 MAX_TEXT_CHARS = 40_000  # SmolLM2's whole 8,192-token context is about 33,000 characters of English
 # The box itself takes more, so that a longer text (pasted, or sent over the websocket by any client) reaches the
@@ -53,7 +53,9 @@ class Context:
         return registry.get(self.model_name)
 
     def trace(self, text: str | None = None, **options):
-        return cache.traced(self.model_name, self.device, self.text if text is None else text, **options)
+        tr = cache.traced(self.model_name, self.device, self.text if text is None else text, **options)
+        pins.handed_out(tr, lambda: self.trace(text, **options))
+        return tr
 
 
 def _load_with_progress(name: str, device: str) -> bool:
