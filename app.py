@@ -22,9 +22,10 @@ for _library in ("numpy", "pandas", "PIL.Image", "plotly.graph_objects", "pyarro
         if _library != "pyarrow":
             raise
 
-from pages.common import errors, pins, present, server, sidebar, url  # noqa: E402  (after the navigation, above)
+from pages.common import cache, errors, pins, present, server, sidebar, url  # noqa: E402  (after the navigation)
 from pages.common.chart import browser_side  # noqa: E402
 
+LIGHT = {"", "home"}  # pages drawn from the model's config alone
 server.harden()  # a client's clear_cache message no longer flushes every learner's caches
 
 st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide",
@@ -40,8 +41,8 @@ try:
     spec, kind = nav.spec(page.url_path), st.session_state["ctx"].entry.kind
     st.session_state["_page"] = spec.url_path or "home"  # for file names of downloads
     if kind in spec.kinds:
-        try:
-            page.run()
+        try:  # one page run per core at once (Home never waits): what a class's pages hold while they draw is bounded
+            page.run() if spec.url_path in LIGHT else cache.compute(page.run)
         finally:
             pins.unpin_traces()  # the page's fragments keep its globals: they must not keep its traces too
     else:

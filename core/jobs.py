@@ -33,6 +33,9 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+DETACHED = -1  # a thread inside work that gave its slot up (see Gate.run)
+
+
 class Gate:
     def __init__(self, slots: int | None = None, set_threads: bool = True):
         self.slots = max(1, slots or cores())
@@ -43,7 +46,7 @@ class Gate:
         self._long_waiting: dict[int, bool] = {}  # ticket → long?, for the tickets in the queue
         self._tickets = itertools.count()
         self.peak_running = 0
-        self._inside = threading.local()
+        self._inside = threading.local()  # .ticket: the slot this thread's work holds
 
     @property
     def running(self) -> int:
@@ -67,9 +70,27 @@ class Gate:
     def run(self, work: Callable[[], Any], long: bool = False,
             on_wait: Callable[[int, float], None] | None = None) -> Any:
         """Run `work()` when a slot is free. While waiting, `on_wait(place, waited_s)` is called about twice a second
-        (place 1 = next); it runs on the caller's thread, so a page can update its notice."""
-        if getattr(self._inside, "yes", False):  # work started inside work already holds a slot
+        (place 1 = next); it runs on the caller's thread, so a page can update its notice.
+
+        Work started inside work runs at once in its slot, except long work inside short work (a page whose view
+        turns out to be a training or the whole text): the short slot goes back to short work, and the long part
+        waits for a long slot; what follows it runs without a slot (it is one learner's drawing)."""
+        held = getattr(self._inside, "ticket", None)  # None: outside; DETACHED: inside, holding no slot
+        if held is not None and (not long or held == DETACHED or self._running.get(held)):
             return work()
+        if held is not None:
+            self._leave(held)
+            self._inside.ticket = DETACHED
+        ticket = self._enter(long, on_wait)
+        self._inside.ticket = ticket
+        try:
+            return work()
+        finally:
+            self._inside.ticket = None if held is None else DETACHED
+            self._leave(ticket)
+            give_back_freed_memory()  # what the work freed goes back to the OS: resident memory is what a host limits
+
+    def _enter(self, long: bool, on_wait: Callable[[int, float], None] | None) -> int:
         ticket = next(self._tickets)
         started = time.monotonic()
         with self._cond:
@@ -77,8 +98,8 @@ class Gate:
             self._long_waiting[ticket] = long
             try:
                 while not self._may_start(ticket, long):
-                    place = self._queue.index(ticket) + 1
                     if on_wait is not None:
+                        place = self._queue.index(ticket) + 1
                         self._cond.release()
                         try:
                             on_wait(place, time.monotonic() - started)
@@ -91,16 +112,13 @@ class Gate:
             self._running[ticket] = long
             self.peak_running = max(self.peak_running, len(self._running))
             self._share_cores()
-        self._inside.yes = True
-        try:
-            return work()
-        finally:
-            self._inside.yes = False
-            with self._cond:
-                del self._running[ticket]
+        return ticket
+
+    def _leave(self, ticket: int) -> None:
+        with self._cond:
+            if self._running.pop(ticket, None) is not None:
                 self._share_cores()
                 self._cond.notify_all()
-            give_back_freed_memory()  # what the work freed goes back to the OS: resident memory is what a host limits
 
     def _share_cores(self) -> None:
         if self.set_threads:

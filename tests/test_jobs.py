@@ -94,3 +94,28 @@ def test_torch_threads_are_shared_among_running_jobs(monkeypatch):
         assert seen == [2] and torch.get_num_threads() == 4  # alone again: every core
     finally:
         torch.set_num_threads(before)
+
+
+def test_long_work_inside_short_work_gives_the_short_slot_back():
+    gate = Gate(slots=2, set_threads=False)
+    release, order = threading.Event(), []
+
+    def page_with_training():
+        gate.run(lambda: order.append("long part") or release.wait(5), long=True)
+        order.append("drawn after")
+
+    t = threading.Thread(target=lambda: gate.run(page_with_training))
+    t.start()
+    time.sleep(0.1)
+    assert gate.running == 1  # the page's short slot went back; its long part holds the long slot
+    gate.run(lambda: order.append("another page"))  # a short page is not held up
+    other_long = threading.Thread(target=lambda: gate.run(lambda: order.append("second long"), long=True))
+    other_long.start()
+    time.sleep(0.1)
+    assert "second long" not in order  # one long slot of two
+    release.set()
+    t.join()
+    other_long.join()
+    assert order == ["long part", "another page", "drawn after", "second long"] or \
+        order == ["long part", "another page", "second long", "drawn after"]
+    assert gate.running == 0
