@@ -6,7 +6,6 @@ import numpy as np
 import streamlit as st
 
 from core.interventions import default_pair, describe_sweep
-from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import token_spans, visible
 
@@ -16,10 +15,7 @@ cfg, tok = model.config, model.tokenizer
 name = (lambda i: visible(tok.display(i))) if tok else str
 
 st.title("🔬 Activation patching")
-if not cfg.lm_head:
-    st.info(experiments.no_causal_target(cfg, "patch", [e.name for e in registry.entries() if e.kind == "decoder"]),
-            icon="ℹ️")
-    st.stop()
+widgets.need_a_decoder(cfg, lambda decoders: experiments.no_causal_target(cfg, "patch", decoders))
 st.markdown(experiments.patching(cfg))
 
 default_clean, default_corrupt = default_pair(ctx.model_name, "patch")

@@ -3,7 +3,6 @@ the tokens and as bars, with the integrated gradients' completeness check shown.
 
 import streamlit as st
 
-from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import signed_spans, visible
 
@@ -15,10 +14,7 @@ cfg, tok = model.config, model.tokenizer
 name = (lambda i: visible(tok.display(i))) if tok else str
 
 st.title("🔦 Which words mattered")
-if not cfg.lm_head:
-    st.info(experiments.no_causal_target(cfg, "word scores", [e.name for e in registry.entries()
-                                                               if e.kind == "decoder"]), icon="ℹ️")
-    st.stop()
+widgets.need_a_decoder(cfg, lambda decoders: experiments.no_causal_target(cfg, "word scores", decoders))
 st.markdown(experiments.saliency(cfg, N_MAX))
 widgets.need_text(ctx.text)
 tr = ctx.trace()

@@ -5,7 +5,6 @@ ones, and the vector's length against the stream's."""
 import streamlit as st
 
 from core.interventions import steer_defaults
-from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import visible
 
@@ -15,10 +14,7 @@ cfg, tok = model.config, model.tokenizer
 name = (lambda i: visible(tok.display(i))) if tok else str
 
 st.title("🧲 Steering")
-if not cfg.lm_head:
-    st.info(experiments.no_causal_target(cfg, "steering vector", [e.name for e in registry.entries()
-                                                                   if e.kind == "decoder"]), icon="ℹ️")
-    st.stop()
+widgets.need_a_decoder(cfg, lambda decoders: experiments.no_causal_target(cfg, "steering vector", decoders))
 st.markdown(experiments.steering(cfg))
 
 positive_default, negative_default, prompt_default, layer_default, scale_default = \

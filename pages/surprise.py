@@ -4,7 +4,6 @@ the text's mean loss and perplexity, and the most surprising tokens."""
 import numpy as np
 import streamlit as st
 
-from core.loading import registry
 from pages.common import cache, chart, experiments, figures, sidebar, widgets
 from pages.common.html import SURPRISE_MAX, surprise_spans, visible
 
@@ -14,9 +13,7 @@ cfg, tok = model.config, model.tokenizer
 name = (lambda i: visible(tok.display(i))) if tok else str
 
 st.title("😮 Surprise over the whole text")
-if not cfg.lm_head:
-    st.info(experiments.no_surprise(cfg, [e.name for e in registry.entries() if e.kind == "decoder"]), icon="ℹ️")
-    st.stop()
+widgets.need_a_decoder(cfg, lambda decoders: experiments.no_surprise(cfg, decoders))
 st.markdown(experiments.surprise(cfg))
 widgets.need_text(ctx.text)
 found = cache.surprise(ctx.model_name, ctx.device, ctx.text)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from core.loading import registry
 from pages.common import url
 
 BIND = {"bind": "query-params", "persist_state": "session"}
@@ -176,3 +177,11 @@ def multi(label: str, key: str, options: Sequence[str], where=None, **kwargs) ->
         return None if raw in options else url.ignored(key, raw, [])
 
     return _draw("multiselect", label, key, [], validate, where, options=list(options), **kwargs)
+
+
+def need_a_decoder(cfg, why) -> None:
+    """Stops the page on an encoder, which predicts no next token to patch, steer, explain or be surprised by;
+    `why(decoder_names)` says so and names the models that do."""
+    if not cfg.lm_head:
+        st.info(why([e.name for e in registry.entries() if e.kind == "decoder"]), icon="ℹ️")
+        st.stop()
