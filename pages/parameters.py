@@ -5,8 +5,11 @@ from."""
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.interpret.matrices import matrix_names
 from core.parameters import NOT_PUBLISHED, PUBLISHED, breakdown, total
-from pages.common import chart, sidebar, widgets
+from pages.common import cache, chart, figures, sidebar, widgets
+from pages.common.html import visible
+from pages.common.texts import matrix_caption
 
 ctx = sidebar.context()
 model = ctx.model
@@ -86,3 +89,18 @@ for model_name, note in NOT_PUBLISHED.items():
     st.info(f"**{model_name}:** {note}", icon="ℹ️")
 st.caption("You may read that BERT has 350 million or 11 million parameters: BERT-base has about 110 million and "
            "BERT-large about 340 million (335 million counted here).")
+
+st.subheader("The weights themselves")
+st.markdown("Every count above is a matrix of learned numbers. Here they are, as this model stores them: pick a block and "
+            "a matrix. Read it the way it is used, a row vector times the matrix (x @ W): a row for each input "
+            "number, a column for each output number.")
+names = matrix_names(model)
+c1, c2 = st.columns(2)
+layer = widgets.slider("Block", "params.layer", 0, cfg.n_layers - 1, 0, clamp="for this model", where=c1) \
+    if cfg.n_layers > 1 else 0
+which = widgets.choice("selectbox", "Matrix", "params.matrix", names, default=names[0], where=c2)
+ids = model.tokenizer.encode(ctx.text) if model.tokenizer is not None and ctx.text else [0]
+m = cache.weight_matrix(ctx.model_name, ctx.device, layer, which, ids[-1] if ids else 0)
+chart.show(figures.weight_matrix(m), key="params.w", layer=layer)
+st.caption(matrix_caption(m, cfg, visible(model.tokenizer.display(m.marked_row)) if m.marked_row is not None and
+                          model.tokenizer is not None else None))

@@ -188,3 +188,16 @@ def test_embeddings_count_one_rarer_token_in_the_singular():
     at = open_page(app(model="smollm2-135m", text=text), "pages/embeddings.py")
     said = next(c.value for c in at.caption if "The grey cloud is" in c.value)
     assert "1 of your tokens has a higher ID: it is placed on the same axes." in said
+
+
+@pytest.mark.parametrize("model", ["tiny-stories-1m", "minilm-l6"])
+def test_the_weights_are_drawn_with_their_true_shape(model):
+    at = open_page(app(model=model, text=TEXT), "pages/parameters.py")
+    cfg = load_model(model).config
+    chart = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("W_Q"))
+    assert chart["layout"]["title"]["text"].startswith(f"W_Q: {cfg.d_model:,} × {cfg.n_heads * cfg.head_dim:,}")
+    assert any("Dotted lines separate the heads" in c.value for c in at.caption)
+    at.selectbox(key="params.matrix").set_value("embedding").run()
+    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    assert any(t.startswith(f"embedding: {cfg.vocab_size:,} × {cfg.d_model:,}") for t in titles)
+    assert any("the outlined row is your text's last token" in c.value for c in at.caption)

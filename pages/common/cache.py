@@ -474,3 +474,11 @@ def fine_tuned_run(key: tuple, text: str):
         raise ValueError("the fine-tuned copy is no longer kept on the server: fine-tune it again on Train it yourself")
     tr = trace(tuned, text, logits="all", max_tokens=token_limit(tuned.config))
     return tr, surprisal(tr)
+
+
+@kept()
+def weight_matrix(name: str, device: str, layer: int, which: str, token_id: int):
+    """One weight matrix, pooled to a drawable size (core.interpret.matrices)."""
+    from core.interpret.matrices import weight_matrix as matrix
+
+    return matrix(model(name, device), layer, which, token_id)

@@ -344,3 +344,25 @@ def feed_forward(stream: np.ndarray, hidden: np.ndarray, out: np.ndarray, fired:
     fig.update_layout(title=title, height=440, margin=dict(l=10, r=10, t=60, b=10), showlegend=False,
                       plot_bgcolor="white", bargap=0)
     return fig
+
+
+def weight_matrix(m) -> go.Figure:
+    """A weight matrix (core.interpret.matrices.Matrix) as a heatmap in x @ W orientation: hover gives each cell's
+    true rows and columns; dotted lines mark the heads; the followed token's embedding row is outlined."""
+    R, C = m.shape
+    rows = [m.first_row + int(i * m.row_step) for i in range(m.values.shape[0])]
+    cols = [int(j * m.col_step) for j in range(m.values.shape[1])]
+    per = f"each cell the mean of {m.row_step:.0f} × {m.col_step:.0f} entries" if m.row_step * m.col_step > 1 else \
+        "every entry"
+    fig = heatmap(m.values.numpy(), x=cols, y=rows, robust=True, height=520, xtitle=m.cols, ytitle=m.rows,
+                  title=f"{m.name}: {R:,} × {C:,} ({per})")
+    fig.update_traces(hovertemplate="row %{y} · column %{x}: %{z:.4f}<extra></extra>")
+    for step, axis in ((m.col_group, "x"), (m.row_group, "y")):
+        for edge in range(step, (C if axis == "x" else R), step) if step else ():
+            line = dict(type="line", line=dict(color="black", width=1, dash="dot"))
+            fig.add_shape(**line, **({"x0": edge, "x1": edge, "y0": rows[0], "y1": rows[-1]} if axis == "x" else
+                                     {"y0": edge, "y1": edge, "x0": cols[0], "x1": cols[-1]}))
+    if m.marked_row is not None:
+        fig.add_shape(type="rect", x0=cols[0] - 0.5, x1=cols[-1] + 0.5, y0=m.marked_row - 0.5, y1=m.marked_row + 0.5,
+                      line=dict(color="black", width=2))
+    return fig

@@ -510,3 +510,18 @@ def byte_tokens(tokenizer, ids: list[int], shown) -> str:
                     " are single bytes") + " of the 2–4 that write a character outside ASCII (é, €, 😀): no character "
                     "on its own")
     return ("Not every token is a word piece: " + "; ".join(said) + ".") if said else ""
+
+
+def matrix_caption(m, cfg, token: str | None) -> str:
+    """What the weight-matrix picture shows, for this matrix of this model."""
+    sign = "Blue: positive, red: negative; the colours span the central 99% of the values (hover for each)."
+    if m.name == "embedding":
+        return (f"{m.cols.capitalize()}: the embedding table has one row per token ({m.shape[0]:,} rows); shown are "
+                f"{m.rows.split(' of ')[0]}, and the outlined row is your text's last token, `{token}` (id "
+                f"{m.marked_row}) — the vector the model starts from for it. {sign}")
+    heads = (f" Dotted lines separate the heads: each head's {cfg.head_dim} columns make its own "
+             f"{m.name[-1].lower()}." if m.col_group else "")
+    if m.row_group:
+        heads = (f" Dotted lines separate the heads: each head's {cfg.head_dim} rows carry that head's output "
+                 "into the stream.")
+    return f"Rows: {m.rows}; columns: {m.cols}.{heads} {sign}"
