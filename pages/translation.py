@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import en_fr
 from core.loading import registry
-from pages.common import cache, chart, figures, sidebar, texts, widgets
+from pages.common import architecture, cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import bertviz_offline
 
 DEFAULT = "the small girl sees a red car"
@@ -67,6 +67,9 @@ else:
         st.error(f"The grammar's translation is “{right}”: the model got this one wrong.")
 if not result.finished:
     st.caption(f"It had not written `</s>` after {len(result.output_ids)} words, the length limit: cut off here.")
+
+st.subheader("The whole model, with your sentence in it")
+architecture.show_translation(entry.name, ctx.device, text, "tr.arch")
 
 st.subheader("Tokens and ids")
 st.markdown("**Encoder input** (English words + `</s>`): " + " · ".join(

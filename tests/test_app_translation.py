@@ -117,3 +117,10 @@ def test_home_and_positions_describe_the_translator():
     at = open_page(app(model="translator-en-fr"), "pages/positions.py")
     assert any("(this model's scheme)" in s.value for s in at.subheader)
     assert not any("Word-order" in s.value for s in at.subheader)
+
+
+def test_the_translation_page_draws_the_encoder_decoder_as_one_picture():
+    at = open_page(app(model="translator-en-fr"), "pages/translation.py")
+    cfg = load_model("translator-en-fr").config
+    first = title(charts(at)[0])
+    assert first.startswith("translator-en-fr, an encoder–decoder") and f"d_model {cfg.d_model}" in first
