@@ -127,6 +127,7 @@ def gb(n: int) -> str:
 class _Entry:
     value: Any
     size: int
+    pinned: bool = False  # a model: evicted only to make room for another model, never for results
 
 
 class Store:
@@ -185,7 +186,10 @@ class Store:
             self._entries.move_to_end(key)
             return entry.value
 
-    def get(self, key: Hashable, make: Callable[[], Any], estimate: int = 0, what: str = "this") -> Any:
+    def get(self, key: Hashable, make: Callable[[], Any], estimate: int = 0, what: str = "this",
+            pin: bool = False) -> Any:
+        """The kept value for `key`, or `make()`'s, kept. pin=True (models): results never push it out — evicting a
+        model that pages still hold, then loading it again for the next page, would keep two copies alive."""
         while True:
             with self._lock:
                 entry = self._entries.get(key)
@@ -194,7 +198,7 @@ class Store:
                     return entry.value
                 busy = self._making.get(key)
                 if busy is None:
-                    self._reserve(key, estimate, what)
+                    self._reserve(key, estimate, what, pin)
                     self._making[key] = threading.Event()
                     break
             busy.wait()  # another session is making the same thing: share it (or make it if that failed)
@@ -204,10 +208,10 @@ class Store:
             with self._lock:
                 self._release(key)
             raise
-        self.put(key, value, _made=True)
+        self.put(key, value, _made=True, pin=pin)
         return value
 
-    def put(self, key: Hashable, value: Any, _made: bool = False) -> None:
+    def put(self, key: Hashable, value: Any, _made: bool = False, pin: bool = False) -> None:
         """Keep `value` under `key` (replacing what was there: a trace that grew), evicting by size to stay within
         the limit."""
         size = nbytes(value)
@@ -216,8 +220,8 @@ class Store:
                 self._release(key)
             self._entries.pop(key, None)
             if size <= self.limit:
-                self._entries[key] = _Entry(value, size)
-                self._evict(self.limit, keep=key)
+                self._entries[key] = _Entry(value, size, pin)
+                self._evict(self.limit, keep=key, models_too=pin)
             self._lock.notify_all()
 
     def drop(self, key: Hashable) -> None:
@@ -230,14 +234,19 @@ class Store:
             self._entries.clear()
             self._lock.notify_all()
 
-    def _reserve(self, key: Hashable, estimate: int, what: str) -> None:
+    def _reserve(self, key: Hashable, estimate: int, what: str, pin: bool = False) -> None:
         limit = self.limit
         if estimate > limit:
             raise TooBig(f"{what} would need about {gb(estimate)}, more than this server's whole memory budget "
                          f"({gb(limit)}): try a shorter text or a smaller model")
+        models = sum(e.size for e in self._entries.values() if e.pinned)
+        if not pin and models + estimate > limit:
+            raise TooBig(f"{what} would need about {gb(estimate)}; beside the loaded model{'s' * (models > 0)} "
+                         f"({gb(models)}) this server's memory budget ({gb(limit)}) leaves {gb(limit - models)}: try "
+                         "a shorter text")
         deadline = time.monotonic() + self.wait_s
         while True:
-            self._evict(limit - estimate)
+            self._evict(limit - estimate, models_too=pin)
             if self._used() + estimate <= limit:
                 self._reserved[key] = estimate
                 return
@@ -254,12 +263,13 @@ class Store:
             done.set()
         self._lock.notify_all()
 
-    def _evict(self, target: int, keep: Hashable | None = None) -> None:
-        """Evict least recently used entries (never `keep`) until the used bytes are at most `target`."""
+    def _evict(self, target: int, keep: Hashable | None = None, models_too: bool = False) -> None:
+        """Evict least recently used entries (never `keep`; models only for a model) until the used bytes are at most
+        `target`."""
         for key in list(self._entries):
             if self._used() <= target:
                 return
-            if key != keep:
+            if key != keep and (models_too or not self._entries[key].pinned):
                 del self._entries[key]
                 self.evictions += 1
 

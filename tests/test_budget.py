@@ -109,3 +109,20 @@ def test_failed_work_is_not_kept_and_the_next_asker_retries():
     with pytest.raises(RuntimeError):
         store.get("k", lambda: (_ for _ in ()).throw(RuntimeError("boom")), estimate=5000)
     assert store.used == 0 and store.get("k", lambda: 7) == 7
+
+
+def test_a_model_is_never_pushed_out_by_results_only_by_another_model():
+    store = Store(limit=10_000)
+    store.get("model A", lambda: blob(5000), pin=True)
+    for i in range(5):  # results come and go around it
+        store.get(f"trace {i}", lambda: blob(3000), estimate=3000)
+    assert "model A" in store and store.kept <= 10_000
+    store.get("model B", lambda: blob(6000), pin=True)  # a second model that does not fit beside it
+    assert "model B" in store and "model A" not in store
+
+
+def test_work_that_cannot_fit_beside_the_models_is_refused_at_once():
+    store = Store(limit=10_000, wait_s=30)
+    store.get("model", lambda: blob(8000), pin=True)
+    with pytest.raises(TooBig, match="beside the loaded model"):
+        store.get("trace", lambda: pytest.fail("never started"), estimate=4000, what="tracing this text")

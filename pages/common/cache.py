@@ -60,7 +60,7 @@ def compute(work: Callable[[], object], spinner: str | None = None, long: bool =
 
 
 def kept(spinner: str | None = None, long: bool = False, estimate: Callable[..., int] | None = None,
-         what: str = "this"):
+         what: str = "this", pin: bool = False):
     """Like st.cache_resource, but kept in core.budget.store within the memory budget, and made through the gate:
     a result already kept is returned at once (never queued); identical work asked by several sessions runs once.
     `estimate(*args)`: the bytes it will keep, checked against the budget before any work starts."""
@@ -73,7 +73,8 @@ def kept(spinner: str | None = None, long: bool = False, estimate: Callable[...,
             if value is not _MISSING:
                 return value
             size = estimate(*args) if estimate is not None else 0
-            return compute(lambda: budget.store.get(key, lambda: fn(*args), estimate=size, what=what), spinner, long)
+            return compute(lambda: budget.store.get(key, lambda: fn(*args), estimate=size, what=what, pin=pin), spinner,
+                           long)
 
         return cached
 
@@ -88,7 +89,7 @@ def _frozen(value):
     return tuple(map(_frozen, value)) if isinstance(value, (list, tuple)) else value
 
 
-@kept(spinner="Loading the model…", what="this model")
+@kept(spinner="Loading the model…", what="this model", pin=True)
 def model(name: str, device: str):
     """Reads local files only when the registry entry's `fetch` ran first (sidebar.sidebar does, with a progress
     bar)."""
