@@ -35,7 +35,7 @@ def _wait_notice(spinner: str | None) -> Callable[[int, float], None]:
         ahead = place - 1
         who = "1 learner's work is" if ahead == 1 else f"{ahead} learners' work is"
         box.info(f"⏳ Waiting for the server: {who} ahead of yours ({waited:.0f} s so far). "
-                 f"{spinner or 'Your result'} starts when a core is free; you may leave this page and come back.")
+                 f"{spinner or 'Your result'} starts when a core is free (leaving this page gives up your place).")
 
     show.box = box
     return show
