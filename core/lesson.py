@@ -22,7 +22,7 @@ from core.interpret.heads import previous_token_scores
 from core.interpret.lens import ForwardSummary, forward_summary
 from core.interpret.norms import NORM_RECORD, NormSteps, norm_of, norm_steps
 from core.model import Transformer
-from core.trace import Trace, attention_record, grow, hook, mlp_record, trace
+from core.trace import Trace, attention_record, grow, hook, layer_patterns, mlp_record, trace
 
 LAYER = 0  # the block the lesson opens up
 TEMPERATURES = (0.5, 1.0, 2.0)
@@ -65,12 +65,11 @@ class Lesson:
 
 
 def lesson_record(cfg: ModelConfig) -> tuple[str, ...]:
-    """What the lesson reads from the trace: the embedding stage, block LAYER's inside, every norm's input, every
-    layer's attention pattern."""
+    """What the lesson reads from the trace: the embedding stage, block LAYER's inside, every norm's input (every
+    layer's attention pattern is computed from the stream, one layer at a time, for the previous-token scores)."""
     embeds = ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "ln_embed.hook_normalized",
               hook(LAYER, "hook_resid_pre"), hook(LAYER, "hook_attn_out"), hook(LAYER, "hook_resid_post"))
-    return embeds + NORM_RECORD + attention_record(LAYER) + mlp_record(LAYER) + tuple(
-        hook(i, "attn.hook_pattern") for i in range(cfg.n_layers))
+    return embeds + NORM_RECORD + attention_record(LAYER) + mlp_record(LAYER)
 
 
 def lesson(model: Transformer, text: str | Trace, max_tokens: int | None = None) -> Lesson:
@@ -83,7 +82,7 @@ def lesson(model: Transformer, text: str | Trace, max_tokens: int | None = None)
     specials = set(model.tokenizer.special_tokens.values()) if cfg.causal is False and model.tokenizer else set()
     # a decoder's prediction is made at its last token; an encoder's last token is [SEP]: follow the last word
     q = max((i for i, t in enumerate(tr.token_ids) if t not in specials), default=tr.n_tokens - 1)
-    prev = previous_token_scores(tr) if tr.n_tokens > 1 else torch.zeros(cfg.n_layers, cfg.n_heads)
+    prev = previous_token_scores(layer_patterns(model, tr)) if tr.n_tokens > 1 else torch.zeros(cfg.n_layers, cfg.n_heads)
     head = int(prev[LAYER].argmax())
     later = later_token_share(tr.pattern(LAYER))
     mask_head = head if cfg.causal else int(later.argmax())

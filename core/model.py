@@ -65,17 +65,20 @@ from core.config import ModelConfig
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 ATTN_BLOCK = 128  # query rows per block of the explicit causal attention (Attention.causal_blocks)
 
-# What the pages need when nothing else is asked for. Block i's resid_pre is block i-1's resid_post, so only the
-# first is kept.
+# What a trace keeps when nothing else is asked for: the embedding stage (which core.trace.grow cannot redo) and the
+# residual stream around every block (block i's resid_pre is block i-1's resid_post, so only the first is kept).
+# Everything inside a block — attention patterns included — is computed from that stream when a view asks for it
+# (core.trace.grow, core.trace.layer_pattern): a pattern is heads × T² numbers per layer (186 MB for SmolLM2 at 768
+# tokens, all layers), and materialising it makes attention take the explicit path instead of the fused one.
 DEFAULT_RECORD = (
     "hook_embed",
     "hook_pos_embed",
-    "hook_token_type_embed",  # BERT only, like the next: the embedding stage, which core.trace.grow cannot redo
+    "hook_token_type_embed",  # BERT only, like the next
     "ln_embed.hook_normalized",
     "blocks.0.hook_resid_pre",
-    "blocks.*.attn.hook_pattern",
     "blocks.*.hook_resid_post",
 )
+PATTERN_RECORD = "blocks.*.attn.hook_pattern"  # every layer's attention weights, when a caller wants them all at once
 
 
 NOT_EDITABLE = ("hook_attn_scores", "hook_pattern")  # computed on the explicit attention path only

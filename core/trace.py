@@ -4,9 +4,14 @@ A Trace holds token ids, their display strings and bytes, the recorded intermedi
 dimension removed) and the logits that were asked for. It holds no reference to the model, so it can be cached
 and shared between browser sessions.
 
-Attention patterns grow as T²: for a causal model's inputs longer than COMPACT_FROM tokens they are kept as float16
-without the masked upper triangle (all zeros; core.model.Recorder), which cuts them to about a quarter; `pattern(layer)` and
-`tr[name]` unpack them to float32 (absolute error below 5e-4). Shorter inputs keep every pattern exact.
+By default a trace keeps the embedding stage and the residual stream (core.model.DEFAULT_RECORD); what happens
+inside a block is computed from the stream entering it when a view asks (`grow`, `layer_pattern`): one block run
+again, on the same inputs with the same weights, so the same numbers.
+
+Attention patterns grow as T²: recorded for a causal model's inputs longer than COMPACT_FROM tokens they are kept as
+float16 without the masked upper triangle (all zeros; core.model.Recorder), which cuts them to about a quarter;
+`pattern(layer)` and `tr[name]` unpack them to float32 (absolute error below 5e-4). Shorter inputs keep every
+pattern exact.
 """
 
 from __future__ import annotations
@@ -156,8 +161,13 @@ class Trace:
         return self["hook_embed"]
 
     def pattern(self, layer: int) -> torch.Tensor:
-        """(heads, T, T) attention weights of one layer, after softmax (float32)."""
-        return self[hook(layer, "attn.hook_pattern")].float()
+        """(heads, T, T) attention weights of one layer, after softmax (float32), when the trace recorded them (the
+        default trace does not: core.trace.layer_pattern computes them from the stream it kept)."""
+        name = hook(layer, "attn.hook_pattern")
+        if name not in self:
+            raise KeyError(f"{name!r} was not recorded (the default trace keeps the residual stream only): record it, "
+                           "grow the trace with it, or compute it with core.trace.layer_pattern(model, tr, layer)")
+        return self[name].float()
 
     def attn_scores(self, layer: int) -> torch.Tensor:
         """(heads, T, T) scaled, masked scores before softmax."""
@@ -478,6 +488,36 @@ def with_attention(model: Transformer, tr: Trace, layer: int) -> Trace:
     extra = {name: tensor[0].float().cpu() for name, tensor in rec.store.items()}
     return dataclasses.replace(tr, _cache={**tr._cache, **extra},
                                _packed={k: v for k, v in tr._packed.items() if k not in extra})
+
+
+@torch.no_grad()
+def layer_pattern(model: Transformer, tr: Trace, layer: int, rows: int | None = None) -> torch.Tensor:
+    """(heads, n, n) one layer's attention weights over the first n = `rows` tokens (default: all): the recorded
+    pattern when `tr` holds it, else computed from the residual stream `tr` recorded entering the layer — that
+    layer's attention alone (its norm, q and k with RoPE, the mask, softmax), about 1/n_layers of a forward's
+    attention. A causal model's first n tokens attend to those tokens only, so only they run; an encoder's every
+    token runs, and the first n rows and columns are returned."""
+    cfg = model.config
+    if not 0 <= layer < cfg.n_layers:
+        raise ValueError(f"layer {layer} is not in this model (layers 0 to {cfg.n_layers - 1})")
+    name = hook(layer, "attn.hook_pattern")
+    n = tr.n_tokens if rows is None else max(1, min(rows, tr.n_tokens))
+    if name in tr:
+        return tr.pattern(layer)[:, :n, :n]
+    if tr.edited:
+        raise ValueError("this trace is an edited run: record the patterns when tracing it (the stream it kept comes "
+                         "from the edited model, which this function does not re-create)")
+    block = model.blocks[layer]
+    x = tr.resid_pre(layer)
+    x = (x[:n] if cfg.causal else x).to(model.device)[None]  # (1, n or T, d)
+    rec = Recorder((name,))
+    block.attn(x if cfg.post_norm else block.ln1(x), rec, model.rotary, None)
+    return rec.store[name][0, :, :n, :n].float().cpu()
+
+
+def layer_patterns(model: Transformer, tr: Trace, rows: int | None = None) -> Iterable[torch.Tensor]:
+    """`layer_pattern` of every layer in turn, one at a time: a reduction over all layers never holds them all."""
+    return (layer_pattern(model, tr, layer, rows) for layer in range(model.config.n_layers))
 
 
 @torch.no_grad()

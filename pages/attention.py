@@ -65,7 +65,7 @@ def one_word_changed(layer: int, head: int, pattern: np.ndarray) -> None:
             st.info(f"The second sentence has {tb.n_tokens} tokens, the first {T}: change one word for one word of the "
                     "same token count to compare position by position.")
         else:
-            diff = tb.pattern(layer)[head].numpy() - pattern
+            diff = cache.pattern(ctx.model_name, ctx.device, text_b, layer)[head].numpy() - pattern
             diff[hidden] = np.nan
             changed = [i for i in range(T) if tr.token_ids[i] != tb.token_ids[i]]
             chart.show(figures.heatmap(diff, x=figures.labels(tb.tokens), y=figures.labels(tb.tokens),
@@ -90,7 +90,8 @@ def encoder_versus_decoder(layer: int) -> None:
             n_layers = side.config.n_layers
             lay = min(layer, n_layers - 1)
             shown = min(side.n_tokens, 40)
-            mean = side.pattern(lay)[:, :shown, :shown].mean(0).numpy()  # (T, T): every head of the layer, averaged
+            # (T, T): every head of the layer, averaged
+            mean = cache.pattern(name, ctx.device, ctx.text, lay)[:, :shown, :shown].mean(0).numpy()
             chart.show(figures.attention_heatmap(mean, side.tokens[:shown], f"{kind}: {name}, layer {lay}, mean of "
                                                        f"{side.config.n_heads} heads",
                                                        hidden=side.hidden()[:shown, :shown].numpy()), key=f"attn.versus.{kind}", where=col)
@@ -142,7 +143,7 @@ def whole_text(layer: int, head: int) -> None:
 def one_head() -> None:
     """Everything that follows the chosen layer and head: moving either reruns only this part of the page."""
     layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads)
-    pattern = tr.pattern(layer)[head].numpy()  # (T, T)
+    pattern = cache.with_attention(ctx.model_name, ctx.device, ctx.text, layer).pattern(layer)[head].numpy()  # (T, T)
     chart.show(figures.attention_heatmap(pattern, tr.tokens, f"Layer {layer}, head {head}", hidden=hidden), key="attn.main", layer=layer, head=head)
     if T > figures.DENSE:
         st.caption(f"{T} tokens: the map keeps its size — drag a box over it to zoom in, double-click to zoom out; every "
@@ -190,13 +191,19 @@ if missing:
                    f"{k} L{lay} H{h} {s:.2f}" for k, (lay, h, s) in best.items()) + ".")
 
 st.subheader("All layers × heads")
-if T > 64 and cfg.n_layers * cfg.n_heads > 48:
-    st.caption("Long text on a big model: the grid shows the first 64 tokens.")
-grid = [tr.pattern(lay)[:, :64, :64].numpy().copy() for lay in range(cfg.n_layers)]  # copies: a view would keep every (heads, T, T) pattern alive with the page
-chart.show(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:64, :64]), key="attn.grid")
-st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
-           "tokens. What each head tends to do is summarised above; every head's label and scores are in the table "
-           "there.")
+GRID_ROWS = 64
+if widgets.toggle(f"Show all {cfg.n_layers * cfg.n_heads} heads at once ({cfg.n_layers} layers × {cfg.n_heads} "
+                  "heads)", "attn.grid"):
+    if T > GRID_ROWS:
+        st.caption(f"{T} tokens: the grid shows the first {GRID_ROWS}.")
+    grid = cache.pattern_grid(ctx.model_name, ctx.device, ctx.text, GRID_ROWS)
+    chart.show(figures.attention_grid(grid, cfg.n_heads, hidden=hidden[:GRID_ROWS, :GRID_ROWS]), key="attn.grid.fig")
+    st.caption("Rows of blocks are layers, columns are heads; within a block, rows are query tokens and columns key "
+               "tokens. What each head tends to do is summarised above; every head's label and scores are in the "
+               "table there.")
+else:
+    st.caption("Every head of every layer as one small map each: switch on to draw them (one chart of "
+               f"{cfg.n_layers * cfg.n_heads} maps).")
 
 st.subheader("bertviz: head view and model view")
 if T > 80:
@@ -206,7 +213,10 @@ elif widgets.toggle("Show bertviz's head view and model view", "attn.bertviz"):
 
     layer = st.session_state.get("layer", 0)  # the one-head part's choice (its own reruns do not reach here)
 
-    attention = [tr.pattern(lay)[None] for lay in range(cfg.n_layers)]  # bertviz wants (1, heads, T, T) per layer
+    import torch
+
+    # bertviz wants (1, heads, T, T) per layer
+    attention = [torch.from_numpy(p)[None] for p in cache.pattern_grid(ctx.model_name, ctx.device, ctx.text, T)]
     shown_tokens = [visible(t) for t in tr.tokens]
     tab1, tab2 = st.tabs(["Head view", "Model view"])
     with tab1:

@@ -21,6 +21,7 @@ from core.learning import (
     weight_change,
 )
 from core.loading import registry
+from core.trace import layer_pattern
 from pages.common import cache, chart, figures, sidebar, widgets
 from pages.common.html import visible
 
@@ -157,7 +158,7 @@ else:
     c1, c2 = st.columns(2)
     layer = widgets.slider("Layer", "pt.layer", 0, model.config.n_layers - 1, 0, where=c1)
     head = widgets.slider("Head", "pt.head", 0, model.config.n_heads - 1, 0, where=c2)
-    chart.show(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens,
+    chart.show(figures.attention_heatmap(layer_pattern(model, tr, layer)[head].numpy(), tr.tokens,
                                               f"Step {step}: layer {layer}, head {head}", hidden=tr.hidden().numpy()), key="pt.attn", layer=layer, head=head)
     st.caption("Pale yellow: the future, masked — a token only attends to itself and the tokens before it.")
 

@@ -5,7 +5,6 @@ import streamlit as st
 from core.interpret.embeddings import cosine_matrix, mean_norm_ratio
 from core.interpret.positions import odd_positions, position_table, rope_pair
 from core.model import rope_distance_profile, rope_inv_freq, sinusoidal_table
-from core.trace import attention_record
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
@@ -61,7 +60,7 @@ elif cfg.positional == "rope":
         rope_layer = widgets.slider("Layer", "pos.rope_layer", 0, cfg.n_layers - 1, 0, clamp="for this model", where=c1)
         rope_head = widgets.slider("Head", "pos.rope_head", 0, cfg.n_heads - 1, 0, clamp="for this model", where=c2)
         pair = widgets.slider("Dimension pair", "pos.pair", 0, len(freqs) - 1, 0, clamp="for this model", where=c3)
-        text_tr = ctx.trace(record=attention_record(rope_layer))
+        text_tr = cache.with_attention(ctx.model_name, ctx.device, ctx.text, rope_layer)
         turn = rope_pair(text_tr, rope_layer, rope_head, pair)
         labels = [f"{i}:{visible(t)}" for i, t in enumerate(text_tr.tokens)]
         c1, c2 = st.columns(2)
@@ -119,9 +118,11 @@ st.caption(texts.word_order_result(cfg, float(without.min())))
 layer, head = widgets.layer_head(ctx.model_name, cfg.n_layers, cfg.n_heads, columns=False)
 ts = ctx.trace(exp.shuffled)
 c1, c2 = st.columns(2)
-chart.show(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head}, original",
+original = cache.pattern(ctx.model_name, ctx.device, ctx.text, layer)[head]
+shuffled = cache.pattern(ctx.model_name, ctx.device, exp.shuffled, layer)[head]
+chart.show(figures.attention_heatmap(original.numpy(), tr.tokens, f"L{layer} H{head}, original",
                                           hidden=tr.hidden().numpy()), key="pos.attn.orig", where=c1, layer=layer, head=head)
-chart.show(figures.attention_heatmap(ts.pattern(layer)[head].numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
+chart.show(figures.attention_heatmap(shuffled.numpy(), ts.tokens, f"L{layer} H{head}, shuffled",
                                           hidden=ts.hidden().numpy()), key="pos.attn.shuf", where=c2, layer=layer, head=head)
 st.caption("The same head on both orders (position signal on). Compare them: a head that follows positions (the "
            "token just before, the first token) keeps its place relative to the diagonal while the words under it "

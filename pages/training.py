@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.interpret.heads import best_head, previous_token_scores
 from core.loading import registry
+from core.trace import layer_pattern, layer_patterns
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
@@ -57,11 +58,12 @@ chart.show(figures.bars([visible(model.tokenizer.display(i)) for i in top.indice
 cfg = model.config
 with c2:
     layer, head = widgets.layer_head(name, cfg.n_layers, cfg.n_heads, columns=False)
-chart.show(figures.attention_heatmap(tr.pattern(layer)[head].numpy(), tr.tokens, f"L{layer} H{head} at step {step}",
+chart.show(figures.attention_heatmap(layer_pattern(model, tr, layer)[head].numpy(), tr.tokens, f"L{layer} H{head} at step {step}",
                                           hidden=tr.hidden().numpy()), key="train.attn", where=c2, layer=layer, head=head)
 hint = ""
 if len(tr.tokens) > 1:
-    prev_layer, prev_head, prev_score = best_head(previous_token_scores(cache.snapshot_trace(name, steps[-1], ctx.text)))
+    prev_layer, prev_head, prev_score = best_head(previous_token_scores(layer_patterns(
+        cache.snapshot(name, steps[-1]), cache.snapshot_trace(name, steps[-1], ctx.text))))
     hint = (f" On your text the final model's most previous-token head is L{prev_layer} H{prev_head} "
             f"(on average {prev_score:.2f} of a token's attention goes to the token just before): pick it and move the "
             "step to see when that diagonal forms.")

@@ -18,6 +18,7 @@ from core.interpret.comparison import (
     same_tokens,
 )
 from core.loading import registry
+from core.trace import layer_pattern
 from pages.common import cache, chart, errors, experiments, figures, sidebar, widgets
 from pages.common.flow_graph import surprise_by_byte
 from pages.common.html import surprise_spans, token_spans, visible
@@ -132,7 +133,7 @@ for i, (side, where) in enumerate(zip(sides, columns)):
     layer = widgets.slider("Layer", f"two.layer{i}", 0, side.cfg.n_layers - 1, side.cfg.n_layers // 2,
                            clamp="for this model", where=c1)
     head = widgets.slider("Head", f"two.head{i}", 0, side.cfg.n_heads - 1, 0, clamp="for this model", where=c2)
-    pattern = side.trace.pattern(layer)[head]
+    pattern = layer_pattern(side.model, side.trace, layer)[head]  # that layer's attention, run on the kept stream
     chart.show(figures.attention_heatmap(pattern.numpy(), side.trace.tokens,
                                          title=f"{side.label}: layer {layer}, head {head}",
                                          hidden=side.trace.hidden().numpy()),

@@ -233,8 +233,8 @@ def test_training_page_explains_the_curriculum_and_names_the_previous_token_head
         assert f"first {recipe.short_steps:,} steps it trained on short {recipe.short_ctx}-token" in captions
     found = re.search(r"most previous-token head is L(\d+) H(\d+) \(on average (\d\.\d\d)", captions)
     assert found, captions
-    scores = previous_token_scores(trace(load_model(device="cpu"), at.text_area[0].value, record=("blocks.*.attn.hook_pattern",),
-                                         logits="none"))
+    rec = trace(load_model(device="cpu"), at.text_area[0].value, record=("blocks.*.attn.hook_pattern",), logits="none")
+    scores = previous_token_scores(rec.pattern(layer) for layer in range(rec.config.n_layers))
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
     assert (int(found[1]), int(found[2])) == (layer, head)
     assert float(found[3]) == pytest.approx(float(scores.max()), abs=0.006)

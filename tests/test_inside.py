@@ -184,7 +184,8 @@ def test_smollm2_induction_head_ablation():
     model = load_model("smollm2-135m")
     ids = heads.repeated_random_ids(model, length=40, seed=0)
     period = len(ids) // 2
-    scores = heads.induction_scores(trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none"), period)
+    rec = trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none")
+    scores = heads.induction_scores((rec.pattern(layer) for layer in range(model.config.n_layers)), period)
     layer, head, score = heads.best_head(scores)
     low = heads.best_head(-scores)
     base = heads.induction_loss_advantage(model, ids, period)
@@ -282,7 +283,7 @@ def test_a_trace_over_its_memory_budget_is_refused_before_anything_is_allocated(
     ids = list(range(5, 205))
     monkeypatch.setenv("GLASSBOX_TRACE_BUDGET", "2e6")  # 2 MB
     with pytest.raises(ValueError, match=r"over the trace budget of 0\.0 GB .*head_pattern"):
-        trace(model, ids)
+        trace(model, ids, record="*")
     light = trace(model, ids, record=("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post"))
     assert light.nbytes <= 2e6
     from core.model import Recorder

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from core import trace
-from core.model import Transformer
-from core.trace import COMPACT_FROM, grow, recordable
+from core.model import DEFAULT_RECORD, PATTERN_RECORD, Transformer
+from core.trace import COMPACT_FROM, grow, layer_pattern, layer_patterns, recordable
 from tests.conftest import tiny
 
 FAMILIES = ["tiny-sinusoidal", "tiny-llama", "tiny-stories-1m", "tiny-bert"]
@@ -61,15 +61,20 @@ def test_a_long_causal_trace_grows_compact_patterns():
     tr = trace(model, ids, record=("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post"), logits="none")
     grown = grow(model, tr, "blocks.1.attn.hook_pattern")
     assert grown.compact_names == ["blocks.1.attn.hook_pattern"]
-    torch.testing.assert_close(grown.pattern(1), trace(model, ids).pattern(1), rtol=0, atol=1e-3)
+    recorded = trace(model, ids, record="blocks.*.attn.hook_pattern")
+    torch.testing.assert_close(grown.pattern(1), recorded.pattern(1), rtol=0, atol=1e-3)
 
 
 def test_an_edited_run_is_not_grown_as_if_it_were_the_plain_model():
     model = tiny("tiny-stories-1m", dropout=0.0)
-    off = trace(model, list(range(12)), ablate={"heads": [(0, 1)]})
+    off = trace(model, list(range(12)), record=(*DEFAULT_RECORD, "blocks.0.attn.hook_pattern"),
+                ablate={"heads": [(0, 1)]})
     with pytest.raises(ValueError, match="edited run"):
         grow(model, off, "blocks.0.attn.hook_z")
+    with pytest.raises(ValueError, match="edited run"):
+        layer_pattern(model, off, 1)
     assert grow(model, off, "blocks.0.attn.hook_pattern") is off  # what it holds is still served
+    assert torch.equal(layer_pattern(model, off, 0), off.pattern(0))
 
 
 def test_a_trace_without_the_stream_entering_a_block_says_so():
@@ -77,3 +82,21 @@ def test_a_trace_without_the_stream_entering_a_block_says_so():
     tr = trace(model, list(range(12)), record=("hook_embed",))
     with pytest.raises(ValueError, match="no residual stream entering block 3"):
         grow(model, tr, "blocks.3.mlp.hook_post")
+
+
+@pytest.mark.parametrize("name", ["tiny-stories-1m", "tiny-llama", "tiny-sinusoidal", "tiny-bert"])
+def test_layer_pattern_is_the_recorded_pattern_computed_from_the_kept_stream(name):
+    """The default trace keeps no pattern (attention takes the fused path); any layer's weights come back from the
+    stream it kept equal to what a forward pass recording them gives, over all tokens or the first few."""
+    model = tiny(name, dropout=0.0)
+    ids = [3, 17, 5, 9, 3, 17, 22, 8, 1, 40]
+    plain, recorded = trace(model, ids), trace(model, ids, record=(*DEFAULT_RECORD, PATTERN_RECORD))
+    assert not any(n.endswith("hook_pattern") for n in plain.names)
+    with pytest.raises(KeyError, match="layer_pattern"):
+        plain.pattern(0)
+    for layer, computed in enumerate(layer_patterns(model, plain)):
+        torch.testing.assert_close(computed, recorded.pattern(layer), rtol=0, atol=1e-5)
+        torch.testing.assert_close(layer_pattern(model, plain, layer, rows=4), recorded.pattern(layer)[:, :4, :4],
+                                   rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="not in this model"):
+        layer_pattern(model, plain, model.config.n_layers)

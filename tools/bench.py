@@ -2,9 +2,11 @@
 
 All timings are medians of interleaved repetitions after a warm-up, in one process, and reported as ratios
 against a reference measured in the same run (absolute times drift on shared machines):
-1. recorded forward (what the pages record, attention patterns included) vs HF GPT2LMHeadModel (eager,
-   output_attentions and output_hidden_states) with the same random GPT-2-small weights, and vs the same forward
-   with nothing recorded (the recording's overhead);
+1. recorded forward (what a text change records for every page: core.model.DEFAULT_RECORD, the embedding stage
+   and the residual stream) vs HF GPT2LMHeadModel (eager, output_attentions and output_hidden_states) with the same
+   random GPT-2-small weights, and vs the same forward with nothing recorded (the recording's overhead); and the
+   forward recording every attention pattern too (what HF's output_attentions does; the pages compute a layer's
+   pattern from the stream when they show it, core.trace.layer_pattern);
 2. the same forward against the FLOP floor (2 × (non-embedding params + unembedding rows computed) × T FLOPs
    at a matmul peak measured here);
 3. KV-cached greedy generation of 32 tokens from a 16-token prompt vs HF `generate`;
@@ -28,7 +30,7 @@ import torch
 
 from core import generate, load_model, trace
 from core.loading.registry import DEFAULT_MODEL, MODELS_DIR
-from core.model import DEFAULT_RECORD
+from core.model import DEFAULT_RECORD, PATTERN_RECORD
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     n_nonembed = ours.num_params(non_embedding=True)
     vocab = ours.config.vocab_size
 
-    print(f"{'T':>5} {'ours last':>10} {'ours all':>10} {'HF':>10} {'last/HF':>8} {'all/HF':>8} {'% peak':>7} {'recording':>10}")
+    print(f"{'T':>5} {'ours last':>10} {'ours all':>10} {'HF':>10} {'last/HF':>8} {'all/HF':>8} {'% peak':>7} "
+          f"{'recording':>10} {'+patterns':>10}")
     for T in lengths:
         ids = torch.randint(0, vocab, (T,)).tolist()
         x = torch.tensor([ids])
@@ -95,17 +98,19 @@ def main(argv: list[str] | None = None) -> dict:
             "ours_last": lambda ids=ids: trace(ours, ids, record=DEFAULT_RECORD),
             "ours_all": lambda ids=ids: trace(ours, ids, record=DEFAULT_RECORD, logits="all"),
             "ours_plain": lambda ids=ids: trace(ours, ids, record=()),  # the same forward, nothing recorded
+            "ours_patterns": lambda ids=ids: trace(ours, ids, record=(*DEFAULT_RECORD, PATTERN_RECORD)),
             "hf": hf_fwd,
         }, reps)
         flops = 2 * (n_nonembed + ours.config.d_model * vocab / T) * T  # last-position unembedding: one row set
         row = {"T": T, **{k: round(v * 1e3, 2) for k, v in t.items()},
                "ratio_last": round(t["ours_last"] / t["hf"], 3), "ratio_all": round(t["ours_all"] / t["hf"], 3),
                "recording_overhead": round(t["ours_last"] / t["ours_plain"] - 1, 3),
+               "patterns_overhead": round(t["ours_patterns"] / t["ours_plain"] - 1, 3),
                "peak_fraction": round(flops / t["ours_last"] / peak, 3)}
         out["forward"].append(row)
         print(f"{T:>5} {row['ours_last']:>8.1f}ms {row['ours_all']:>8.1f}ms {row['hf']:>8.1f}ms "
               f"{row['ratio_last']:>8.3f} {row['ratio_all']:>8.3f} {row['peak_fraction']:>7.1%} "
-              f"{row['recording_overhead']:>+10.1%}")
+              f"{row['recording_overhead']:>+10.1%} {row['patterns_overhead']:>+10.1%}")
 
     prompt = torch.randint(0, vocab, (16,)).tolist()
 
@@ -127,9 +132,11 @@ def main(argv: list[str] | None = None) -> dict:
     if (MODELS_DIR / DEFAULT_MODEL / "config.json").exists():
         small = load_model(device="cpu")
         ids = torch.randint(0, small.config.vocab_size - 1, (small.config.n_ctx,)).tolist()
-        t = interleaved({"recorded": lambda: trace(small, ids), "plain": lambda: trace(small, ids, record=())}, reps)
+        t = interleaved({"recorded": lambda: trace(small, ids), "plain": lambda: trace(small, ids, record=()),
+                         "patterns": lambda: trace(small, ids, record=(*DEFAULT_RECORD, PATTERN_RECORD))}, reps)
         out["embedded"] = {"T": small.config.n_ctx, "recorded_ms": round(t["recorded"] * 1e3, 2),
-                           "unrecorded_ms": round(t["plain"] * 1e3, 2)}
+                           "unrecorded_ms": round(t["plain"] * 1e3, 2), "with_patterns_ms": round(t["patterns"] * 1e3, 2),
+                           "recording_overhead": round(t["recorded"] / t["plain"] - 1, 3)}
         print("embedded model at full context:", out["embedded"])
 
     with open(args.json, "w") as f:

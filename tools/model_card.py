@@ -19,7 +19,7 @@ from core.interpret.heads import best_head, previous_token_scores
 from core.loading.integrity import write_sums
 from core.loading.registry import MODELS_DIR, load_model
 from core.model import Transformer
-from core.trace import trace
+from core.trace import layer_patterns, trace
 from core.training import CORPUS, RECIPES, TrainingLog, encode_stories, evaluate, read_stories, split_stories
 
 PROBES = [  # prompt, acceptable next tokens, how many top ranks they may be in, minimum probability (or None)
@@ -51,7 +51,7 @@ def measure(model: Transformer, name: str, corpus: Path = CORPUS) -> dict:
     sample_text = " ".join(val_stories[:3])
     sample = trace(model, model.tokenizer.encode(sample_text)[: model.config.n_ctx],
                    record=("blocks.*.attn.hook_pattern",), logits="none")
-    layer, head, score = best_head(previous_token_scores(sample))
+    layer, head, score = best_head(previous_token_scores(layer_patterns(model, sample)))
     return {
         "val_loss": round(val_loss, 4), "val_perplexity": round(math.exp(val_loss), 2),
         "val_tokens": len(val_tokens), "val_stories": len(val_stories), "probes": results,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from core.model import Transformer
-from core.trace import Trace, hook
+from core.trace import Trace, hook, layer_pattern
 
 QUERY_CHUNK_FLOATS = 8_000_000  # floats per (queries, keys, heads, d) slab: 32 MB
 
@@ -34,8 +34,7 @@ def flow_record(post_norm: bool = False) -> tuple[str, ...]:
     """What the flow needs beyond the default trace: every block's values, the stream after its attention and what
     its feed-forward block adds (a post-norm model: what its attention adds too, before the norm)."""
     names = ("attn.hook_v", "hook_resid_mid", "hook_mlp_out") + (("hook_attn_out",) if post_norm else ())
-    return ("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post", "blocks.*.attn.hook_pattern",
-            *(f"blocks.*.{n}" for n in names))
+    return ("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post", *(f"blocks.*.{n}" for n in names))
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,8 @@ class _Norm:
 @torch.no_grad()
 def attention_parts(model: Transformer, tr: Trace, layer: int) -> AttentionParts:
     """The stream after block `layer`'s attention, split into the residual path, each (key token, head)'s part and
-    the output bias, from the values and pattern `tr` recorded (flow_record)."""
+    the output bias, from the values `tr` recorded (flow_record) and the layer's pattern (core.trace.layer_pattern:
+    recorded, or computed from the stream entering the layer)."""
     cfg = model.config
     nh, hs = cfg.n_heads, cfg.head_dim
     out = model.blocks[layer].attn.out
@@ -115,7 +115,8 @@ def attention_parts(model: Transformer, tr: Trace, layer: int) -> AttentionParts
         norm = _Norm(model.blocks[layer].ln1, residual + tr[hook(layer, "hook_attn_out")].float())
         residual, bias, written, spread = norm.piece(residual), norm.constant(bias, residual), norm.shape(written), \
             norm.spread
-    return AttentionParts(tr.resid_mid(layer).float(), residual, bias, written, tr.pattern(layer), spread, cfg.causal)
+    return AttentionParts(tr.resid_mid(layer).float(), residual, bias, written, layer_pattern(model, tr, layer), spread,
+                          cfg.causal)
 
 
 @torch.no_grad()

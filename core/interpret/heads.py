@@ -5,52 +5,50 @@ parts off changes."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from core.model import Transformer
-from core.trace import Trace, hook, trace
+from core.model import PATTERN_RECORD, Transformer
+from core.trace import Trace, hook, layer_patterns, trace
 
 
-def previous_token_scores(tr: Trace) -> torch.Tensor:
-    """(layers, heads): mean attention from each position i ≥ 1 to position i - 1."""
-    return torch.stack(
-        [tr.pattern(layer).diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1) for layer in range(tr.config.n_layers)]
-    )
+def previous_token_scores(patterns: Iterable[torch.Tensor]) -> torch.Tensor:
+    """(layers, heads): mean attention from each position i ≥ 1 to position i - 1. `patterns`: each layer's (heads,
+    T, T) in turn (core.trace.layer_patterns computes them one at a time)."""
+    return torch.stack([p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1) for p in patterns])
 
 
-
-def first_token_scores(tr: Trace) -> torch.Tensor:
+def first_token_scores(patterns: Iterable[torch.Tensor]) -> torch.Tensor:
     """(layers, heads): mean attention from positions i ≥ 1 to position 0 (the 'attention sink')."""
-    return torch.stack([tr.pattern(layer)[:, 1:, 0].mean(-1) for layer in range(tr.config.n_layers)])
+    return torch.stack([p[:, 1:, 0].mean(-1) for p in patterns])
 
 
-
-def duplicate_token_scores(tr: Trace) -> torch.Tensor:
+def duplicate_token_scores(patterns: Iterable[torch.Tensor], ids: list[int]) -> torch.Tensor:
     """(layers, heads): attention mass on earlier copies of the same token, averaged over positions that have one."""
-    ids = torch.tensor(tr.token_ids)
-    same = (ids[:, None] == ids[None, :]).tril(diagonal=-1)  # (T, T): earlier positions holding the same token
+    t = torch.tensor(ids)
+    same = (t[:, None] == t[None, :]).tril(diagonal=-1)  # (T, T): earlier positions holding the same token
     rows = same.any(-1)
-    if not rows.any():
-        return torch.zeros(tr.config.n_layers, tr.config.n_heads)
-    return torch.stack(
-        [(tr.pattern(layer) * same).sum(-1)[:, rows].mean(-1) for layer in range(tr.config.n_layers)]
-    )
+    per_layer = [(p * same).sum(-1)[:, rows].mean(-1) if rows.any() else torch.zeros(p.shape[0]) for p in patterns]
+    return torch.stack(per_layer)
 
 
-
-def induction_scores(tr: Trace, period: int) -> torch.Tensor:
+def induction_scores(patterns: Iterable[torch.Tensor], period: int) -> torch.Tensor:
     """(layers, heads) on a sequence repeated with `period`: attention from i to i - period + 1, the token that
     followed the previous occurrence of the current token (what an induction head copies)."""
-    return torch.stack(
-        [
-            tr.pattern(layer).diagonal(offset=-(period - 1), dim1=-2, dim2=-1)[:, period:].mean(-1)
-            for layer in range(tr.config.n_layers)
-        ]
-    )
+    return torch.stack([p.diagonal(offset=-(period - 1), dim1=-2, dim2=-1)[:, period:].mean(-1) for p in patterns])
 
+
+def text_scores(model: Transformer, tr: Trace) -> dict[str, torch.Tensor]:
+    """Previous-token and first-token scores of every head on a text's trace, each layer's pattern computed from the
+    stream the trace kept and dropped before the next (core.trace.layer_patterns)."""
+    prev, first = [], []
+    for p in layer_patterns(model, tr):
+        prev.append(previous_token_scores([p])[0])
+        first.append(first_token_scores([p])[0])
+    return {"previous-token": torch.stack(prev), "first-token": torch.stack(first)}
 
 
 def repeated_random_ids(model: Transformer, length: int = 24, seed: int = 0) -> list[int]:
@@ -101,22 +99,18 @@ def sequence_scores(model: Transformer, seed: int = 0) -> dict[str, torch.Tensor
     """Duplicate-token and induction scores of every head on a repeated random sequence: they do not depend on the
     learner's text, so a caller can compute them once per model."""
     ids = repeated_random_ids(model, seed=seed)
-    rep = trace(model, ids, record=("blocks.*.attn.hook_pattern",), logits="none")
-    return {"duplicate-token": duplicate_token_scores(rep), "induction": induction_scores(rep, len(ids) // 2)}
+    rep = trace(model, ids, record=(PATTERN_RECORD,), logits="none")
+    patterns = [rep.pattern(layer) for layer in range(model.config.n_layers)]
+    return {"duplicate-token": duplicate_token_scores(patterns, ids), "induction": induction_scores(patterns, len(ids) // 2)}
 
 
 
 def head_labels(model: Transformer, text_trace: Trace, seed: int = 0,
                 sequence: dict[str, torch.Tensor] | None = None) -> HeadLabels:
-    """Scores of every head for each kind: previous- and first-token on the given text's trace, duplicate-token and
-    induction on a repeated random sequence (`sequence_scores`, computed here unless given)."""
-    return HeadLabels(
-        {
-            "previous-token": previous_token_scores(text_trace),
-            "first-token": first_token_scores(text_trace),
-            **(sequence if sequence is not None else sequence_scores(model, seed)),
-        }
-    )
+    """Scores of every head for each kind: previous- and first-token on the given text's trace (`text_scores`),
+    duplicate-token and induction on a repeated random sequence (`sequence_scores`, computed here unless given)."""
+    return HeadLabels({**text_scores(model, text_trace),
+                       **(sequence if sequence is not None else sequence_scores(model, seed))})
 
 
 

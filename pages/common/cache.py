@@ -3,8 +3,11 @@ residual streams, patterns, neuron tables, trainings — is kept in core.budget'
 memory budget (evicted least recently used, by size), and every computation that makes it runs through core.jobs'
 gate (at most one per core at once, the others told their place in the queue). Small results use st.cache_data.
 
-One trace per (model, device, text): a view that needs more than the trace kept asks `traced(..., record=…)` and
-the trace GROWS (core.trace.grow: only the blocks that own the missing names run again), it is never run again.
+One trace per (model, device, text), keeping the embedding stage and the residual stream: a view that needs more
+asks `traced(..., record=…)` and the trace GROWS (core.trace.grow: only the blocks that own the missing names run
+again), it is never run again. What a page asks on every run (one layer's feed-forward, the norms) is kept in the
+grown trace; what a kept result needs once (the lesson, the flow, attribution, one layer's attention) is a grown COPY
+(`grown`), kept apart in the store and evicted on its own, so the shared trace stays a thin residual stream.
 
 Cached objects are shared between sessions and threads: callers must treat them as read-only.
 """
@@ -159,10 +162,39 @@ def long_head(name: str, device: str, text: str, layer: int, head: int, query: i
     return head_overview(pattern), pattern[query].numpy().copy()  # a copy: a view would keep the (T, T) pattern
 
 
+@kept()
+def grown(name: str, device: str, text: str, record: tuple[str, ...]):
+    """A copy of the text's trace grown by `record` (core.trace.grow), kept apart from the shared trace: what one
+    view reads (one layer's attention, every block's adds) is evicted with that view's use, and the trace every
+    page shares stays the residual stream."""
+    tr = _first_trace(name, device, text)
+    return grow(model(name, device), budget.store.peek((__name__, "_first_trace", name, device, _frozen(text))) or tr,
+                record)
+
+
 def with_attention(name: str, device: str, text: str, layer: int):
-    """The text's trace grown by one layer's q, k, v, scores and z (core.trace.attention_record): one block run
-    again, a fraction of a forward pass."""
-    return traced(name, device, text, record=attention_record(layer))
+    """The text's trace grown by one layer's q, k, v, scores, pattern and z (core.trace.attention_record): one block
+    run again, a fraction of a forward pass, kept per layer (stepping through the layers does not pile every layer's
+    T² scores into the shared trace)."""
+    return grown(name, device, text, attention_record(layer))
+
+
+@kept()
+def pattern(name: str, device: str, text: str, layer: int):
+    """(heads, T, T) one layer's attention weights on the text (core.trace.layer_pattern: that layer's attention
+    run again on the stream the trace kept)."""
+    from core.trace import layer_pattern
+
+    return layer_pattern(model(name, device), traced(name, device, text), layer)
+
+
+@kept()
+def pattern_grid(name: str, device: str, text: str, rows: int):
+    """Every layer's weights over the text's first `rows` tokens, as numpy (heads, rows, rows) per layer: for a
+    causal model only those tokens run through each layer's attention (core.trace.layer_pattern)."""
+    from core.trace import layer_patterns
+
+    return [p.numpy() for p in layer_patterns(model(name, device), traced(name, device, text), rows)]
 
 
 @kept()
@@ -275,7 +307,7 @@ def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int
 def attribution(name: str, device: str, text: str, token_id: int):
     from core.interpret.attribution import ATTRIBUTION_RECORD, logit_attribution
 
-    return logit_attribution(model(name, device), traced(name, device, text, record=ATTRIBUTION_RECORD), token_id)
+    return logit_attribution(model(name, device), grown(name, device, text, ATTRIBUTION_RECORD), token_id)
 
 
 def remember(key: tuple, make: Callable[[], object], long: bool = True):
@@ -331,7 +363,7 @@ def lesson(name: str, device: str, text: str):
     from core.lesson import lesson_record
 
     loaded = model(name, device)
-    return gather(loaded, traced(name, device, text, record=lesson_record(loaded.config)))
+    return gather(loaded, grown(name, device, text, lesson_record(loaded.config)))
 
 
 # --- causal experiments: activation patching, steering, surprise (core.interventions, core.interpret.surprisal) ---
@@ -407,7 +439,8 @@ def architecture(name: str, device: str, text: str, position: int, open_block: i
     from core.interpret.architecture import architecture_record
 
     loaded = model(name, device)
-    tr = traced(name, device, text, record=architecture_record(loaded.config, open_block))
+    every = grown(name, device, text, architecture_record(loaded.config))  # kept for every position and open block
+    tr = grow(loaded, every, architecture_record(loaded.config, open_block))
     return gather(loaded, tr, position, open_block)
 
 
@@ -434,7 +467,7 @@ def information_flow(name: str, device: str, text: str):
     from core.interpret.flow import contribution_flow, flow_record
 
     loaded = model(name, device)
-    return contribution_flow(loaded, traced(name, device, text, record=flow_record(loaded.config.post_norm)))
+    return contribution_flow(loaded, grown(name, device, text, flow_record(loaded.config.post_norm)))
 
 
 def _tuned(value):
