@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -207,6 +208,8 @@ class Recorder:
             self.edits.setdefault(edit.name, []).append(edit)
         self.applied: set[str] = set()  # names of the edits carried out so far
         self.patterns = (names,) if isinstance(names, str) else tuple(names)
+        self._match = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns)).match \
+            if self.patterns else (lambda name: None)
         self.store: dict[str, torch.Tensor] = {}
         self.packed: dict[str, torch.Tensor] = {}
         self.compact_patterns = compact_patterns
@@ -215,7 +218,7 @@ class Recorder:
     def wants(self, name: str) -> bool:
         hit = self._decided.get(name)
         if hit is None:
-            hit = any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+            hit = self._match(name) is not None  # fnmatchcase over every pattern, as one regex
             self._decided[name] = hit
         return hit
 

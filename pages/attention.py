@@ -49,6 +49,10 @@ def query_steps(layer: int, head: int) -> None:
 
 def one_word_changed(layer: int, head: int, pattern: np.ndarray) -> None:
     st.subheader("A/B: change one word")
+    if not widgets.toggle("Compare with a second sentence, one word changed (runs the model on it)", "attn.ab"):
+        st.caption("Which weights move when one word changes? Switch on to run a second sentence beside yours and "
+                   "draw B − A for this head.")
+        return
     edit = one_word_edit(model.tokenizer, ctx.text) if model.tokenizer else None
     default_b = edit[0] if edit else ctx.text
     widgets.reset_on_change("attn.textb", ctx.text, default_b)  # a new main text brings a new second sentence
@@ -164,6 +168,7 @@ one_head()
 labels = cache.labels(ctx.model_name, ctx.device, ctx.text)
 st.subheader("What each head tends to do")
 kinds = list(labels.scores)
+scores = {k: labels.scores[k].tolist() for k in kinds}
 table = {"layer": [], "head": [], "label": [], **{k: [] for k in kinds}}
 for lay in range(cfg.n_layers):
     for h in range(cfg.n_heads):
@@ -171,7 +176,7 @@ for lay in range(cfg.n_layers):
         table["head"].append(h)
         table["label"].append(labels.label(lay, h))
         for k in kinds:
-            table[k].append(round(float(labels.scores[k][lay, h]), 3))
+            table[k].append(round(scores[k][lay][h], 3))
 with st.expander("Head labels and scores", expanded=False):
     st.dataframe(pd.DataFrame(table), hide_index=True, height=300)
     st.caption("previous-token and first-token: mean attention to the token just before / to the first token, on "

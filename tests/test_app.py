@@ -361,6 +361,8 @@ def test_ab_sentence_is_a_one_word_edit_that_follows_the_text():
     """B starts as a one-word edit of A with as many tokens, and follows A when A changes."""
     at = open_page(app(), "pages/attention.py")
     type_text(at, "The animal didn't cross the street because it was too tired.")
+    assert "attn.textb" not in [w.key for w in at.text_input]  # the second sentence is run only when asked
+    at.toggle(key="attn.ab").set_value(True).run()
     assert at.text_input(key="attn.textb").value == "The animal didn't cross the street because he was too tired."
     assert any("changed positions: [9]" in title(c) for c in charts(at))  # " it" is token 9 of 14 here
     type_text(at, "Lily and Tom went to the park to play.")

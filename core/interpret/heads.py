@@ -72,11 +72,14 @@ def best_head(scores: torch.Tensor) -> tuple[int, int, float]:
 class HeadLabels:
     scores: dict[str, torch.Tensor]  # kind → (layers, heads)
 
+    def __post_init__(self) -> None:
+        self._table = {k: v.tolist() for k, v in self.scores.items()}  # Python floats: 270 heads × 4 kinds per page
+
     def best(self, kind: str) -> tuple[int, int, float]:
         return best_head(self.scores[kind])
 
     def label(self, layer: int, head: int, threshold: float = 0.4) -> str:
-        kind, score = max(((k, float(v[layer, head])) for k, v in self.scores.items()), key=lambda kv: kv[1])
+        kind, score = max(((k, v[layer][head]) for k, v in self._table.items()), key=lambda kv: kv[1])
         return kind if score >= threshold else "mixed"
 
     def summary(self, strongest: int = 3) -> dict[str, tuple[int, list[tuple[int, int, float]]]]:
@@ -87,7 +90,7 @@ class HeadLabels:
         for kind in [*self.scores, "mixed"]:
             members = [(lay, h) for lay, h in heads if self.label(lay, h) == kind]
             score = self.scores.get(kind)
-            ranked = sorted(((lay, h, float(score[lay, h])) for lay, h in members), key=lambda x: -x[2]) \
+            ranked = sorted(((lay, h, self._table[kind][lay][h]) for lay, h in members), key=lambda x: -x[2]) \
                 if score is not None else [(lay, h, 0.0) for lay, h in members]
             if members:
                 out[kind] = (len(members), ranked[:strongest])

@@ -26,8 +26,8 @@ from core.interpret.embeddings import embedding_pca as project_embeddings
 from core.interpret.heads import head_labels
 from core.interpret.positions import word_order_experiment
 from core.loading import registry
-from core.model import DEFAULT_RECORD, Recorder
-from core.trace import RESIDUAL_RECORD, attention_record, grow, recording_bytes, token_limit
+from core.model import DEFAULT_RECORD, PATTERN_RECORD, Recorder
+from core.trace import RESIDUAL_RECORD, attention_record, grow, pattern_bytes, recording_bytes, token_limit
 
 
 def _wait_notice(spinner: str | None) -> Callable[[int, float], None]:
@@ -107,14 +107,27 @@ def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = 
     return min(len(ids), limit or token_limit(loaded.config))
 
 
+SMALL_PATTERNS = 4_000_000  # bytes: every layer's attention weights recorded in the first forward pass up to this
+
+
+def _first_record(cfg, n: int) -> tuple[str, ...]:
+    """What the text's one forward pass records: the residual stream (DEFAULT_RECORD), and every attention pattern
+    when they are small (SmolLM2 up to 60 tokens, MiniLM up to 117, the embedded model's whole 256) — the pages that
+    read every layer (head labels, the grid) then need no layer run again; a longer text's patterns are computed
+    per layer when shown (core.trace.layer_pattern), never all kept."""
+    return (*DEFAULT_RECORD, PATTERN_RECORD) if pattern_bytes(cfg, n) <= SMALL_PATTERNS else DEFAULT_RECORD
+
+
 def _trace_bytes(name: str, device: str, text: str) -> int:
-    return recording_bytes(model(name, device).config, Recorder(DEFAULT_RECORD), n_tokens(name, device, text))
+    cfg, n = model(name, device).config, n_tokens(name, device, text)
+    return recording_bytes(cfg, Recorder(_first_record(cfg, n)), n)
 
 
 @kept(estimate=_trace_bytes, what="tracing this text")
 def _first_trace(name: str, device: str, text: str):
     loaded = model(name, device)
-    return trace(loaded, text, max_tokens=token_limit(loaded.config))
+    return trace(loaded, text, record=_first_record(loaded.config, n_tokens(name, device, text)),
+                 max_tokens=token_limit(loaded.config))
 
 
 def traced(name: str, device: str, text: str, record: Iterable[str] = (), logits: str = "last",

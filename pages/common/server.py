@@ -1,4 +1,12 @@
-"""What the app changes in Streamlit's server, once per process, when app.py first runs.
+"""What the app changes in Streamlit's server, once per process, when app.py first runs; and the heap it freezes.
+
+Streamlit collects garbage after every script run (its runner.postScriptGC setting: gc.collect(2)), which walks
+every object the process holds — about 400,000 once torch, plotly, pandas and Streamlit are imported: 0.16 s in a
+bare process and ~0.3 s in a serving one, with the GIL held, after every learner's every run (py-spy on a SmolLM2
+Attention text change: a third of the server's time). Modules, classes and functions live as long as the process:
+`freeze_long_lived` moves what exists after a run that imported something new out of the collector's sight
+(gc.freeze; reference counting still frees them, only cycles among them would wait), so the collection walks what
+the runs themselves made.
 
 Streamlit 1.67 answers a client's `clear_cache` message (a BackMsg any browser, or any script speaking its
 websocket protocol, can send; the developer menu's "Clear cache") by clearing st.cache_data and st.cache_resource
@@ -9,7 +17,9 @@ for it. Here the message clears only the sending learner's own session state; th
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 
 log = logging.getLogger("glassbox")
 streamlit_handler = None  # Streamlit's own AppSession._handle_clear_cache_request, kept when harden() replaces it
@@ -34,3 +44,15 @@ def harden() -> None:
     global streamlit_handler
     streamlit_handler = AppSession._handle_clear_cache_request
     AppSession._handle_clear_cache_request = _clear_own_session_only
+
+
+_modules_frozen = 0  # len(sys.modules) at the last freeze
+
+
+def freeze_long_lived() -> None:
+    """gc.freeze() when modules were imported since the last call (see above): a bounded number of times per
+    process — after the first run of a page that imports something of its own — never once per run."""
+    global _modules_frozen
+    if len(sys.modules) != _modules_frozen:
+        _modules_frozen = len(sys.modules)
+        gc.freeze()
