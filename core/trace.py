@@ -43,6 +43,15 @@ COMPACT_FROM = 256  # tokens
 # The residual stream only (block i's resid_pre is block i-1's resid_post): what a long input keeps, every head's
 # pattern then computed on demand (head_pattern, with_attention).
 RESIDUAL_RECORD = ("blocks.0.hook_resid_pre", "blocks.*.hook_resid_post")
+CHECKPOINT_EVERY = 6  # blocks: a whole-text trace keeps the stream entering every 6th block (see checkpoint_record)
+
+
+def checkpoint_record(cfg: ModelConfig, every: int = CHECKPOINT_EVERY) -> tuple[str, ...]:
+    """The streams entering blocks 0, every, 2·every, …: what a trace of a very long input keeps (SmolLM2 at 4,880
+    tokens: 5 streams, 56 MB, where every block's would be 349 MB). The stream entering any other block is
+    recomputed from the checkpoint below it by at most every − 1 blocks (`stream_into`), with the model's weights:
+    the same numbers."""
+    return tuple(hook(i, "hook_resid_pre") for i in range(0, cfg.n_layers, every))
 
 
 def unpack_pattern(packed: torch.Tensor, T: int) -> torch.Tensor:
@@ -491,6 +500,24 @@ def with_attention(model: Transformer, tr: Trace, layer: int) -> Trace:
 
 
 @torch.no_grad()
+def stream_into(model: Transformer, tr: Trace, layer: int) -> torch.Tensor:
+    """(T, d) the residual stream entering block `layer`: kept by `tr`, or recomputed from the nearest stream it
+    kept before that block (a checkpoint, see checkpoint_record) by running the blocks between, on `model`'s device."""
+    name = hook(layer, "hook_resid_pre")
+    if name in tr or (layer > 0 and hook(layer - 1, "hook_resid_post") in tr):
+        return tr.resid_pre(layer)
+    if tr.edited:
+        raise ValueError("this trace is an edited run: the blocks between its kept streams would run unedited")
+    start = max((i for i in range(layer) if hook(i, "hook_resid_pre") in tr), default=None)
+    if start is None:
+        raise ValueError(f"the trace kept no residual stream at or before block {layer}")
+    x = tr.resid_pre(start).to(model.device)[None]
+    for i in range(start, layer):
+        x, _ = model.blocks[i](x, None, model.rotary, None)
+    return x[0].cpu()
+
+
+@torch.no_grad()
 def layer_pattern(model: Transformer, tr: Trace, layer: int, rows: int | None = None) -> torch.Tensor:
     """(heads, n, n) one layer's attention weights over the first n = `rows` tokens (default: all): the recorded
     pattern when `tr` holds it, else computed from the residual stream `tr` recorded entering the layer — that
@@ -521,16 +548,18 @@ def layer_patterns(model: Transformer, tr: Trace, rows: int | None = None) -> It
 
 
 @torch.no_grad()
-def head_pattern(model: Transformer, tr: Trace, layer: int, head: int) -> torch.Tensor:
+def head_pattern(model: Transformer, tr: Trace, layer: int, head: int, stream: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """(T, T) one head's attention weights, computed from the residual stream `tr` recorded entering `layer`: its
     q and k (RoPE included), q·kᵀ/√hs, the model's mask, softmax — the model's own pattern, to float rounding,
     without any pattern having been stored. At SmolLM2's 8,192 tokens it is 268 MB where all 270 heads would be
-    18 GB; `tr` needs only the residual stream (e.g. record=("blocks.*.hook_resid_post",))."""
+    18 GB; `tr` needs only the residual stream (RESIDUAL_RECORD), or some of it (checkpoint_record: the blocks
+    between are run again, `stream_into`). `stream`: the (T, d) stream entering `layer`, when the caller has it."""
     cfg = model.config
     if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
         raise ValueError(f"layer {layer} head {head} is not in this model ({cfg.n_layers} × {cfg.n_heads})")
     block = model.blocks[layer]
-    x = tr.resid_pre(layer).to(model.device)[None]  # (1, T, d)
+    x = (stream_into(model, tr, layer) if stream is None else stream).to(model.device)[None]  # (1, T, d)
     q, k, _, _ = block.attn.project(x if cfg.post_norm else block.ln1(x), model.rotary, None, None)
     q = q[0, head] * (1.0 / math.sqrt(cfg.head_dim))  # (T, hs), scaled as the model does
     scores = q @ k[0, cfg.kv_head(head)].T  # (T, T)

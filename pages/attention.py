@@ -8,7 +8,7 @@ import streamlit as st
 from core.interpret.attention_math import one_word_edit, query_math
 from core.loading import registry
 from core.loading.packaged import INSTALL_HINT
-from core.trace import pattern_bytes
+from core.trace import CHECKPOINT_EVERY, pattern_bytes
 from pages.common import cache, chart, errors, figures, sidebar, switch_off, texts, widgets
 from pages.common.html import bertviz_offline, model_view_height, visible
 
@@ -115,8 +115,10 @@ def whole_text(layer: int, head: int) -> None:
     st.markdown(
         f"The views above follow the first {T} tokens: keeping every head's weights for all {n:,} would take "
         f"{pattern_bytes(cfg, n) / 1e9:.1f} GB. Here the model reads all {n:,} tokens keeping only "
-        f"its residual stream ({cache.long_trace_bytes(ctx.model_name, ctx.device, ctx.text) / 1e6:,.0f} MB), and layer {layer} head "
-        f"{head}'s weights are computed from it with the model's own weights — the same numbers, recomputed.")
+        f"its residual stream entering every {CHECKPOINT_EVERY}th block "
+        f"({cache.long_trace_bytes(ctx.model_name, ctx.device, ctx.text) / 1e6:,.0f} MB); the stream entering layer "
+        f"{layer} is recomputed from the one kept below it, and head {head}'s weights from that, with the model's "
+        "own weights — the same numbers, recomputed.")
     if not widgets.toggle(f"Run the model over all {n:,} tokens (one forward pass; long on a laptop)", "attn.whole"):
         return
     query = widgets.number("Query token (position)", "attn.whole.query", 0, n - 1, n - 1)

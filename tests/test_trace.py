@@ -100,3 +100,19 @@ def test_layer_pattern_is_the_recorded_pattern_computed_from_the_kept_stream(nam
                                    rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="not in this model"):
         layer_pattern(model, plain, model.config.n_layers)
+
+
+@pytest.mark.parametrize("name", ["tiny-stories-1m", "tiny-llama", "tiny-bert"])
+def test_a_checkpointed_trace_recomputes_the_streams_between_and_any_heads_pattern(name):
+    """A long input keeps the stream entering every k-th block only; the stream entering any block and any head's
+    pattern come back from the checkpoint below it equal to a forward pass that recorded them."""
+    from core.trace import checkpoint_record, head_pattern, stream_into
+
+    model = tiny(name, dropout=0.0)
+    ids = [3, 17, 5, 9, 3, 17, 22, 8, 1, 40, 7, 7]
+    full = trace(model, ids, record="*")
+    light = trace(model, ids, record=checkpoint_record(model.config, every=2))
+    assert set(light.names) == {f"blocks.{i}.hook_resid_pre" for i in range(0, model.config.n_layers, 2)}
+    for layer in range(model.config.n_layers):
+        torch.testing.assert_close(stream_into(model, light, layer), full.resid_pre(layer), rtol=0, atol=1e-5)
+        torch.testing.assert_close(head_pattern(model, light, layer, 1), full.pattern(layer)[1], rtol=0, atol=1e-5)

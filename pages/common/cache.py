@@ -27,7 +27,7 @@ from core.interpret.heads import head_labels
 from core.interpret.positions import word_order_experiment
 from core.loading import registry
 from core.model import DEFAULT_RECORD, PATTERN_RECORD, Recorder
-from core.trace import RESIDUAL_RECORD, attention_record, grow, pattern_bytes, recording_bytes, token_limit
+from core.trace import attention_record, checkpoint_record, grow, pattern_bytes, recording_bytes, token_limit
 
 
 def _wait_notice(spinner: str | None) -> Callable[[int, float], None]:
@@ -152,26 +152,45 @@ def traced(name: str, device: str, text: str, record: Iterable[str] = (), logits
 
 
 def long_trace_bytes(name: str, device: str, text: str) -> int:
-    """What `long_trace` keeps: the residual stream of the whole text, up to the model's context."""
+    """What `long_trace` keeps: the residual stream of the whole text (up to the model's context) entering every
+    CHECKPOINT_EVERY-th block."""
     cfg = model(name, device).config
-    return recording_bytes(cfg, Recorder(RESIDUAL_RECORD), n_tokens(name, device, text, cfg.n_ctx))
+    return recording_bytes(cfg, Recorder(checkpoint_record(cfg)), n_tokens(name, device, text, cfg.n_ctx))
 
 
 @kept(long=True, what="the whole text's residual stream", estimate=long_trace_bytes)
 def long_trace(name: str, device: str, text: str):
-    """The whole text, up to the model's context, with only the residual stream recorded (SmolLM2 at 8,192 tokens:
-    585 MB, where every attention pattern would be 18.7 GB): any head's pattern is computed from it on demand."""
-    return trace(model(name, device), text, record=RESIDUAL_RECORD, logits="none")
+    """The whole text, up to the model's context, with the residual stream recorded entering every
+    CHECKPOINT_EVERY-th block (SmolLM2 at 8,192 tokens: 94 MB, where every block's stream would be 585 MB and every
+    attention pattern 18.7 GB): any head's pattern is computed from it on demand."""
+    loaded = model(name, device)
+    return trace(loaded, text, record=checkpoint_record(loaded.config), logits="none")
+
+
+def _stream_bytes(name: str, device: str, text: str, layer: int) -> int:
+    cfg = model(name, device).config
+    return n_tokens(name, device, text, cfg.n_ctx) * cfg.d_model * 4
+
+
+@kept(long=True, what="the stream entering this layer", estimate=_stream_bytes)
+def long_stream(name: str, device: str, text: str, layer: int):
+    """(T, d) the whole text's stream entering `layer` (core.trace.stream_into: the blocks after the checkpoint
+    below it run again, at most CHECKPOINT_EVERY - 1 of them), kept while the learner looks at that layer."""
+    from core.trace import stream_into
+
+    return stream_into(model(name, device), long_trace(name, device, text), layer)
 
 
 @kept(long=True)
 def long_head(name: str, device: str, text: str, layer: int, head: int, query: int):
-    """One head over the whole text (core.trace.head_pattern from `long_trace`): its overview, and the weights of
+    """One head over the whole text (core.trace.head_pattern from `long_stream`): its overview, and the weights of
     one query token over every key."""
     from core.interpret.heads import head_overview
     from core.trace import head_pattern
 
-    pattern = head_pattern(model(name, device), long_trace(name, device, text), layer, head)
+    loaded = model(name, device)
+    pattern = head_pattern(loaded, long_trace(name, device, text), layer, head,
+                           stream=long_stream(name, device, text, layer))
     return head_overview(pattern), pattern[query].numpy().copy()  # a copy: a view would keep the (T, T) pattern
 
 
@@ -371,12 +390,11 @@ def snapshot_translations(name: str, text: str) -> list[tuple[int, str]]:
 
 @kept(spinner="Running your text through the model…")
 def lesson(name: str, device: str, text: str):
-    """The guided lesson's numbers (core.lesson) for one text, from the text's one trace, grown."""
+    """The guided lesson's numbers (core.lesson) for one text, from the text's one trace grown with what the lesson
+    reads (inside core.lesson.lesson; the grown copy is not kept: the lesson is made once per text)."""
     from core.lesson import lesson as gather
-    from core.lesson import lesson_record
 
-    loaded = model(name, device)
-    return gather(loaded, grown(name, device, text, lesson_record(loaded.config)))
+    return gather(model(name, device), traced(name, device, text))
 
 
 # --- causal experiments: activation patching, steering, surprise (core.interventions, core.interpret.surprisal) ---
@@ -476,11 +494,12 @@ def seq2seq_architecture(name: str, device: str, text: str):
 @kept(spinner="Measuring every part's share of every stream…")
 def information_flow(name: str, device: str, text: str):
     """Every part's share of every residual stream (core.interpret.flow.contribution_flow), from the text's one trace grown by
-    each block's values and the streams around its feed-forward block (one block pass each, no new forward)."""
+    each block's values and the streams around its feed-forward block (one block pass each, no new forward; the
+    grown copy is not kept: the flow is made once per text)."""
     from core.interpret.flow import contribution_flow, flow_record
 
     loaded = model(name, device)
-    return contribution_flow(loaded, grown(name, device, text, flow_record(loaded.config.post_norm)))
+    return contribution_flow(loaded, grow(loaded, traced(name, device, text), flow_record(loaded.config.post_norm)))
 
 
 def _tuned(value):

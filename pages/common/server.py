@@ -32,11 +32,14 @@ def _clear_own_session_only(self) -> None:
 
 
 def harden() -> None:
-    """Apply the changes above (idempotent)."""
+    """Apply the changes above (idempotent), and tune the allocator (core.budget.tune_allocator)."""
     from streamlit.runtime.app_session import AppSession
+
+    from core.budget import tune_allocator
 
     if getattr(AppSession._handle_clear_cache_request, "__name__", "") == _clear_own_session_only.__name__:
         return
+    tune_allocator()  # once per process (the first run, before learners' work allocates)
     if not hasattr(AppSession, "_handle_clear_cache_request"):  # a Streamlit that handles it elsewhere
         log.warning("Streamlit has no AppSession._handle_clear_cache_request: a client's clear_cache message may "
                     "flush every learner's caches")
