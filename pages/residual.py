@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.interpret.norms import NORM_RECORD, norm_label, norm_names, norm_steps
+from core.interpret.norms import norm_label, norm_names, norm_steps
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
 
@@ -63,8 +63,7 @@ where = widgets.choice("selectbox", "Norm", "res.norm", norm_names(cfg), default
                        format_func=lambda n: norm_label(cfg, n))
 pos = widgets.choice("selectbox", "Token", "res.pos", list(range(tr.n_tokens)), default=tr.n_tokens - 1, where=c2,
                      format_func=lambda i: f"{i}: {visible(tr.tokens[i])}")
-steps = norm_steps(model, cache.traced(ctx.model_name, ctx.device, ctx.text, record=NORM_RECORD),
-                   where, pos)
+steps = norm_steps(model, tr, where, pos)  # the text's trace, grown (a copy) by that norm's block at most
 c = st.columns(4)
 c[0].metric("Mean of the input" if steps.mean is not None else "Mean (not subtracted)",
             f"{steps.mean if steps.mean is not None else float(steps.before.mean()):.3f}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from core.model import Transformer
-from core.trace import Trace, grow
+from core.trace import Trace, grow, hook
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,24 @@ NORM_RECORD = ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "blocks.
 
 
 
+def norm_record(cfg, where: str) -> tuple[str, ...]:
+    """What `norm_steps` reads for the norm `where`: the tensors that add up to its input (one block's at most)."""
+    if where in ("ln_embed", "ln_final"):
+        return ("hook_embed", "hook_pos_embed", "hook_token_type_embed", hook(cfg.n_layers - 1, "hook_resid_post"))
+    layer, which = int(where.split(".")[1]), where.split(".")[2]
+    if which == "ln1":
+        return (hook(layer, "hook_resid_pre"),) + ((hook(layer, "hook_attn_out"),) if cfg.post_norm else ())
+    return (hook(layer, "hook_resid_mid"),) + ((hook(layer, "hook_mlp_out"),) if cfg.post_norm else ())
+
+
 def norm_steps(model: Transformer, tr: Trace, where: str, position: int) -> NormSteps:
     """The norm `where` (one of norm_names) applied to the token at `position`, step by step, with the model's own
-    gain, bias and ε. `after` equals what the model computed there."""
+    gain, bias and ε. `after` equals what the model computed there. `tr` grows (a copy) by what that norm reads:
+    one block run again at most."""
     cfg = model.config
     if where not in norm_names(cfg):
         raise ValueError(f"{where!r} is not a norm of {cfg.name}: {norm_names(cfg)[:4]} …")
-    tr = grow(model, tr, NORM_RECORD)
+    tr = grow(model, tr, norm_record(cfg, where))
     if not -tr.n_tokens <= position < tr.n_tokens:
         raise ValueError(f"position {position} not in 0..{tr.n_tokens - 1}")
     norm = model.get_submodule(where)
