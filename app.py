@@ -43,7 +43,10 @@ try:
     st.session_state["_page"] = spec.url_path or "home"  # for file names of downloads
     if kind in spec.kinds:
         try:  # one page run per core at once (Home never waits): what a class's pages hold while they draw is bounded
-            page.run() if spec.url_path in LIGHT else cache.compute(page.run)
+            if spec.url_path in LIGHT:
+                page.run()
+            else:
+                cache.compute(page.run)
         finally:
             pins.unpin_traces()  # the page's fragments keep its globals: they must not keep its traces too
             server.freeze_long_lived()  # what the page imported

@@ -327,3 +327,28 @@ def test_functions_and_page_scripts_stay_short():
         if total > PAGE_SCRIPT_LINES:
             long.append(f"{rel}: the page script has {total} lines of module-level code")
     assert not long, "\n".join(long)
+
+
+def test_no_page_statement_is_written_by_streamlits_magic():
+    """Streamlit's magic st.writes every bare expression of a page script that is not a call or a docstring: a
+    conditional expression (`a() if x else b()`) once printed "None" at the end of every page. The rule is checked
+    on a snippet that breaks it, then on app.py and every page."""
+
+    def magic_written(source: str) -> list[int]:
+        lines = []
+        for node in ast.walk(ast.parse(source)):
+            for i, statement in enumerate(getattr(node, "body", []) if isinstance(getattr(node, "body", None), list)
+                                          else []):
+                if not isinstance(statement, ast.Expr):
+                    continue
+                value = statement.value
+                docstring = i == 0 and isinstance(value, ast.Constant) and isinstance(value.value, str) and isinstance(
+                    node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                if not (docstring or isinstance(value, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom))):
+                    lines.append(statement.lineno)
+        return lines
+
+    assert magic_written('"""doc"""\nf() if x else g()\ntry:\n    "stray"\nfinally:\n    h()\n') == [2, 4]
+    scripts = [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]
+    found = {str(p.relative_to(ROOT)): magic_written(p.read_text(encoding="utf-8")) for p in scripts}
+    assert not {p: lines for p, lines in found.items() if lines}

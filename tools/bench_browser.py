@@ -117,6 +117,29 @@ def timed(action, page, timeout_s: float = 180) -> float:
     return time.perf_counter() - start
 
 
+def switched(action, page, path: str, timeout_s: float = 60) -> float:
+    """Seconds from `action` (a click in the page list) to the page at `path` drawn: the address shows it, its title
+    is new, the script idle and every chart drawn, three looks in a row (timed at the first). A fast run (Home) can
+    start and finish
+    between two renders of the app, so the run counter that `timed` reads may never move on a page switch."""
+    heading = page.locator("h1").first.inner_text()
+    start = time.perf_counter()
+    action()
+    deadline, quiet, seen = start + timeout_s, 0, 0.0
+    while time.perf_counter() < deadline:
+        now = time.perf_counter()
+        there = page.evaluate("() => location.pathname.replace(/\\/$/, '')").endswith(f"/{path}" if path else "")
+        h1 = page.locator("h1").first
+        new = h1.count() and h1.inner_text() != heading
+        idle = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').count() == 1
+        quiet = quiet + 1 if there and new and idle and page.evaluate(UNDRAWN) == 0 else 0
+        seen = now if quiet == 1 else seen
+        if quiet >= 3:
+            return seen - start
+        time.sleep(0.01)
+    raise TimeoutError(f"the page did not switch to /{path} within {timeout_s:g} s")
+
+
 def set_text(page, text: str) -> None:
     box = page.locator('[data-testid="stSidebar"] textarea').first
     box.fill(text)
@@ -160,12 +183,12 @@ def measure(browser, server: str, path: str, model: str, layered: bool, reps: in
             result["control change"].append(timed(lambda: layer_step(page), page))
         if path:  # from Home to the page (Home itself is the text-change floor)
             try:
-                timed(page.locator('[data-testid="stSidebarNav"] a').first.click, page, timeout_s=30)
+                switched(page.locator('[data-testid="stSidebarNav"] a').first.click, page, "", timeout_s=30)
                 target = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{path}"]').first
                 more = page.locator('[data-testid="stSidebarNavViewButton"]')
                 if not target.is_visible() and more.count():  # a long page list shows its first ten
                     more.first.click()
-                result["page switch"].append(timed(target.click, page))
+                result["page switch"].append(switched(target.click, page, path))
             except TimeoutError:  # seen after keyboard slider moves: reported, not hidden
                 print(f"  {path} ({model}): a page switch did not settle within 30 s; not counted", flush=True)
                 page.goto(own_url, wait_until="domcontentloaded")  # back on this page, not wherever it stuck

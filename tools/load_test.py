@@ -16,6 +16,11 @@ each group against one learner alone, Home's p95 and slowest answer, every error
 peak resident memory against its memory budget (--budget sets GLASSBOX_MEMORY_BUDGET; the default is what a 2.7 GB
 container, Community Cloud's largest plan, would get: half of it).
 
+--scenario trainings: --learners learners press "Fine-tune a copy" on Train it yourself at once, the first --distinct
+of them with a seed of their own (distinct work), the others with the same settings (identical work, which the
+server must run once and share). Reported: p50/p95 of each group against one learner alone (another seed), every
+error a learner saw, and the server's peak resident memory.
+
 Learners (--clients):
 - protocol (default): Streamlit's own websocket protocol (tools.session); ready = the page's script run finished.
   This is the server's share of the wait: in a classroom each learner's browser draws on the learner's laptop.
@@ -173,6 +178,43 @@ async def class_run(base: str, args) -> dict:
     return {"alone": alone, "results": results, "home": home}
 
 
+async def trainings_run(base: str, args) -> dict:
+    from tools.session import visit
+
+    page, started = "fine_tuning", time.time_ns()  # a fresh sentence each run: no trainings kept from before
+
+    def query(seed: int) -> str:
+        lines = f"The dragon's name is Zorbo ({started}).\nEveryone knows that the dragon's name is Zorbo."
+        return f"ft.texts={urllib.parse.quote(lines)}&ft.steps=40&ft.seed={seed}"
+
+    await visit(base, "", "text=warm%20up", args.timeout)  # the model loaded once, untimed
+    alone = await visit(base, page, query(9999), args.timeout, press="ft.go")
+
+    async def learner(i: int):
+        distinct = i < args.distinct
+        return distinct, await visit(base, page, query(100 + i if distinct else 0), args.timeout, press="ft.go")
+
+    return {"alone": alone, "results": await asyncio.gather(*(learner(i) for i in range(args.learners)))}
+
+
+def trainings_report(out: dict, pid: int) -> None:
+    alone = out["alone"]
+    print(f"one learner alone: {alone.seconds or float('nan'):.1f} s ({alone.status}"
+          + (f"; errors {alone.errors}" if alone.errors else "") + ")", flush=True)
+    for distinct, label in ((True, "own seed (distinct trainings)"), (False, "same settings (identical trainings)")):
+        visits = [v for d, v in out["results"] if d == distinct]
+        done = [v.seconds for v in visits if v.seconds is not None]
+        if visits:
+            print(f"{label}: {len(visits)} learners; p50 {percentile(done, 0.5):.1f} s, p95 "
+                  f"{percentile(done, 0.95):.1f} s ({percentile(done, 0.95) / (alone.seconds or float('nan')):.1f}× "
+                  f"one learner), {len(visits) - len(done)} did not finish", flush=True)
+    errors = [e for _, v in out["results"] for e in v.errors] + [v.status for _, v in out["results"]
+                                                                 if v.status != "finished"]
+    print(f"errors learners saw: {len(errors)}" + "".join(f"\n  {e[:200]}" for e in errors), flush=True)
+    now, peak = memory_mb(pid)
+    print(f"server resident memory: {now:.0f} MB now, {peak:.0f} MB at the peak", flush=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     done = sorted(values)
     return done[min(len(done) - 1, round(q * (len(done) - 1)))] if done else float("nan")
@@ -209,10 +251,15 @@ def main(argv: list[str] | None = None) -> None:
                                                         "N = N replicas behind nginx")
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--url", default="", help="an already running server or load balancer")
-    parser.add_argument("--scenario", choices=["page", "class"], default="page")
+    parser.add_argument("--scenario", choices=["page", "class", "trainings"], default="page")
+    parser.add_argument("--distinct", type=int, default=5, help="trainings: learners with a seed of their own")
     parser.add_argument("--whole", type=int, default=3, help="class: learners on the whole-text view")
     parser.add_argument("--budget", default="1.35G", help="class: the server's GLASSBOX_MEMORY_BUDGET")
     args = parser.parse_args(argv)
+    if args.scenario == "trainings":
+        with setup(0) as (url, _, pids):
+            trainings_report(asyncio.run(trainings_run(url, args)), pids[0])
+        return
     if args.scenario == "class":
         import os
 

@@ -55,9 +55,11 @@ def _note_error(element, errors: list[str]) -> None:
         errors.append(element.alert.body)
 
 
-async def visit(base: str, page: str, query: str, timeout_s: float = 180, cookies: dict[str, str] | None = None
-                ) -> Visit:
-    """Open `base/page?query` as a new learner (or one holding `cookies`) and wait for the page's script run."""
+async def visit(base: str, page: str, query: str, timeout_s: float = 180, cookies: dict[str, str] | None = None,
+                press: str | None = None) -> Visit:
+    """Open `base/page?query` as a new learner (or one holding `cookies`) and wait for the page's script run.
+    press: the key of a button the learner then clicks (e.g. "ft.go"): the click's run is waited for too, as
+    Streamlit's front end sends it (a rerun carrying the button's trigger)."""
     import websockets
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -79,16 +81,30 @@ async def visit(base: str, page: str, query: str, timeout_s: float = 180, cookie
             message.rerun_script.query_string = query
             message.rerun_script.page_name = page
             await ws.send(message.SerializeToString())
+            button, pressed = None, press is None
             while True:
                 raw = await ws.recv()
                 result.sent_bytes += len(raw)
                 forward = ForwardMsg()
                 forward.ParseFromString(raw)
                 if forward.WhichOneof("type") == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                    _note_error(forward.delta.new_element, result.errors)
+                    element = forward.delta.new_element
+                    _note_error(element, result.errors)
+                    if press and element.WhichOneof("type") == "button" and element.button.id.endswith(f"-{press}"):
+                        button = element.button.id
                 if forward.WhichOneof("type") == "script_finished" and forward.script_finished in FINISHED:
                     result.status = FINISHED[forward.script_finished]
-                    return
+                    if pressed:
+                        return
+                    if button is None:
+                        result.status = f"no button {press!r} on the page"
+                        return
+                    click = BackMsg()
+                    click.rerun_script.query_string = query
+                    click.rerun_script.page_name = page
+                    click.rerun_script.widget_states.widgets.add(id=button, trigger_value=True)
+                    await ws.send(click.SerializeToString())
+                    pressed = True
 
     try:
         await asyncio.wait_for(run(), timeout_s)
