@@ -11,7 +11,8 @@ against a reference measured in the same run (absolute times drift on shared mac
    at a matmul peak measured here);
 3. KV-cached greedy generation of 32 tokens from a 16-token prompt vs HF `generate`;
 4. bytes held by a full trace of GPT-2 small at T = 1024;
-5. the embedded model's recorded forward at its full context.
+5. every offline model (the embedded GPT, SmolLM2, MiniLM, where installed): the recorded forward's overhead over
+   the same forward with nothing recorded, at T = 16 … 1,024 (up to its context), and with every pattern recorded.
 Needs `transformers` (a test/dev dependency).
 """
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
                "transformers": transformers.__version__, "python": platform.python_version(),
                "cpu": platform.processor() or platform.machine()}
     print("machine:", machine)
-    out: dict = {"machine": machine, "forward": [], "generation": {}, "memory": {}, "embedded": {}}
+    out: dict = {"machine": machine, "forward": [], "generation": {}, "memory": {}, "models": []}
 
     hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(attn_implementation="eager")).eval()
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,15 +130,30 @@ def main(argv: list[str] | None = None) -> dict:
     out["memory"]["gpt2_trace_T1024_MB"] = round(full.nbytes / 1e6, 1)
     print(f"GPT-2 small trace at T=1024 holds {out['memory']['gpt2_trace_T1024_MB']} MB")
 
-    if (MODELS_DIR / DEFAULT_MODEL / "config.json").exists():
-        small = load_model(device="cpu")
-        ids = torch.randint(0, small.config.vocab_size - 1, (small.config.n_ctx,)).tolist()
-        t = interleaved({"recorded": lambda: trace(small, ids), "plain": lambda: trace(small, ids, record=()),
-                         "patterns": lambda: trace(small, ids, record=(*DEFAULT_RECORD, PATTERN_RECORD))}, reps)
-        out["embedded"] = {"T": small.config.n_ctx, "recorded_ms": round(t["recorded"] * 1e3, 2),
-                           "unrecorded_ms": round(t["plain"] * 1e3, 2), "with_patterns_ms": round(t["patterns"] * 1e3, 2),
-                           "recording_overhead": round(t["recorded"] / t["plain"] - 1, 3)}
-        print("embedded model at full context:", out["embedded"])
+    out["models"] = []
+    print(f"{'model':<16}{'T':>6}{'plain':>10}{'recorded':>10}{'recording':>10}{'+patterns':>10}")
+    for name in (DEFAULT_MODEL, "smollm2-135m", "minilm-l6"):
+        if name == DEFAULT_MODEL and not (MODELS_DIR / DEFAULT_MODEL / "config.json").exists():
+            continue
+        try:
+            model = load_model(name, device="cpu")
+        except (ValueError, OSError, ImportError) as err:  # a packaged model that is not installed
+            print(f"{name}: not measured ({err})")
+            continue
+        n_ctx = model.config.n_ctx
+        for T in sorted({min(n, n_ctx) for n in ([16, 64] if args.quick else [16, 64, 256, 1024])}):
+            ids = torch.randint(0, model.config.vocab_size - 1, (T,), generator=torch.Generator().manual_seed(T)).tolist()
+            t = interleaved({"recorded": lambda ids=ids, model=model: trace(model, ids),
+                             "plain": lambda ids=ids, model=model: trace(model, ids, record=()),
+                             "patterns": lambda ids=ids, model=model: trace(model, ids,
+                                                                              record=(*DEFAULT_RECORD, PATTERN_RECORD))},
+                            reps)
+            row = {"model": name, "T": T, **{f"{k}_ms": round(v * 1e3, 2) for k, v in t.items()},
+                   "recording_overhead": round(t["recorded"] / t["plain"] - 1, 3),
+                   "patterns_overhead": round(t["patterns"] / t["plain"] - 1, 3)}
+            out["models"].append(row)
+            print(f"{name:<16}{T:>6}{row['plain_ms']:>8.1f}ms{row['recorded_ms']:>8.1f}ms"
+                  f"{row['recording_overhead']:>+10.1%}{row['patterns_overhead']:>+10.1%}", flush=True)
 
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
