@@ -90,20 +90,50 @@ UNDRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')]
   .filter(e => e.offsetParent !== null && !e.querySelector('.main-svg')).length"""
 
 
+# Counts the messages the server sends (installed before the app's own scripts, see `new_page`): a run so fast
+# that the app never renders its "running" state (Home, a slider's fragment) is seen by its messages instead.
+SOCKET = """(() => {
+  const Real = window.WebSocket;
+  window.__ws = {n: 0, last: 0};
+  function Counted(...args) {
+    const ws = new Real(...args);
+    ws.addEventListener('message', () => { window.__ws.n += 1; window.__ws.last = performance.now(); });
+    return ws;
+  }
+  Counted.prototype = Real.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Counted[k] = Real[k];
+  window.WebSocket = Counted;
+})();"""
+QUIET_MS = 200  # no message from the server for this long after a run's messages: the run is over
+
+
+def new_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(SOCKET)
+    return context.new_page()
+
+
 def runs_done(page) -> int:
     return page.evaluate("() => window.__runs.done")
 
 
-def ready(page, after: int | None = None, timeout_s: float = 180) -> None:
-    """Streamlit finished a script run (more than `after` runs done: the app's own data-test-script-state) and
-    every chart on the page is drawn."""
+def ready(page, after: int | None = None, timeout_s: float = 180, messages: int | None = None,
+          since: float | None = None) -> float | None:
+    """Streamlit finished a script run (more than `after` runs done: the app's own data-test-script-state; or, when
+    the run was too fast to show that state, more than `messages` messages came and then none for QUIET_MS) and
+    every chart on the page is drawn. Returns, for the second way, the seconds from `since` (page clock, ms) to the
+    last message."""
     page.evaluate(WATCH)
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        finished = after is None or runs_done(page) > after
+        finished, by_messages = after is None or runs_done(page) > after, None
+        if not finished and messages is not None:
+            n, last, now = page.evaluate("() => [window.__ws.n, window.__ws.last, performance.now()]")
+            if n > messages and now - last >= QUIET_MS:
+                finished, by_messages = True, (last - since) / 1000
         idle = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').count() == 1
         if finished and idle and page.evaluate(UNDRAWN) == 0:
-            return
+            return by_messages
         time.sleep(0.01)
     raise TimeoutError("the page did not settle")
 
@@ -111,33 +141,36 @@ def ready(page, after: int | None = None, timeout_s: float = 180) -> None:
 def timed(action, page, timeout_s: float = 180) -> float:
     page.evaluate(WATCH)
     before = runs_done(page)
+    messages, since = page.evaluate("() => [window.__ws.n, performance.now()]")
     start = time.perf_counter()
     action()
-    ready(page, after=before, timeout_s=timeout_s)
-    return time.perf_counter() - start
+    by_messages = ready(page, after=before, timeout_s=timeout_s, messages=messages, since=since)
+    return time.perf_counter() - start if by_messages is None else by_messages
 
 
 def switched(action, page, path: str, timeout_s: float = 60) -> float:
-    """Seconds from `action` (a click in the page list) to the page at `path` drawn: the address shows it, its title
-    is new, the script idle and every chart drawn, three looks in a row (timed at the first). A fast run (Home) can
-    start and finish
-    between two renders of the app, so the run counter that `timed` reads may never move on a page switch."""
+    """`timed` for a click in the page list: also waits until the address shows `path` and the page's title is
+    new (an old page can look idle for a moment after the click, before the new page's run starts)."""
     heading = page.locator("h1").first.inner_text()
-    start = time.perf_counter()
-    action()
-    deadline, quiet, seen = start + timeout_s, 0, 0.0
-    while time.perf_counter() < deadline:
-        now = time.perf_counter()
+
+    def arrived() -> bool:
         there = page.evaluate("() => location.pathname.replace(/\\/$/, '')").endswith(f"/{path}" if path else "")
         h1 = page.locator("h1").first
-        new = h1.count() and h1.inner_text() != heading
-        idle = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').count() == 1
-        quiet = quiet + 1 if there and new and idle and page.evaluate(UNDRAWN) == 0 else 0
-        seen = now if quiet == 1 else seen
-        if quiet >= 3:
-            return seen - start
+        return bool(there and h1.count() and h1.inner_text() != heading)
+
+    page.evaluate(WATCH)
+    before = runs_done(page)
+    messages, since = page.evaluate("() => [window.__ws.n, performance.now()]")
+    start = time.perf_counter()
+    action()
+    deadline = start + timeout_s
+    while not arrived():
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"the page did not switch to /{path} within {timeout_s:g} s")
         time.sleep(0.01)
-    raise TimeoutError(f"the page did not switch to /{path} within {timeout_s:g} s")
+    by_messages = ready(page, after=before, timeout_s=max(1.0, deadline - time.perf_counter()), messages=messages,
+                        since=since)
+    return time.perf_counter() - start if by_messages is None else by_messages
 
 
 def set_text(page, text: str) -> None:
@@ -169,7 +202,7 @@ def forward_seconds(model_name: str, text: str, reps: int) -> float:
 
 
 def measure(browser, server: str, path: str, model: str, layered: bool, reps: int) -> dict:
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page = new_page(browser)
     own_url = f"{server}/{path}?model={model}&text={urllib.request.quote(TEXTS[0])}"
     page.goto(own_url, wait_until="domcontentloaded")
     page.wait_for_selector("h1", timeout=180_000)
