@@ -65,9 +65,17 @@ def sampling_distribution(
 
 def temperature_sweep(logits: torch.Tensor, temperatures: list[float]) -> tuple[list[float], list[float]]:
     """Entropy (nats) of the sampling distribution at each temperature T > 0 (no top-k, no top-p) and the most likely
-    token's probability."""
-    rows = [sampling_distribution(logits, t).probs for t in temperatures]
-    return [entropy(p) for p in rows], [float(p.max()) for p in rows]
+    token's probability: every temperature at once, as one (temperatures, V) softmax — the same numbers as
+    `sampling_distribution` and `entropy` one temperature at a time, in a few tensor operations instead of forty
+    times ten (small operations each pay torch's thread start-up, which on a busy server costs a millisecond)."""
+    logits = logits.float()
+    check_logits(logits, None)
+    temps = torch.tensor(temperatures, dtype=torch.float32)
+    if (temps <= 0).any():
+        raise ValueError("the sweep's temperatures must be above 0")
+    probs = (logits[None] / temps[:, None]).softmax(-1)  # (temperatures, V)
+    terms = torch.where(probs > 0, probs * probs.log(), torch.zeros(()))
+    return (-terms.sum(-1)).tolist(), probs.max(-1).values.tolist()
 
 
 def entropy(probs: torch.Tensor) -> float:

@@ -154,9 +154,9 @@ def one_head() -> None:
     if T > figures.DENSE:
         st.caption(f"{T} tokens: the map keeps its size — drag a box over it to zoom in, double-click to zoom out; every "
                    "cell names its query and key on hover.")
-    widgets.download_csv({"query": [t for t in tr.tokens for _ in range(T)], "key": tr.tokens * T,
-                          "query_pos": np.repeat(np.arange(T), T), "key_pos": np.tile(np.arange(T), T),
-                          "weight": pattern.reshape(-1)}, "attention.csv")
+    widgets.download_csv(lambda tokens=tr.tokens, pattern=pattern: {  # T² rows, made when clicked
+        "query": [t for t in tokens for _ in range(T)], "key": tokens * T, "query_pos": np.repeat(np.arange(T), T),
+        "key_pos": np.tile(np.arange(T), T), "weight": pattern.reshape(-1)}, "attention.csv")
     if widgets.toggle(f"Switch layer {layer} head {head} off", "attn.off"):
         switch_off.show(ctx, [(layer, head)], [], "attn.off.fig")
 

@@ -43,8 +43,9 @@ c1.metric("Sum of all probabilities", f"{total:.4f}", help=f"Summed exactly: {to
           f"{abs(total - 1):.1e}.")
 c2.metric("Entropy (T = 1)", f"{H:.3f} nats")
 c3.metric("Effective number of choices (e^entropy)", f"{math.exp(H):.1f}")
-widgets.download_csv({"token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)),
-                      "logit": tr.logits.numpy(), "probability": probs.numpy()}, "next_token.csv")
+widgets.download_csv(lambda logits=tr.logits, probs=probs: {  # made when clicked: a name per token
+    "token": [name(i) for i in range(cfg.vocab_size)], "id": list(range(cfg.vocab_size)), "logit": logits.numpy(),
+    "probability": probs.numpy()}, "next_token.csv")
 
 @errors.fragment
 def switched_off() -> None:

@@ -62,3 +62,16 @@ def test_generation_tree_layout_and_path():
     assert places[0] == (0, 0) and places[a] == (1, 0)
     assert sorted(p[1] for p in places if p[0] == 2) == [0, 1]  # two branch ends, one row each
     assert tree.on_path() == {0, a, c} and tree.probs == [None, 0.5, 0.25, 0.125]
+
+
+def test_the_temperature_sweep_is_each_temperatures_own_distribution():
+    from core.generate import entropy, sampling_distribution, temperature_sweep
+
+    logits = torch.randn(5000, generator=torch.Generator().manual_seed(0)) * 4
+    temps = [0.05, 0.3, 1.0, 2.0]
+    entropies, tops = temperature_sweep(logits, temps)
+    for t, h, top in zip(temps, entropies, tops):
+        probs = sampling_distribution(logits, t).probs
+        assert abs(h - entropy(probs)) < 1e-4 and abs(top - float(probs.max())) < 1e-6
+    with pytest.raises(ValueError, match="above 0"):
+        temperature_sweep(logits, [0.0])
