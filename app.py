@@ -27,7 +27,8 @@ from pages.common.chart import browser_side  # noqa: E402
 
 LIGHT = {"", "home"}  # pages drawn from the model's config alone
 server.harden()  # a client's clear_cache message no longer flushes every learner's caches
-server.freeze_long_lived()  # Streamlit's collection after every run no longer walks every imported module
+server.freeze_long_lived()  # Streamlit's collection after every run no longer walks every imported module (the
+# modules a page imported are frozen at the next run's start, before that run's page makes anything)
 
 st.set_page_config(page_title="Glassbox — a see-through transformer", page_icon="🔍", layout="wide",
                    initial_sidebar_state="collapsed" if present.from_link() else "auto")
@@ -49,7 +50,6 @@ try:
                 cache.compute(page.run)
         finally:
             pins.unpin_traces()  # the page's fragments keep its globals: they must not keep its traces too
-            server.freeze_long_lived()  # what the page imported
     else:
         nav.not_for_this_model(spec, st.session_state["ctx"].model_name, kind)
 except Exception as err:  # st.stop, st.rerun and switch_page are BaseExceptions and pass through

@@ -6,8 +6,12 @@ entries are evicted, by size, to stay within `limit_bytes()`. Work that would no
 else is refused before it starts (`TooBig`, with a message that says why and what to do); work that would fit once
 other learners' running work is done waits for room.
 
-The budget counts what is KEPT. A computation also needs working memory while it runs; core.jobs bounds how many run
-at once, so that part is bounded too (it is measured by tools.load_test, not counted here).
+The budget counts what is KEPT, and what was kept and is still HELD: an entry evicted while a page still uses it (a
+learner's trace, evicted for another learner's work) frees nothing until that page lets go, so its bytes are
+counted (`held`, through a weak reference) until it is freed, and the store keeps that much less meanwhile. Held
+bytes never make work wait: they only shrink what is kept. A computation also needs working memory while it runs;
+core.jobs bounds how many run at once, so that part is bounded too (it is measured by tools.load_test, not counted
+here).
 
 The limit: GLASSBOX_MEMORY_BUDGET (bytes, or with a unit: "1.4G", "800M"), else half of the container's memory limit
 (cgroup v2 memory.max or v1 memory.limit_in_bytes) where one is set, else half of the machine's RAM. Half leaves room
@@ -19,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import itertools
 import os
 import re
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -169,8 +175,10 @@ class Store:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._reserved: dict[Hashable, int] = {}
         self._making: dict[Hashable, threading.Event] = {}
-        self._lock = threading.Condition()
+        self._lock = threading.Condition()  # an RLock inside: a weak reference's callback may run while it is held
         self.evictions = 0
+        self._held: dict[int, tuple[weakref.ref, int]] = {}  # evicted values still alive elsewhere: ref, bytes
+        self._tickets = itertools.count()
 
     @property
     def limit(self) -> int:
@@ -188,8 +196,35 @@ class Store:
         with self._lock:
             return self._used()
 
+    @property
+    def held(self) -> int:
+        """Bytes of evicted values that something still holds (freed when the last holder lets go)."""
+        with self._lock:
+            return sum(size for _, size in self._held.values())
+
     def _used(self) -> int:
         return sum(e.size for e in self._entries.values()) + sum(self._reserved.values())
+
+    def _occupied(self) -> int:
+        """What the kept entries, the reservations and the evicted-but-held values take: what eviction keeps within
+        the limit."""
+        return self._used() + sum(size for _, size in self._held.values())
+
+    def _hold(self, entry: _Entry) -> None:
+        """Count an evicted entry's bytes until its value is freed, if anything else still refers to it."""
+        ticket = next(self._tickets)
+
+        def freed(_ref, ticket=ticket) -> None:
+            with self._lock:
+                self._held.pop(ticket, None)
+                self._lock.notify_all()
+
+        try:
+            ref = weakref.ref(entry.value, freed)
+        except TypeError:  # tuples, lists, dicts: not weakly referable, counted as freed
+            return
+        self._held[ticket] = (ref, entry.size)
+        entry.value = None  # the store's own reference goes now: if nothing else holds the value, `freed` runs
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
@@ -286,13 +321,19 @@ class Store:
         self._lock.notify_all()
 
     def _evict(self, target: int, keep: Hashable | None = None, models_too: bool = False) -> None:
-        """Evict least recently used entries (never `keep`; models only for a model) until the used bytes are at most
-        `target`."""
-        for key in list(self._entries):
-            if self._used() <= target:
-                return
-            if key != keep and (models_too or not self._entries[key].pinned):
-                del self._entries[key]
+        """Evict least recently used entries (never `keep`; models only for a model) until the used bytes — with the
+        evicted values still held — are at most `target`: first the entries nothing else refers to (evicting one a
+        running page holds frees nothing, and that page would make it again if it asked twice), then the others."""
+        for only_free in (True, False):
+            for key in list(self._entries):
+                if self._occupied() <= target:
+                    return
+                entry = self._entries[key]
+                if key == keep or (entry.pinned and not models_too):
+                    continue
+                if only_free and sys.getrefcount(entry.value) > 2:  # the entry's own reference and the argument
+                    continue
+                self._hold(self._entries.pop(key))
                 self.evictions += 1
 
 

@@ -126,3 +126,23 @@ def test_work_that_cannot_fit_beside_the_models_is_refused_at_once():
     store.get("model", lambda: blob(8000), pin=True)
     with pytest.raises(TooBig, match="beside the loaded model"):
         store.get("trace", lambda: pytest.fail("never started"), estimate=4000, what="tracing this text")
+
+
+def test_an_evicted_value_still_held_is_counted_until_it_is_freed_and_free_entries_go_first():
+    """Evicting what a running page still holds frees nothing: its bytes stay counted (held) until it is let go,
+    the store keeps that much less meanwhile, and entries nothing else holds are evicted before held ones."""
+    store = Store(limit=1000)
+    a, b = torch.zeros(50, dtype=torch.float32), torch.zeros(50, dtype=torch.float32)  # 200 bytes each
+    store.put("a", a)
+    store.put("b", b)
+    del b  # only the store holds b now; a page still holds a
+    store.put("c", torch.zeros(175, dtype=torch.float32))  # 700 bytes: something must go
+    assert "a" in store and "b" not in store, "the entry nothing else held went first"
+    store.put("d", torch.zeros(50, dtype=torch.float32))  # 200 more: c goes (nothing else holds it), a stays
+    assert "a" in store and "c" not in store and store.held == 0
+    store.put("e", torch.zeros(225, dtype=torch.float32))  # 900 bytes: d goes, then a too, though held
+    assert "a" not in store and "d" not in store and store.held == 200 and store.kept == 900
+    store.put("f", torch.zeros(10, dtype=torch.float32))  # 40 bytes: with a held, e must go to make room
+    assert "e" not in store and store.kept + store.held <= 1000
+    del a
+    assert store.held == 0, "freed when the page let go"

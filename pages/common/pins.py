@@ -1,6 +1,7 @@
-"""What a learner's open page pins in the server's memory. A page with fragments (errors.fragment) keeps its module
-globals alive for as long as the learner stays on it, since its fragments rerun with them; the traces in those
-globals are swapped for PageTrace handles at the end of the page's run, so an open page pins no trace of its own
+"""What a learner's open page pins in the server's memory. A page's module globals outlive its run whenever a function
+defined in the page does — its fragments (errors.fragment) rerun with them, and Streamlit keeps a widget's
+format_func lambda until the next run; the traces in those globals are swapped for PageTrace handles at the end of
+the page's run, so an open page pins no trace of its own
 outside the memory budget (core.budget) — SmolLM2 at 768 tokens: 0.2–0.6 GB per learner, measured by counting
 live tensors."""
 
@@ -42,14 +43,14 @@ def handed_out(trace: object, fetch: Callable[[], object]) -> None:
 
 
 def keep_page_globals(namespace: dict) -> None:
-    """Called by errors.fragment: this page's globals outlive the run (its fragments rerun with them)."""
+    """Called by sidebar.context and errors.fragment: this page's globals may outlive the run."""
     _records()
     _run.page_globals[id(namespace)] = namespace
 
 
 def unpin_traces() -> None:
-    """At the end of a page's full run (app.py): every trace the page left in globals that its fragments keep
-    becomes a PageTrace; then this run's records are cleared."""
+    """At the end of a page's full run (app.py): every trace the page left in its globals becomes a PageTrace; then
+    this run's records are cleared."""
     traces = _records()
     for namespace in _run.page_globals.values():
         for name, value in list(namespace.items()):

@@ -4,9 +4,9 @@ Streamlit collects garbage after every script run (its runner.postScriptGC setti
 every object the process holds — about 400,000 once torch, plotly, pandas and Streamlit are imported: 0.16 s in a
 bare process and ~0.3 s in a serving one, with the GIL held, after every learner's every run (py-spy on a SmolLM2
 Attention text change: a third of the server's time). Modules, classes and functions live as long as the process:
-`freeze_long_lived` moves what exists after a run that imported something new out of the collector's sight
-(gc.freeze; reference counting still frees them, only cycles among them would wait), so the collection walks what
-the runs themselves made.
+at the start of a run, before its page makes anything, `freeze_long_lived` moves what exists out of the collector's
+sight when modules were imported since it last did (gc.freeze; reference counting still frees those objects, only
+cycles among them would never be collected), so the collection walks what the runs themselves make.
 
 Streamlit 1.67 answers a client's `clear_cache` message (a BackMsg any browser, or any script speaking its
 websocket protocol, can send; the developer menu's "Clear cache") by clearing st.cache_data and st.cache_resource
@@ -54,8 +54,10 @@ _modules_frozen = 0  # len(sys.modules) at the last freeze
 
 def freeze_long_lived() -> None:
     """gc.freeze() when modules were imported since the last call (see above): a bounded number of times per
-    process — after the first run of a page that imports something of its own — never once per run."""
+    process — the run after a page first imported something of its own — never once per run. The garbage there is
+    is collected first: a frozen cycle would never be."""
     global _modules_frozen
     if len(sys.modules) != _modules_frozen:
         _modules_frozen = len(sys.modules)
+        gc.collect()
         gc.freeze()

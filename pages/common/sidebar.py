@@ -6,6 +6,7 @@ A model that fails to load (offline, a broken download) leaves the previous one 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import streamlit as st
@@ -178,7 +179,14 @@ def context() -> Context:
     While no session of a fresh server has called st.navigation, Streamlit treats the pages/ folder the old way
     and runs a linked page's script on its own, without app.py. Calling st.navigation switches the process to the
     app's own navigation for good; the rerun then goes through app.py. Should that not happen, the page draws
-    the sidebar itself."""
+    the sidebar itself.
+
+    The calling page's globals are recorded (pages/common/pins.py): a page's functions — a fragment, a format_func
+    lambda Streamlit keeps with its widget — keep those globals alive after the run, and the traces in them are
+    swapped for handles when the run ends."""
+    caller = sys._getframe(1).f_globals
+    if caller.get("__name__") == "__main__":  # a page script (Streamlit runs each as __main__)
+        pins.keep_page_globals(caller)
     if st.session_state.get("_frame"):
         return st.session_state["ctx"]
     if not st.session_state.get("_nav_switched"):
