@@ -3,6 +3,7 @@ own — strips are the recorded tensors in cells, lengths their norms, the softm
 model's (pre- vs post-norm, RoPE, BERT's segment and embedding norm, an encoder's end, the encoder–decoder's two
 stacks), and the Forward pass page draws it with one line per block."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,13 +168,18 @@ def test_the_figure_draws_every_part_and_one_line_per_closed_block():
     targets = next(t for t in fig.data if t.meta == "targets")
     assert set(targets.customdata) == set(arch.parts)
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
-    assert {t.meta for t in heatmaps} >= {"blocks.0", "blocks.1", "blocks.3", "blocks.2.attn.3", "ln_final"}
-    drawn = next(t for t in heatmaps if t.meta == "blocks.3")
-    row = arch.blocks[3].stream
-    scale = max(abs(v) for v in row.cells)
-    assert list(drawn.z[0]) == pytest.approx([v / scale for v in row.cells]), "each strip on its own scale"
-    assert f"{row.norm:.3f}" in drawn.text[0][0]
-    assert len(drawn.z[0]) == CELLS
+    assert len(heatmaps) == 1, "every strip in one heatmap: one canvas for the browser to draw"
+    assert set(heatmaps[0].meta["parts"]) >= {"blocks.0", "blocks.1", "blocks.3", "blocks.2.attn.3", "ln_final"}
+    for name, row in (("blocks.3", arch.blocks[3].stream), ("blocks.2.attn.3", arch.parts["blocks.2.attn.3"].strip)):
+        values, hovers = picture.strip_cells(fig, name)
+        scale = max(abs(v) for v in row.cells)
+        assert values == pytest.approx([v / scale for v in row.cells]), "each strip on its own scale"
+        assert f"{row.norm:.3f}" in hovers[0] and len(values) == CELLS
+    z = np.array(heatmaps[0].z, dtype=float)
+    assert np.isfinite(z).sum() == CELLS * len(heatmaps[0].meta["parts"]), "a cell per strip cell, gaps elsewhere"
+    labels = picture.labels_of(fig)
+    assert "<b>Block 2</b> (open)" in labels and "Block 3" in labels and not fig.layout.annotations[0].text, \
+        "every label in the text trace; annotations only for arrows"
 
 
 def test_a_click_opens_the_parts_page_at_its_layer():
@@ -235,7 +241,7 @@ def test_forward_pass_draws_the_decoder_with_one_line_per_block():
     from pages.common.html import visible
 
     top = visible(model.tokenizer.display(int(tr.logits.argmax())))
-    assert any(top in (a.get("text") or "") for a in chart["layout"]["annotations"]), "the real next token"
+    assert any(top in text for text in picture.labels_of(chart)), "the real next token"
     at.selectbox(key="fp.arch.block").set_value(2).run()
     parts = drawn_parts(picture_of(at))
     assert "blocks.2.attn.0" in parts and "blocks.0" in parts and "blocks.0.attn" not in parts
@@ -250,5 +256,5 @@ def test_forward_pass_draws_the_encoder_as_an_encoder():
     assert len([p for p in parts if p.startswith("blocks.0.attn.")]) == 12, "12 heads in the open block"
     assert {"segment", "ln_embed", "output"} <= set(parts) and not {"unembed", "softmax", "ln_final"} & set(parts)
     assert "an encoder: 6 blocks" in chart["layout"]["title"]["text"] and "post-norm" in chart["layout"]["title"]["text"]
-    texts = " ".join(a.get("text") or "" for a in chart["layout"]["annotations"])
+    texts = " ".join(picture.labels_of(chart))
     assert "[play]" not in texts and "[.]" in texts, "the last word before [SEP] is followed"
