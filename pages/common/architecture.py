@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.colors import get_colorscale
 
 from core.interpret.architecture import Architecture, BlockRow, Part, Strip, block_of, part_id
 from core.interpret.norms import norm_of
@@ -431,7 +432,8 @@ def _strips_trace(strips: list) -> dict:
                 for r in rows:
                     z[r][j], text[r][j] = value, words
         where[name] = [rows[0], col[round(x0, 6)], n]
-    return dict(type="heatmap", z=z, x=xs, y=ys, zmin=-1, zmax=1, colorscale=figures.DIVERGING, showscale=False,
+    return dict(type="heatmap", z=z, x=xs, y=ys, zmin=-1, zmax=1, showscale=False,
+                colorscale=get_colorscale(figures.DIVERGING),  # Plotly.js's own "RdBu" runs the other way
                 text=text, hovertemplate="%{text}<extra></extra>", hoverongaps=False, xgap=0.5,
                 meta={"name": STRIPS, "parts": where})
 
@@ -467,22 +469,24 @@ def labels_of(fig: go.Figure | dict) -> list[str]:
 
 
 def _finish(c: _Canvas, title: str) -> go.Figure:
-    fig = go.Figure([_strips_trace(c.strips)] * bool(c.strips) + [_labels_trace(c.labels)] * bool(c.labels))
+    """The figure, built from plain dicts the code above made (Plotly's validation of ~150 shapes took most of a
+    SmolLM2 picture's build time; what goes to the browser is the same)."""
+    traces = [_strips_trace(c.strips)] * bool(c.strips) + [_labels_trace(c.labels)] * bool(c.labels)
     if c.targets:
         xs, ys, names, hovers = zip(*c.targets)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=list(names), hovertext=list(hovers),
-                                 hovertemplate="%{hovertext}<extra></extra>", meta="targets", name="parts",
-                                 marker=dict(size=16, symbol="square", color="rgba(0,0,0,0)",
-                                             line=dict(width=0)), showlegend=False))
+        traces.append(dict(type="scatter", x=xs, y=ys, mode="markers", customdata=list(names),
+                           hovertext=list(hovers), hovertemplate="%{hovertext}<extra></extra>", meta="targets",
+                           name="parts", marker=dict(size=16, symbol="square", color="rgba(0,0,0,0)",
+                                                     line=dict(width=0)), showlegend=False))
     height = c.y + 10
-    fig.update_layout(
+    layout = dict(
         title=dict(text=figures.plain(title), x=0, xanchor="left", font=dict(size=14)), height=height + 44,
         margin=dict(l=8, r=8, t=36, b=8), plot_bgcolor="white", paper_bgcolor="white", shapes=c.shapes,
         annotations=c.notes, showlegend=False, dragmode=False, hovermode="closest",
         xaxis=dict(range=[0, 100], visible=False, fixedrange=True),
         yaxis=dict(range=[height, 0], visible=False, fixedrange=True),
     )
-    return fig
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 HALF = 50.0  # an encoder–decoder's picture: the encoder in the left half, the decoder in the right
