@@ -132,6 +132,10 @@ def uncertainty(temperature: float, cols) -> None:
 
 def simulator(cols, seed: int, kept: int) -> None:
     st.subheader("Sampling simulator")
+    if not widgets.toggle("Draw tokens from this distribution and compare the counts with it", "nt.sim"):
+        st.caption("How often does each token come out when you draw many times? Switch on to draw 10 to 10,000 "
+                   "tokens with your seed and set their shares beside the probabilities.")
+        return
     n_draws = widgets.choice("select_slider", "Draws", "nt.draws", [10, 100, 1000, 10000], default=1000)
     generator = torch.Generator().manual_seed(int(seed))
     draws = torch.multinomial(cols.probs, n_draws, replacement=True, generator=generator)
@@ -186,6 +190,10 @@ def step_by_step(temperature: float, top_k: int, top_p: float, seed: int) -> Non
     if st.session_state.pop("nt.full", False):
         st.info(f"The tree is full ({tree.max_nodes} tokens): rewind to a branch you made, or change the text to start "
                 "a new tree.")
+    if len(tree) == 1:  # only the root: nothing to draw yet
+        st.caption("Sample a token or pick one of the likely ones: every choice you make grows a tree of branches "
+                   "here, and a click on a token rewinds the text to it.")
+        return
     labels = ["your text"] + [f"{name(t)} {percent(p)}" for t, p in zip(tree.token_ids[1:], tree.probs[1:])]
     event = chart.show(figures.tree(tree.layout(), tree.parents, labels, tree.on_path(), tree.current), key=f"nt.tree.{len(tree)}.{tree.current}", on_select="rerun", selection_mode="points")
     clicked = [int(p["point_index"]) for p in (event.selection.points if event else [])

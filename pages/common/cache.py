@@ -22,8 +22,10 @@ import streamlit as st
 from core import budget, jobs, load_tokenizer, trace
 from core.bpe import after_merges, tokens_per_merge, train_bpe
 from core.generate import temperature_sweep
+from core.interpret.attribution import ATTRIBUTION_RECORD
 from core.interpret.embeddings import embedding_pca as project_embeddings
 from core.interpret.heads import head_labels
+from core.interpret.lens import SUMMARY_RECORD
 from core.interpret.positions import word_order_experiment
 from core.loading import registry
 from core.model import DEFAULT_RECORD, PATTERN_RECORD, Recorder
@@ -108,14 +110,20 @@ def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = 
 
 
 SMALL_PATTERNS = 4_000_000  # bytes: every layer's attention weights recorded in the first forward pass up to this
+SMALL_ADDS = 8_000_000  # bytes: every block's adds recorded in the first forward pass up to this
+EVERY_ADD = tuple(name for name in dict.fromkeys(SUMMARY_RECORD + ATTRIBUTION_RECORD) if name not in DEFAULT_RECORD)
+"""What each block adds to the stream (after attention, its heads' outputs, after the feed-forward layer) beside the
+stream: what the Forward pass page, its architecture picture, the lesson and the logit attribution read."""
 
 
 def _first_record(cfg, n: int) -> tuple[str, ...]:
-    """What the text's one forward pass records: the residual stream (DEFAULT_RECORD), and every attention pattern
-    when they are small (SmolLM2 up to 60 tokens, MiniLM up to 117, the embedded model's whole 256) — the pages that
-    read every layer (head labels, the grid) then need no layer run again; a longer text's patterns are computed
-    per layer when shown (core.trace.layer_pattern), never all kept."""
-    return (*DEFAULT_RECORD, PATTERN_RECORD) if pattern_bytes(cfg, n) <= SMALL_PATTERNS else DEFAULT_RECORD
+    """What the text's one forward pass records: the residual stream (DEFAULT_RECORD), every attention pattern when
+    they are small (SmolLM2 up to 60 tokens, MiniLM up to 117, the embedded model's whole 256) and every block's adds
+    when they are (SmolLM2 up to 28 tokens; recording them costs the forward nothing measurable) — a typed sentence's
+    views then need no block run again (the Forward pass page ran every block twice); a longer text's are computed
+    from the stream when shown (core.trace.grow, core.trace.layer_pattern), never all kept."""
+    record = DEFAULT_RECORD + (PATTERN_RECORD,) * (pattern_bytes(cfg, n) <= SMALL_PATTERNS)
+    return record + EVERY_ADD * (recording_bytes(cfg, Recorder(EVERY_ADD), n) <= SMALL_ADDS)
 
 
 def _trace_bytes(name: str, device: str, text: str) -> int:
@@ -194,11 +202,17 @@ def long_head(name: str, device: str, text: str, layer: int, head: int, query: i
     return head_overview(pattern), pattern[query].numpy().copy()  # a copy: a view would keep the (T, T) pattern
 
 
-@kept()
 def grown(name: str, device: str, text: str, record: tuple[str, ...]):
-    """A copy of the text's trace grown by `record` (core.trace.grow), kept apart from the shared trace: what one
+    """The text's trace with `record` in it: the shared trace itself when its one forward pass recorded it (a short
+    text, see _first_record), else a copy grown by it (core.trace.grow), kept apart from the shared trace: what one
     view reads (one layer's attention, every block's adds) is evicted with that view's use, and the trace every
     page shares stays the residual stream."""
+    tr = _first_trace(name, device, text)
+    return tr if not tr.lacks(record) else _grown(name, device, text, record)
+
+
+@kept()
+def _grown(name: str, device: str, text: str, record: tuple[str, ...]):
     tr = _first_trace(name, device, text)
     return grow(model(name, device), budget.store.peek((__name__, "_first_trace", name, device, _frozen(text))) or tr,
                 record)
@@ -296,7 +310,6 @@ def snapshot_trace(name: str, step: int, text: str):
 def forward_summary(name: str, device: str, text: str, window: int):
     """core.interpret.lens.forward_summary, from the same grown copy (every block's adds) as the architecture
     picture on the same page: the blocks run again once per text, not once for each (py-spy: 0.3 s a run)."""
-    from core.interpret.lens import SUMMARY_RECORD
     from core.interpret.lens import forward_summary as summarise
 
     return summarise(model(name, device), grown(name, device, text, SUMMARY_RECORD), window=window, lens_k=0)
@@ -340,7 +353,7 @@ def output_change(name: str, device: str, text: str, heads: tuple[tuple[int, int
 
 @kept()
 def attribution(name: str, device: str, text: str, token_id: int):
-    from core.interpret.attribution import ATTRIBUTION_RECORD, logit_attribution
+    from core.interpret.attribution import logit_attribution
 
     return logit_attribution(model(name, device), grown(name, device, text, ATTRIBUTION_RECORD), token_id)
 
