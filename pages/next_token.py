@@ -132,7 +132,7 @@ def uncertainty(temperature: float, cols) -> None:
 
 def simulator(cols, seed: int, kept: int) -> None:
     st.subheader("Sampling simulator")
-    if not widgets.toggle("Draw tokens from this distribution and compare the counts with it", "nt.sim"):
+    if not widgets.toggle("Draw tokens from this distribution and compare the counts with it", "nt.simulate"):
         st.caption("How often does each token come out when you draw many times? Switch on to draw 10 to 10,000 "
                    "tokens with your seed and set their shares beside the probabilities.")
         return
@@ -231,4 +231,4 @@ fig = figures.heatmap(lens_p, x=figures.labels(tr.tokens), y=[f"after layer {i}"
                       title="Each cell: the token the final norm + unembedding would predict from that layer's "
                       "residual stream (colour = its probability)", colorscale="Viridis", zmid=None,
                       height=max(300, 40 * cfg.n_layers + 160), text=cells, xtitle="position (predicting the next token)")
-chart.show(fig, key="nt.lens")
+chart.show(fig, key="nt.lens.map")

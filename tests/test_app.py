@@ -86,6 +86,19 @@ def test_next_token_probabilities_sum_to_one():
     assert 0 < sum(bars["x"]) <= 1.0001 and bars["x"] == sorted(bars["x"], reverse=True)
 
 
+def test_next_token_draws_its_simulator_on_request_and_its_tree_from_the_first_step():
+    at = open_page(app(), "pages/next_token.py")
+    keys = lambda: [c.proto.id for c in at.get("plotly_chart")]  # noqa: E731
+    shown = len(keys())
+    assert not any(title(c).startswith("Generation") for c in charts(at))
+    at.toggle(key="nt.simulate").set_value(True).run()
+    draws = charts(at)
+    assert not at.exception and not at.error and len(draws) == shown + 1 and any(t.get("name", "").startswith("share of 1000 draws")
+                                           for c in draws for t in c["data"])
+    at.button(key="nt.sample").click().run()
+    assert not at.exception and len(keys()) == shown + 2, "the tree, once a token was drawn"
+
+
 def test_changing_layer_and_head_changes_the_heatmap():
     at = open_page(app(text="The animal didn't cross the street because it was too tired."), "pages/attention.py")
     before = charts(at)[0]["data"][0]["z"]
@@ -154,6 +167,21 @@ def test_online_model_while_offline_keeps_the_current_model(tmp_path, monkeypatc
 def test_pages_survive_hostile_text(text):
     for page in PAGES:
         open_page(app(text=text), page)
+
+
+@pytest.mark.slow  # every page again, every switch on
+def test_every_switch_on_every_page_draws_without_an_error():
+    """What is drawn on request is drawn too: every toggle of every page switched on at once (the logit lens's
+    switch and its chart once shared a key, and switching it on broke the page)."""
+    switched = 0
+    for page in PAGES:
+        at = open_page(app(), page)
+        for key in [w.key for w in at.toggle if w.key != "present"]:
+            at.toggle(key=key).set_value(True)
+            switched += 1
+        at.run()
+        assert not at.exception and not at.error, (page, [e.value for e in [*at.exception, *at.error]])
+    assert switched >= 10
 
 
 def installed(module):

@@ -1,6 +1,7 @@
 """pages/common/cache.py: one trace per text, grown for each view; everything kept within the memory budget."""
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from core import budget
@@ -50,3 +51,28 @@ def test_every_page_with_one_text_runs_one_forward_pass_of_it(name, monkeypatch)
     assert len(visited) >= 10 and len(full) == 1, f"forward passes of the text on {full}"
     # continuations of the text (the lesson's, the next-token page's, steering's) are generations, not views
     assert set(generated) <= {"pages/lesson.py", "pages/quiz.py", "pages/next_token.py", "pages/steering.py"}, generated
+
+
+def test_a_short_texts_one_forward_pass_records_every_blocks_adds(monkeypatch):
+    """The Forward pass page, its picture and the attribution read every block's adds: a short text's one forward
+    pass records them (no block runs again), a longer one's are grown from the stream — the same numbers either way."""
+    from core.interpret.attribution import ATTRIBUTION_RECORD
+    from core.interpret.lens import SUMMARY_RECORD, forward_summary
+    from pages.common import cache
+
+    name, text = "tiny-stories-1m", "Lily and Tom went to the park to play with a red ball."
+    budget.store.clear()
+    shared = cache.traced(name, "cpu", text)
+    assert not shared.lacks(SUMMARY_RECORD) and not shared.lacks(ATTRIBUTION_RECORD)
+    assert cache.grown(name, "cpu", text, SUMMARY_RECORD) is shared, "nothing grown, nothing kept twice"
+    monkeypatch.setattr(cache, "SMALL_ADDS", 0)  # as if the text were long
+    budget.store.clear()
+    stream_only = cache.traced(name, "cpu", text)
+    assert stream_only.lacks(SUMMARY_RECORD)
+    grown = cache.grown(name, "cpu", text, SUMMARY_RECORD)
+    assert grown is not stream_only and not grown.lacks(SUMMARY_RECORD)
+    model = cache.model(name, "cpu")
+    recorded, regrown = forward_summary(model, shared, lens_k=0), forward_summary(model, grown, lens_k=0)
+    assert torch.allclose(recorded.resid_norm, regrown.resid_norm, atol=1e-5)
+    assert torch.allclose(recorded.added_norm.nan_to_num(), regrown.added_norm.nan_to_num(), atol=1e-5)
+    budget.store.clear()

@@ -448,7 +448,8 @@ def strip_cells(fig: go.Figure, name: str) -> tuple[list[float], list[str]]:
         if len(cells) == n:
             break
         if not seen or trace.text[r][j] != seen[-1]:
-            cells.append(row[j]), seen.append(trace.text[r][j])
+            cells.append(row[j])
+            seen.append(trace.text[r][j])
     return cells, seen
 
 

@@ -111,9 +111,9 @@ def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = 
 
 SMALL_PATTERNS = 4_000_000  # bytes: every layer's attention weights recorded in the first forward pass up to this
 SMALL_ADDS = 8_000_000  # bytes: every block's adds recorded in the first forward pass up to this
+# What each block adds to the stream (after attention, its heads' outputs, after the feed-forward layer) beside the
+# stream: what the Forward pass page, its architecture picture, the lesson and the logit attribution read.
 EVERY_ADD = tuple(name for name in dict.fromkeys(SUMMARY_RECORD + ATTRIBUTION_RECORD) if name not in DEFAULT_RECORD)
-"""What each block adds to the stream (after attention, its heads' outputs, after the feed-forward layer) beside the
-stream: what the Forward pass page, its architecture picture, the lesson and the logit attribution read."""
 
 
 def _first_record(cfg, n: int) -> tuple[str, ...]:
