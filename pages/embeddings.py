@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.interpret.embeddings import analogy, embedding_rows, high_byte_cluster, token_neighbours, word_in_contexts
+from core.interpret.embeddings import embedding_rows, high_byte_cluster, word_in_contexts
 from core.loading import registry
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import visible
@@ -34,7 +34,7 @@ st.subheader("The whole vocabulary, projected")
 n_vocab_rows = min(cfg.vocab_size, 3000)
 projection = cache.embedding_pca(ctx.model_name, ctx.device, n_vocab_rows)
 dims = widgets.choice("radio", "Projection", "emb.dims", [2, 3], format_func=lambda d: f"{d}D", horizontal=True)
-hover = [visible(tok.display(i)) for i in range(n_vocab_rows)]
+hover = cache.token_names(ctx.model_name, ctx.device, n_vocab_rows)
 typed = list(dict.fromkeys(tr.token_ids))
 placed = projection.place(embedding_rows(model, typed)).numpy()  # the typed tokens, wherever their ids are
 chart.show(figures.scatter_tokens(projection.coords.numpy(), hover, placed,
@@ -60,7 +60,7 @@ st.subheader("Nearest neighbours (cosine similarity)")
 choices = list(dict.fromkeys(tr.token_ids))
 chosen = widgets.choice("selectbox", "Token", "emb.token", choices,
                         format_func=lambda i: f"{visible(tok.display(i))}  (id {i})")
-near = token_neighbours(model, chosen, k=10)
+near = cache.neighbours(ctx.model_name, ctx.device, chosen)
 st.dataframe(pd.DataFrame({"token": [visible(tok.display(i)) for i, _ in near], "id": [i for i, _ in near],
                            "cosine": [round(s, 4) for _, s in near]}), hide_index=True)
 
@@ -75,7 +75,7 @@ if any(len(e) != 1 for e in enc):
             "Tip: most words start with a space (' king').")
 else:
     a, b, c = (e[0] for e in enc)
-    near = analogy(model, a, b, c, k=8)
+    near = cache.analogy(ctx.model_name, ctx.device, a, b, c)
     st.dataframe(pd.DataFrame({"token": [visible(tok.display(i)) for i, _ in near],
                                "cosine": [round(s, 4) for _, s in near]}), hide_index=True)
     st.caption("Famous for word2vec; in a small model's input embeddings the analogy often does not hold — "

@@ -273,6 +273,32 @@ def embedding_pca(name: str, device: str, n_tokens: int):
     return project_embeddings(model(name, device), n_tokens)
 
 
+@kept()
+def token_names(name: str, device: str, n_tokens: int) -> list[str]:
+    """The first n_tokens ids as a learner reads them (whitespace made visible): the projection's hover labels, the
+    same for every text."""
+    from pages.common.html import visible
+
+    tok = model(name, device).tokenizer
+    return [visible(tok.display(i)) for i in range(n_tokens)]
+
+
+@kept()
+def neighbours(name: str, device: str, token_id: int, k: int = 10) -> list[tuple[int, float]]:
+    """core.interpret.embeddings.token_neighbours, kept per token: a cosine against every row of the table."""
+    from core.interpret.embeddings import token_neighbours
+
+    return token_neighbours(model(name, device), token_id, k=k)
+
+
+@kept()
+def analogy(name: str, device: str, a: int, b: int, c: int, k: int = 8) -> list[tuple[int, float]]:
+    """core.interpret.embeddings.analogy, kept per (a, b, c): it does not depend on the text."""
+    from core.interpret.embeddings import analogy as nearest
+
+    return nearest(model(name, device), a, b, c, k=k)
+
+
 @st.cache_resource(max_entries=2, show_spinner=False)
 def tokenizer(name: str):
     return load_tokenizer(name)
