@@ -55,7 +55,8 @@ def test_every_page_with_one_text_runs_one_forward_pass_of_it(name, monkeypatch)
 
 def test_a_short_texts_one_forward_pass_records_every_blocks_adds(monkeypatch):
     """The Forward pass page, its picture and the attribution read every block's adds: a short text's one forward
-    pass records them (no block runs again), a longer one's are grown from the stream — the same numbers either way."""
+    pass records them (no block runs again), a longer one's are grown from the stream — the same numbers either
+    way."""
     from core.interpret.attribution import ATTRIBUTION_RECORD
     from core.interpret.lens import SUMMARY_RECORD, forward_summary
     from pages.common import cache

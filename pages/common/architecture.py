@@ -88,10 +88,9 @@ class _Canvas:
         self.text(x, y, "+", size=12, colour="#334155", anchor="center")
 
     def strip(self, part: Part, strip: Strip, x: tuple[float, float], y: float, height: float = 11) -> None:
-        """The vector's cells as a one-row heatmap, each cell on the strip's own colour scale (red < 0 < blue)."""
-        n = len(strip.cells)
+        """The vector's cells as one row of the strips' heatmap, each cell on the strip's own colour scale (red < 0 <
+        blue)."""
         scale = max(abs(v) for v in strip.cells) or 1.0
-        dx = (x[1] - x[0]) / n
         hover = []
         for i, v in enumerate(strip.cells):
             a, b = strip.run(i)
@@ -459,8 +458,9 @@ def _labels_trace(labels: list) -> dict:
     side = {"left": "middle right", "center": "middle center", "right": "middle left"}
     pad = {"left": PAD, "center": 0.0, "right": -PAD}  # an annotation's text sits ~2 px from its anchor
     xs, ys, texts, sizes, colours, anchors = zip(*labels)
-    return dict(type="scatter", mode="text", x=[x + pad[a] for x, a in zip(xs, anchors)], y=ys, text=texts, textposition=[side[a] for a in anchors],
-                textfont=dict(size=sizes, color=colours), hoverinfo="skip", showlegend=False, meta=LABELS)
+    return dict(type="scatter", mode="text", x=[x + pad[a] for x, a in zip(xs, anchors)], y=ys, text=texts,
+                textposition=[side[a] for a in anchors], textfont=dict(size=sizes, color=colours), hoverinfo="skip",
+                showlegend=False, meta=LABELS)
 
 
 def labels_of(fig: go.Figure | dict) -> list[str]:
