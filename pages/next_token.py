@@ -191,8 +191,9 @@ def step_by_step(temperature: float, top_k: int, top_p: float, seed: int) -> Non
         st.info(f"The tree is full ({tree.max_nodes} tokens): rewind to a branch you made, or change the text to start "
                 "a new tree.")
     if len(tree) == 1:  # only the root: nothing to draw yet
-        st.caption("Sample a token or pick one of the likely ones: every choice you make grows a tree of branches "
-                   "here, and a click on a token rewinds the text to it.")
+        if len(prefix) < token_limit(cfg):  # the buttons above are there
+            st.caption("Sample a token or pick one of the likely ones: every choice you make grows a tree of branches "
+                       "here, and a click on a token rewinds the text to it.")
         return
     labels = ["your text"] + [f"{name(t)} {percent(p)}" for t, p in zip(tree.token_ids[1:], tree.probs[1:])]
     event = chart.show(figures.tree(tree.layout(), tree.parents, labels, tree.on_path(), tree.current), key=f"nt.tree.{len(tree)}.{tree.current}", on_select="rerun", selection_mode="points")

@@ -88,15 +88,14 @@ def test_next_token_probabilities_sum_to_one():
 
 def test_next_token_draws_its_simulator_on_request_and_its_tree_from_the_first_step():
     at = open_page(app(), "pages/next_token.py")
-    keys = lambda: [c.proto.id for c in at.get("plotly_chart")]  # noqa: E731
-    shown = len(keys())
+    shown = len(charts(at))
     assert not any(title(c).startswith("Generation") for c in charts(at))
     at.toggle(key="nt.simulate").set_value(True).run()
     draws = charts(at)
     assert not at.exception and not at.error and len(draws) == shown + 1
     assert any(t.get("name", "").startswith("share of 1000 draws") for c in draws for t in c["data"])
     at.button(key="nt.sample").click().run()
-    assert not at.exception and len(keys()) == shown + 2, "the tree, once a token was drawn"
+    assert not at.exception and len(charts(at)) == shown + 2, "the tree, once a token was drawn"
 
 
 def test_changing_layer_and_head_changes_the_heatmap():

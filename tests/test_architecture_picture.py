@@ -26,6 +26,27 @@ from pages.common import architecture as picture
 from tests.conftest import tiny
 from tests.test_app import PACKAGED, app, charts, open_page
 
+
+def strip_cells(fig, name: str) -> tuple[list[float], list[str]]:
+    """The drawn values and hover texts of part `name`'s strip, read back from the one strips heatmap (a cell split by
+    another strip's edges spans several grid columns with one hover text)."""
+    trace = next(t for t in fig.data if isinstance(t.meta, dict) and t.meta.get("name") == picture.STRIPS)
+    r, c0, n = trace.meta["parts"][name]
+    cells, seen = [], []
+    for j in range(c0, len(trace.z[r])):
+        if len(cells) == n:
+            break
+        if not seen or trace.text[r][j] != seen[-1]:
+            cells.append(trace.z[r][j])
+            seen.append(trace.text[r][j])
+    return cells, seen
+
+
+def labels_of(fig) -> list[str]:
+    """Every label's text in the picture (a figure, or the dict a page sent to the browser)."""
+    data = fig["data"] if isinstance(fig, dict) else [t.to_plotly_json() for t in fig.data]
+    return [str(t) for trace in data if trace.get("meta") == picture.LABELS for t in trace.get("text", [])]
+
 TEXT = [5, 17, 3, 42, 8, 11, 29]  # token ids: the tiny test models have no tokenizer
 
 
@@ -171,13 +192,13 @@ def test_the_figure_draws_every_part_and_one_line_per_closed_block():
     assert len(heatmaps) == 1, "every strip in one heatmap: one canvas for the browser to draw"
     assert set(heatmaps[0].meta["parts"]) >= {"blocks.0", "blocks.1", "blocks.3", "blocks.2.attn.3", "ln_final"}
     for name, row in (("blocks.3", arch.blocks[3].stream), ("blocks.2.attn.3", arch.parts["blocks.2.attn.3"].strip)):
-        values, hovers = picture.strip_cells(fig, name)
+        values, hovers = strip_cells(fig, name)
         scale = max(abs(v) for v in row.cells)
         assert values == pytest.approx([v / scale for v in row.cells]), "each strip on its own scale"
         assert f"{row.norm:.3f}" in hovers[0] and len(values) == CELLS
     z = np.array(heatmaps[0].z, dtype=float)
     assert np.isfinite(z).sum() == CELLS * len(heatmaps[0].meta["parts"]), "a cell per strip cell, gaps elsewhere"
-    labels = picture.labels_of(fig)
+    labels = labels_of(fig)
     assert "<b>Block 2</b> (open)" in labels and "Block 3" in labels and not fig.layout.annotations[0].text, \
         "every label in the text trace; annotations only for arrows"
 
@@ -241,7 +262,7 @@ def test_forward_pass_draws_the_decoder_with_one_line_per_block():
     from pages.common.html import visible
 
     top = visible(model.tokenizer.display(int(tr.logits.argmax())))
-    assert any(top in text for text in picture.labels_of(chart)), "the real next token"
+    assert any(top in text for text in labels_of(chart)), "the real next token"
     at.selectbox(key="fp.arch.block").set_value(2).run()
     parts = drawn_parts(picture_of(at))
     assert "blocks.2.attn.0" in parts and "blocks.0" in parts and "blocks.0.attn" not in parts
@@ -256,5 +277,5 @@ def test_forward_pass_draws_the_encoder_as_an_encoder():
     assert len([p for p in parts if p.startswith("blocks.0.attn.")]) == 12, "12 heads in the open block"
     assert {"segment", "ln_embed", "output"} <= set(parts) and not {"unembed", "softmax", "ln_final"} & set(parts)
     assert "an encoder: 6 blocks" in chart["layout"]["title"]["text"] and "post-norm" in chart["layout"]["title"]["text"]
-    texts = " ".join(picture.labels_of(chart))
+    texts = " ".join(labels_of(chart))
     assert "[play]" not in texts and "[.]" in texts, "the last word before [SEP] is followed"

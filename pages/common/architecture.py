@@ -437,21 +437,6 @@ def _strips_trace(strips: list) -> dict:
                 meta={"name": STRIPS, "parts": where})
 
 
-def strip_cells(fig: go.Figure, name: str) -> tuple[list[float], list[str]]:
-    """The drawn values and hover texts of part `name`'s strip (for tests and readers of the figure)."""
-    trace = next(t for t in fig.data if isinstance(t.meta, dict) and t.meta.get("name") == STRIPS)
-    r, c0, n = trace.meta["parts"][name]
-    row = list(trace.z[r])
-    cells, seen = [], []
-    for j in range(c0, len(row)):
-        if len(cells) == n:
-            break
-        if not seen or trace.text[r][j] != seen[-1]:
-            cells.append(row[j])
-            seen.append(trace.text[r][j])
-    return cells, seen
-
-
 def _labels_trace(labels: list) -> dict:
     """Every label as one text trace: Plotly measures each annotation in the browser (forcing a layout each), where a
     trace's texts are placed in one pass. `anchor` is the side of the text at x, as an annotation's xanchor."""
@@ -461,12 +446,6 @@ def _labels_trace(labels: list) -> dict:
     return dict(type="scatter", mode="text", x=[x + pad[a] for x, a in zip(xs, anchors)], y=ys, text=texts,
                 textposition=[side[a] for a in anchors], textfont=dict(size=sizes, color=colours), hoverinfo="skip",
                 showlegend=False, meta=LABELS)
-
-
-def labels_of(fig: go.Figure | dict) -> list[str]:
-    """Every label's text in the picture (a figure, or the dict a page sent to the browser)."""
-    data = fig["data"] if isinstance(fig, dict) else [t.to_plotly_json() for t in fig.data]
-    return [str(t) for trace in data if trace.get("meta") == LABELS for t in trace.get("text", [])]
 
 
 def _finish(c: _Canvas, title: str) -> go.Figure:
