@@ -6,6 +6,7 @@ import unicodedata
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale
 from plotly.subplots import make_subplots
 
 from pages.common.html import visible
@@ -66,20 +67,22 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
         z[hidden] = np.nan
     ay = labels(tokens, first)
     ax = ay if key_tokens is None else labels(key_tokens, first)
-    fig = go.Figure(
-        go.Heatmap(
-            z=z, x=ax, y=ay, colorscale=ATTENTION_COLORS, zmin=0, zmax=1, hoverongaps=False,
-            hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>", colorbar=dict(title="weight"),
-        )
-    )
-    fig.update_layout(
+    heat = dict(type="heatmap", z=z, x=ax, y=ay, colorscale=get_colorscale(ATTENTION_COLORS), zmin=0, zmax=1,
+                hoverongaps=False, hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>",
+                colorbar=dict(title=dict(text="weight")))
+    layout = dict(
         # masked cells are gaps that show the background; with nothing masked (an encoder) no yellow anywhere
-        title=title, plot_bgcolor=MASKED if hidden is not None and hidden.any() else "white",
+        title=dict(text=title), plot_bgcolor=MASKED if hidden is not None and hidden.any() else "white",
         height=min(MAX_HEIGHT, max(320, 22 * T + 140)), margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(title=xtitle, tickangle=-60, side="bottom", range=[-0.5, S - 0.5]),
-        yaxis=dict(title=ytitle, range=[T - 0.5, -0.5]),  # query 0 at the top, no padding
+        xaxis=dict(title=dict(text=xtitle), tickangle=-60, side="bottom", range=[-0.5, S - 0.5]),
+        yaxis=dict(title=dict(text=ytitle), range=[T - 0.5, -0.5]),  # query 0 at the top, no padding
     )
-    return fixed_margins(thin_labels(fig, T, S), ay, ax, -60)
+    for axis, n in ((layout["xaxis"], S), (layout["yaxis"], T)):
+        axis.update(nticks=DENSE // 2) if n > DENSE else None  # thin_labels, written into the dict
+    layout["margin"].update(margins(ay, ax, -60, bool(xtitle), bool(ytitle)))
+    layout["xaxis"]["automargin"] = layout["yaxis"]["automargin"] = False
+    # Built from plain dicts without Plotly's validation (5 → 1 ms; the page asks for one on every text and head)
+    return go.Figure(data=[heat], layout=layout, _validate=False)
 
 
 TICK_FONT, TITLE_ROOM = 12, 28  # px: the theme's tick label size; an axis title's line and its gap to the labels
@@ -98,16 +101,13 @@ def label_height(labels, angle: float, font: int = TICK_FONT) -> float:
     return label_width(labels, font) * np.sin(a) + font * np.cos(a)
 
 
-def fixed_margins(fig: go.Figure, y_labels, x_labels, x_angle: float = 0.0) -> go.Figure:
-    """Left and bottom margins that hold the tick labels and axis titles, computed here instead of measured in the
-    browser: Plotly's automargin measures every label and draws the chart again (a 20-token attention map drew in
-    ~40 ms instead of ~65 ms in Chromium without it). Presenter mode's large type turns it back on."""
-    left = label_width(y_labels) + TITLE_ROOM * bool(fig.layout.yaxis.title.text) + 10
-    bottom = label_height(x_labels, x_angle) + TITLE_ROOM * bool(fig.layout.xaxis.title.text) + 10
-    fig.update_layout(margin_l=round(left), margin_b=round(bottom))
-    fig.update_xaxes(automargin=False)
-    fig.update_yaxes(automargin=False)
-    return fig
+def margins(y_labels, x_labels, x_angle: float = 0.0, x_title: bool = False, y_title: bool = False) -> dict:
+    """The left and bottom margins (px) that hold the tick labels and axis titles, computed here instead of measured
+    in the browser: Plotly's automargin measures every label and draws the chart again (a 20-token attention map
+    drew in ~40 ms instead of ~65 ms in Chromium without it). Presenter mode's large type turns it back on."""
+    left = label_width(y_labels) + TITLE_ROOM * y_title + 10
+    bottom = label_height(x_labels, x_angle) + TITLE_ROOM * x_title + 10
+    return {"l": round(left), "b": round(bottom)}
 
 
 def thin_labels(fig: go.Figure, n_rows: int, n_cols: int) -> go.Figure:

@@ -60,7 +60,7 @@ def enlarge(fig: go.Figure) -> go.Figure:
         big.update_layout(title=dict(text=wrapped, y=1, yref="container", yanchor="top",
                                      pad=dict(t=figures.TITLE_PAD)),
                           margin_t=max(big.layout.margin.t or 0, round(room + 10)))
-    # the theme sets these apart from the font; margins fixed for the page's type (figures.fixed_margins) are
+    # the theme sets these apart from the font; margins fixed for the page's type (figures.margins) are
     # measured again in the browser for the large type
     big.update_xaxes(tickfont_size=FONT - 2, title_font_size=FONT, automargin=True)
     big.update_yaxes(tickfont_size=FONT - 2, title_font_size=FONT, automargin=True)
