@@ -602,12 +602,16 @@ class Transformer(nn.Module):
                     n -= embedding.weight.numel()
         return n
 
-    def unembed_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Final-norm output → logits over the vocabulary."""
+    @property
+    def unembedding(self) -> torch.Tensor:
+        """(V, d): the matrix that turns the final-norm output into logits — the embedding's own when tied."""
         if not self.config.lm_head:
             raise ValueError(f"{self.config.name} is an encoder with no language-model head: it has no next-token logits")
-        weight = self.embed.weight if self.unembed is None else self.unembed.weight  # (V, d)
-        return F.linear(x, weight)  # (..., V)
+        return self.embed.weight if self.unembed is None else self.unembed.weight
+
+    def unembed_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Final-norm output → logits over the vocabulary."""
+        return F.linear(x, self.unembedding)  # (..., V)
 
     def forward(
         self,

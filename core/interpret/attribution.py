@@ -10,7 +10,9 @@ from core.model import Transformer
 from core.trace import Trace, grow
 
 
-def _decoder_with_final_norm(model: Transformer, what: str) -> None:
+def require_sum_of_parts(model: Transformer, what: str) -> None:
+    """A clear ValueError unless `model` has logits and a residual stream that is the sum of its parts (`what`: the
+    analysis that needs both, for the message)."""
     cfg = model.config
     if not cfg.lm_head:
         raise ValueError(f"{cfg.name} is an encoder with no unembedding: it gives no logits, so no {what}")
@@ -19,16 +21,8 @@ def _decoder_with_final_norm(model: Transformer, what: str) -> None:
                          f"of its parts and has no {what}")
 
 
-
-def _unembed_row(model: Transformer, token_id: int) -> torch.Tensor:
-    weight = model.embed.weight if model.unembed is None else model.unembed.weight  # (V, d)
-    return weight[token_id]
-
-
-
 ATTRIBUTION_RECORD = ("hook_embed", "hook_pos_embed", "blocks.*.hook_attn_out", "blocks.*.hook_mlp_out",
                       "blocks.*.attn.hook_z", "blocks.*.hook_resid_post")
-
 
 
 class Attribution(dict):
@@ -64,12 +58,11 @@ class Attribution(dict):
         return f"layer {layer} {'attention' if part == 'attn' else 'feed-forward'}"
 
 
-
 def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attribution:
     """How much the embedding, each attention layer (and head) and each MLP add to `token_id`'s logit at the last
     position of `tr` (see Attribution). Traces again when `tr` lacks ATTRIBUTION_RECORD's tensors. Encoders and
     post-norm models raise ValueError (no logits; no sum of parts)."""
-    _decoder_with_final_norm(model, "logit attribution")
+    require_sum_of_parts(model, "logit attribution")
     cfg = model.config
     if not 0 <= token_id < cfg.vocab_size:
         raise ValueError(f"token id {token_id} not in 0..{cfg.vocab_size - 1}")
@@ -81,7 +74,7 @@ def logit_attribution(model: Transformer, tr: Trace, token_id: int) -> Attributi
         scale = math.sqrt(float(final.var(unbiased=False)) + norm.eps)
     else:
         scale = math.sqrt(float(final.pow(2).mean()) + (norm.eps or torch.finfo(final.dtype).eps))
-    w = _unembed_row(model, token_id).double().cpu()  # (d,)
+    w = model.unembedding[token_id].double().cpu()  # (d,)
     direction = norm.weight.double().cpu() * w / scale  # (d,)
 
     def share(vector: torch.Tensor) -> float:

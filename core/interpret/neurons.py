@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.interpret.attribution import _decoder_with_final_norm
+from core.interpret.attribution import require_sum_of_parts
 from core.loading.integrity import ASSETS, check_asset
 from core.model import ACTIVATION_NAMES, Transformer
 from core.model import activation as model_activation
@@ -46,7 +46,7 @@ def neuron_logit_effect(model: Transformer, layer: int, neuron: int, k: int = 10
     """The vocabulary tokens one MLP unit's output direction promotes and suppresses most, directly: its column of
     the down-projection, through the final norm's gain (centred for LayerNorm), times the unembedding. Per unit of
     activation, before the final norm's per-token division, and ignoring every later layer."""
-    _decoder_with_final_norm(model, "direct effect on the logits")
+    require_sum_of_parts(model, "direct effect on the logits")
     cfg = model.config
     if not 0 <= layer < cfg.n_layers or not 0 <= neuron < cfg.mlp_dim:
         raise ValueError(f"no unit {neuron} in layer {layer}")
