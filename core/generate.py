@@ -178,8 +178,41 @@ class Generation:
     prompt_ids: list[int]
     new_ids: list[int]
     steps: list[GenerationStep]
-    text: str  # the decoded new tokens ("" when the model has no tokenizer)
+    text: str  # the decoded new tokens, whole characters only ("" when the model has no tokenizer)
     stopped: str  # "max_new_tokens", "eot" or "context"
+    unfinished: bytes = b""  # the last tokens' bytes that begin a character the next token would finish
+
+    def shown(self) -> str:
+        return shown(self.text, self.unfinished)
+
+
+def shown(text: str, unfinished: bytes) -> str:
+    """A decoded text and its unfinished last character named as what it is (not shown as "\ufffd")."""
+    n = len(unfinished)
+    return text + (f" ⟨{n} byte{'s' if n > 1 else ''} of an unfinished character: {unfinished.hex(' ').upper()}⟩"
+                   if n else "")
+
+
+def unfinished_tail(data: bytes) -> int:
+    """How many bytes at the end of `data` begin a UTF-8 character without finishing it (0 to 3): a byte-level
+    tokenizer may split one character (an emoji, a CJK character) over several tokens, and a generation that stops
+    between them ends in the first ones."""
+    for n in range(1, min(4, len(data)) + 1):
+        byte = data[-n]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the character's first byte
+            needed = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return n if n < needed else 0
+    return 0
+
+
+def decoded(tok, ids: list[int]) -> tuple[str, bytes]:
+    """The text of `ids` in whole characters and the bytes of an unfinished last one (see `unfinished_tail`)."""
+    text = tok.decode(ids)
+    raw = b"".join(tok.token_bytes(i) for i in ids)
+    cut = unfinished_tail(raw)
+    if cut and text.endswith("\ufffd"):  # what the decoder made of the unfinished bytes
+        return text[:-1], raw[-cut:]
+    return text, b""
 
 
 def check_sampling(model: Transformer, prompt: str | list[int], max_new_tokens: int, temperature: float,
@@ -250,7 +283,8 @@ def generate(
             if n + 1 < max_new_tokens:
                 logits, past = model(torch.tensor([[next_id]], device=model.device), rec=rec, past=past)
     new_ids = [s.token_id for s in steps]
-    return Generation(prompt_ids, new_ids, steps, tok.decode(new_ids) if tok else "", stopped)
+    text, unfinished = decoded(tok, new_ids) if tok else ("", b"")
+    return Generation(prompt_ids, new_ids, steps, text, stopped, unfinished)
 
 
 @dataclass

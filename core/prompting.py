@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.generate import generate
+from core.generate import decoded, generate, shown
 from core.learning import continuation_prob
 from core.model import Transformer
 from core.tokenizer import render_chat
@@ -140,6 +140,10 @@ def end_of_turn_ids(tokenizer) -> frozenset[int]:
 class Written:
     text: str  # the tokens written, decoded, up to (not including) the end of the turn
     ended: str | None  # the end-of-turn token that ended it, as the tokenizer shows it (None: cut at max_new_tokens)
+    unfinished: bytes = b""  # bytes of a last character the tokens did not finish (core.generate.decoded)
+
+    def shown(self) -> str:
+        return shown(self.text, self.unfinished)
 
 
 def write_answer(model: Transformer, prompt_ids: list[int], max_new_tokens: int = 12) -> Written:
@@ -150,6 +154,5 @@ def write_answer(model: Transformer, prompt_ids: list[int], max_new_tokens: int 
     written = generate(model, prompt_ids, max_new_tokens=max_new_tokens, temperature=0, stop_at_eot=False)
     ids = written.new_ids
     end = next((i for i, t in enumerate(ids) if t in stops), None)
-    if end is None:
-        return Written(tok.decode(ids), None)
-    return Written(tok.decode(ids[:end]), tok.display(ids[end]))
+    text, unfinished = decoded(tok, ids if end is None else ids[:end])
+    return Written(text, None if end is None else tok.display(ids[end]), unfinished)

@@ -142,7 +142,7 @@ else:
         rows["step"].append(step)
         rows["loss then"].append(f"{run.losses[max(step - 1, 0)]:.2f}" if step else f"{run.losses[0]:.2f}")
         rows[f"“{prompt}” continued (most likely tokens)"].append(
-            generate(model, prompt, max_new_tokens=16, temperature=0).text.replace("<|endoftext|>", " ⏎ "))
+            generate(model, prompt, max_new_tokens=16, temperature=0).shown().replace("<|endoftext|>", " ⏎ "))
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("At step 0 the weights are random and the continuation is noise. As the loss falls the model "
                "writes the stories' most frequent words and then whole phrases, with punctuation, after only a few "
@@ -231,8 +231,8 @@ if prompt.strip():
                            "above multiplies the probabilities of all of them, each given the ones before.")
 side = "Once upon a time"
 st.markdown("**Side effects** — the same story opening, most likely tokens:\n\n"
-            f"- before: `{generate(base, side, max_new_tokens=20, temperature=0).text.strip()}`\n"
-            f"- after: `{generate(tuned, side, max_new_tokens=20, temperature=0).text.strip()}`")
+            f"- before: `{generate(base, side, max_new_tokens=20, temperature=0).shown().strip()}`\n"
+            f"- after: `{generate(tuned, side, max_new_tokens=20, temperature=0).shown().strip()}`")
 moved = weight_change(base, tuned)
 ranked = sorted(moved.items(), key=lambda kv: -kv[1])
 fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[component_label(k) for k, _ in ranked],

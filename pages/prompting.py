@@ -58,7 +58,7 @@ p, written = cache.remember(("shot", ctx.model_name, ctx.device, task.name, chat
 c1, c2 = st.columns(2)
 c1.metric(f"P(“{task.query[1]}”) with {n} example{'s' if n != 1 else ''}", f"{p:.3f}",
           f"{p - curve[0]:+.3f} vs zero-shot" if n else None)
-shown = written.text.replace("\n", " ⏎ ").strip()
+shown = written.shown().replace("\n", " ⏎ ").strip()
 c2.markdown(f"**What it writes (most likely tokens):** `{shown or '∅'}`" + (
     f" — then it ends its turn (`{written.ended}`)." if written.ended else
     f" … (cut after {WRITTEN} tokens)."))

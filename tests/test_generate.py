@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core import GenerationTree, sample_token, sampling_distribution
-from core.generate import Spread, time_step
+from core.generate import Generation, Spread, decoded, shown, time_step, unfinished_tail
 from tests.conftest import tiny
 
 
@@ -75,3 +75,26 @@ def test_the_temperature_sweep_is_each_temperatures_own_distribution():
         assert abs(h - entropy(probs)) < 1e-4 and abs(top - float(probs.max())) < 1e-6
     with pytest.raises(ValueError, match="above 0"):
         temperature_sweep(logits, [0.0])
+
+
+@pytest.mark.parametrize("data, tail", [(b"abc", 0), (b"", 0), ("é".encode()[:1], 1), ("😀".encode()[:2], 2),
+                                        ("😀".encode()[:3], 3), ("a😀".encode(), 0), ("a中".encode()[:-1], 2),
+                                        (b"\x80", 0)])
+def test_unfinished_tail_counts_the_first_bytes_of_a_character_cut_short(data, tail):
+    assert unfinished_tail(data) == tail
+
+
+def test_a_character_split_over_tokens_is_named_not_shown_as_a_replacement_mark():
+    """The embedded model's byte-level tokenizer spells an emoji as 4 one-byte tokens: a generation that stops after
+    the first 2 has whole characters as its text and names the 2 bytes it ended in."""
+    from core import load_model
+    tok = load_model("tiny-stories-1m", device="cpu").tokenizer
+    ids = tok.encode("a 😀 b")
+    cut = next(i for i in range(len(ids)) if tok.token_bytes(ids[i]) == "😀".encode()[:1]) + 2
+    assert tok.decode(ids[:cut]).endswith("\ufffd")  # what a plain decode shows
+    text, unfinished = decoded(tok, ids[:cut])
+    assert (text, unfinished) == ("a ", "😀".encode()[:2])
+    assert decoded(tok, ids) == ("a 😀 b", b"")
+    g = Generation([], ids[:cut], [], text, "max_new_tokens", unfinished)
+    assert g.shown() == "a  ⟨2 bytes of an unfinished character: F0 9F⟩" and "\ufffd" not in g.shown()
+    assert shown("done", b"") == "done"

@@ -482,7 +482,7 @@ def steered_text(name: str, device: str, positive: str, negative: str, prompt: s
 
     vector = steering_vector(name, device, positive, negative, layer)
     return generate(model(name, device), prompt, max_new_tokens=n_tokens, temperature=0.0,
-                    steer={"layer": layer, "vector": vector, "scale": scale}).text
+                    steer={"layer": layer, "vector": vector, "scale": scale}).shown()
 
 
 @kept()
