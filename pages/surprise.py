@@ -28,7 +28,7 @@ nll = found.nll.tolist()
 def hover(t: int) -> str:
     if t == 0:
         return "the first token: nothing came before it to predict it from"
-    expected = ", ".join(f"{name(i)} {p:.1%}" for i, p in zip(found.top_ids[t].tolist(), found.top_probs[t].tolist(),
+    expected = ", ".join(f"“{name(i)}” {p:.1%}" for i, p in zip(found.top_ids[t].tolist(), found.top_probs[t].tolist(),
                                                                strict=True))
     return (f"#{t} {visible(found.tokens[t])}: p = {float(found.prob[t]):.2%}, −log p = {nll[t]:.2f}, "
             f"rank {int(found.rank[t])}\nexpected: {expected}")
@@ -56,7 +56,8 @@ st.subheader("The most surprising tokens")
 worst = found.most_surprising(5)
 st.dataframe({"position": worst, "token": [visible(found.tokens[t]) for t in worst],
               "−log p": [round(nll[t], 2) for t in worst], "p": [f"{float(found.prob[t]):.2%}" for t in worst],
-              "the model expected": [", ".join(name(i) for i in found.top_ids[t, :3].tolist()) for t in worst]},
+              # each token quoted: a comma token listed among commas would read as nothing
+              "the model expected": ["  ".join(f"“{name(i)}”" for i in found.top_ids[t, :3].tolist()) for t in worst]},
              hide_index=True)
 widgets.download_csv({"position": list(range(T)), "token": found.tokens, "neg_log_p": nll,
                       "p": found.prob.tolist(), "rank": found.rank.tolist()}, f"surprise_{cfg.name}.csv")

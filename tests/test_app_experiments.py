@@ -10,6 +10,7 @@ from core import patch_sweep, steering_vector, trace
 from core.interpret.surprisal import surprisal
 from core.interventions import default_pair, steer_defaults
 from core.loading.registry import load_model
+from pages.common.html import visible
 from tests.test_app import app, charts, matrix, open_page, title
 from tests.test_app_inside import PACKAGED
 
@@ -87,6 +88,10 @@ def test_surprise_page_shows_the_models_own_loss():
     assert metrics["Perplexity"] == f"{math.exp(loss):.1f}"
     worst = surprisal(tr).most_surprising(5)
     assert at.dataframe[0].value["position"].tolist() == worst
+    found = surprisal(tr)  # each expected token quoted, so a comma token cannot read as a separator
+    expected = at.dataframe[0].value["the model expected"].tolist()
+    assert expected == ["  ".join(f"“{visible(model.tokenizer.display(i))}”" for i in found.top_ids[t, :3].tolist())
+                        for t in worst]
     line = next(c for c in charts(at) if title(c) == "Surprise of each token")
     assert len(line["data"][0]["y"]) == tr.n_tokens - 1
 

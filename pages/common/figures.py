@@ -78,7 +78,8 @@ def attention_heatmap(pattern: np.ndarray, tokens: list[str], title: str = "",
         yaxis=dict(title=dict(text=ytitle), range=[T - 0.5, -0.5]),  # query 0 at the top, no padding
     )
     for axis, n in ((layout["xaxis"], S), (layout["yaxis"], T)):
-        axis.update(nticks=DENSE // 2) if n > DENSE else None  # thin_labels, written into the dict
+        if n > DENSE:  # thin_labels, written into the dict
+            axis["nticks"] = DENSE // 2
     layout["margin"].update(margins(ay, ax, -60, bool(xtitle), bool(ytitle)))
     layout["xaxis"]["automargin"] = layout["yaxis"]["automargin"] = False
     # Built from plain dicts without Plotly's validation (5 → 1 ms; the page asks for one on every text and head)
@@ -223,8 +224,11 @@ def two_axes(x, left: tuple[str, list[float]], right: tuple[str, list[float]], t
                      go.Scatter(x=x, y=right[1], name=right[0], mode="lines", yaxis="y2", line_color="#e8590c",
                                 line_dash="dash")])  # blue and dashed orange: apart for every colour vision
     fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=xtitle,
-                      yaxis=dict(title=left[0]), yaxis2=dict(title=right[0], overlaying="y", side="right",
-                                                             range=[0, 1.02]),
+                      yaxis=dict(title=left[0]),
+                      # its own round ticks (0, 0.2 … 1) and no grid of its own: the theme would sync its ticks to
+                      # the left axis's grid lines, at values such as 0.051 and 0.884
+                      yaxis2=dict(title=right[0], overlaying="y", side="right", range=[0, 1.02], tickmode="linear",
+                                  tick0=0, dtick=0.2, showgrid=False),
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
