@@ -44,7 +44,7 @@ chart.show(figures.grouped_bars([name(i) for i in shown],
            key="steer.next", layer=layer)
 moved = 0.5 * float((before - after).abs().sum())
 top_b, top_a = int(before.argmax()), int(after.argmax())
-st.caption(f"Top token unsteered {name(top_b)} ({float(before[top_b]):.1%}), steered {name(top_a)} "
+st.caption(f"Top token unsteered “{name(top_b)}” ({float(before[top_b]):.1%}), steered “{name(top_a)}” "
            f"({float(after[top_a]):.1%}); {moved:.1%} of the probability moved (total variation distance). "
            "Strength 0 gives exactly the unsteered numbers.")
 
