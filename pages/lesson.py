@@ -74,10 +74,15 @@ def strips(vectors: dict, key: str, title: str = "") -> None:
                "strips of one chart; ‖·‖ is its length (L2 norm). Hover a cell for its number.")
 
 
+MAP_OPEN_UP_TO = 12  # blocks: a deeper model's picture (SmolLM2's 30: ~1,100 px) starts folded at every step
+
+
 def place(step: str) -> None:
     """The step's place on the architecture picture: block 0 open, the part the step is about lit."""
     part = lesson_part(step, L.head, cfg.post_norm)
-    with st.expander("Where this step is in the model", expanded=True):
+    tall = cfg.n_layers > MAP_OPEN_UP_TO  # its picture is taller than a screen: the step's own view comes first
+    with st.expander("Where this step is in the model" + (f" (all {cfg.n_layers} blocks: open to see it)" if tall
+                                                          else ""), expanded=not tall):
         architecture.show(ctx, q, "lesson.map", highlight=part or None, open_block=0, choose=False, caption=False)
         st.caption("The whole model, block 0 opened; the part this step is about is lit yellow. Click a part to open "
                    "its page.")

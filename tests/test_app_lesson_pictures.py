@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from tests.test_app import PACKAGED
 from tests.test_lesson import header, open_lesson, run
 
 MODELS = ["tiny-stories-1m", "minilm-l6"]
@@ -136,3 +137,14 @@ def test_masked_keys_are_hatched_minus_infinity_bars_and_signs_follow_the_conven
     strip = figures.strips({"v": np.array([1.0, -3.0])}).data[0]
     assert strip.colorscale == go.Heatmap(colorscale=figures.DIVERGING).colorscale and strip.zmin == -strip.zmax
     assert re.search(r"‖·‖ 3\.16", figures.strips({"v": np.array([1.0, -3.0])}).layout.annotations[0].text)
+
+
+@pytest.mark.parametrize("model, folded", [("tiny-stories-1m", False), pytest.param("smollm2-135m", True, marks=PACKAGED)])
+def test_the_map_starts_folded_only_when_it_is_taller_than_a_screen(model, folded):
+    """SmolLM2's 30 blocks draw a map of ~1,100 px: it starts folded, its label saying why, so each step's own view
+    comes first; the embedded model's 4 blocks stay open."""
+    at = open_lesson(model)
+    place = next(e for e in at.expander if e.label.startswith("Where this step is in the model"))
+    assert place.proto.expanded is not folded
+    assert ("open to see it" in place.label) is folded
+    assert "lesson.map" in charts(at)  # drawn either way
