@@ -126,3 +126,21 @@ def test_saliency_page_shows_complete_integrated_gradients():
 def test_saliency_page_on_an_encoder_says_why_not():
     at = open_page(app(model="minilm-l6", text=TEXT), "pages/saliency.py")
     assert any("is an encoder with no next-token output" in i.value for i in at.info)
+
+
+@PACKAGED
+def test_the_page_says_when_integrated_gradients_do_not_add_up():
+    """SmolLM2's logit jumps along the path from the neutral input (off by several times the rise with 64 steps):
+    the page warns, names the largest jump, and picks the strongest token by gradient × input instead."""
+    at = open_page(app(model="smollm2-135m", text="The animal didn't cross the street because it was too tired."),
+                   "pages/saliency.py")
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "do not add up" in warning and "jumps by up to" in warning
+    assert any("mattered most by gradient × input" in c.value for c in at.caption)
+
+
+def test_the_page_trusts_integrated_gradients_when_they_add_up():
+    at = open_page(app(text="Lily and Tom went to the park to play with a red ball."), "pages/saliency.py")
+    assert not at.exception and not any("do not add up" in w.value for w in at.warning)
+    assert any("mattered most by integrated gradients" in c.value for c in at.caption)

@@ -37,3 +37,19 @@ def test_gradient_times_input_is_the_embeddings_gradient():
 def test_saliency_refuses_an_encoder():
     with pytest.raises(ValueError, match="encoder"):
         saliency(tiny("tiny-bert"), TEXT_IDS, 3)
+
+
+def test_the_path_logits_are_the_models_own_and_the_jump_is_their_largest_step():
+    model = tiny("tiny-llama", dropout=0.0)
+    found = saliency(model, TEXT_IDS, 3, steps=4)
+    assert found.path_logits.shape == (4,)
+    embedded = model.embed(torch.tensor([TEXT_IDS])).float()
+    baseline = model.embed.weight.float().mean(0)
+    from core.model import Edit, Recorder
+    for i, alpha in enumerate([0.125, 0.375, 0.625, 0.875]):  # the midpoints of 4 steps
+        rec = Recorder((), edits=[Edit("hook_embed", "set", value=baseline + alpha * (embedded - baseline))])
+        logits, _ = model(torch.tensor([TEXT_IDS]), rec=rec, kv_cache=False)
+        assert float(logits[0, 3]) == pytest.approx(float(found.path_logits[i]), abs=1e-4)
+    points = [found.baseline_logit, *found.path_logits.tolist(), found.logit]
+    assert found.largest_jump == pytest.approx(max(abs(b - a) for a, b in zip(points, points[1:])), abs=1e-5)
+

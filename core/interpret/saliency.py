@@ -7,6 +7,9 @@ to the real embeddings is fed in with an
 Edit that sets `hook_embed` for the call — the same per-call edit mechanism as patching and steering, no hook on the
 shared model — one batch row per step of the path. Integrated gradients are complete: their sum over tokens equals
 the target logit at the input minus at the baseline, up to the Riemann sum's error (`Saliency.completeness_error`).
+That error is small only while the logit changes smoothly along the path. The embedded model's is (error ~1e-5);
+SmolLM2's jumps by 20–28 between neighbouring steps of 64 on the texts tried, English ones included
+(`Saliency.largest_jump`), and the sum is then off by 2–7 times the rise — 256 steps did not bring it closer.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ class Saliency:
     integrated: torch.Tensor  # (T,) integrated gradients, summed over the embedding's dimensions
     logit: float  # the target's logit with the real input
     baseline_logit: float  # ... with every token embedding the vocabulary's mean
+    path_logits: torch.Tensor  # (steps,) ... at each step's midpoint on the way from the baseline to the input
+
+    @property
+    def largest_jump(self) -> float:
+        """The largest change of the target's logit between two neighbouring points of the path (baseline, the
+        steps, the input): large against the whole rise, the path is too rough for the steps to add it up."""
+        points = torch.cat([torch.tensor([self.baseline_logit]), self.path_logits, torch.tensor([self.logit])])
+        return float(points.diff().abs().max())
 
     @property
     def completeness_error(self) -> float:
@@ -57,4 +68,5 @@ def saliency(model: Transformer, ids: list[int], target: int, steps: int = 64) -
     integrated = ((embedded[0] - baseline) * grads[:steps].mean(0)).sum(-1)  # (T,)
     grad_x_input = (embedded[0] * grads[-1]).sum(-1)  # (T,)
     chosen = chosen.detach()
-    return Saliency(grad_x_input.detach().cpu(), integrated.detach().cpu(), float(chosen[-1]), float(chosen[-2]))
+    return Saliency(grad_x_input.detach().cpu(), integrated.detach().cpu(), float(chosen[-1]), float(chosen[-2]),
+                    chosen[:steps].cpu())
