@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages.common import sidebar
+from pages.common.html import visible
 
 ctx = sidebar.context()
 model = ctx.model
@@ -46,4 +47,5 @@ if cfg.encoder_decoder:
 elif model.tokenizer is not None and ctx.text:
     ids = model.tokenizer.encode(ctx.text)[: cfg.n_ctx]
     st.markdown(f"Your text is **{len(ids)} tokens** for this model: " + ", ".join(
-        f"`{model.tokenizer.display(i)!r}`" for i in ids[:12]) + (" …" if len(ids) > 12 else ""))
+        f"`{visible(model.tokenizer.display(i))}`" for i in ids[:12]) + (" …" if len(ids) > 12 else "")
+        + " (· is a space)")

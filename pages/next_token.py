@@ -31,7 +31,7 @@ name = (lambda i: visible(tok.display(i))) if tok else str
 
 probs = tr.probs
 top = probs.topk(15)
-said = "".join(tr.tokens)
+said = (tok.decode(tr.token_ids) if tok else "".join(tr.tokens)).replace("\n", "↵")  # whole characters, as read
 st.subheader(f"After “{said if len(said) <= 70 else '…' + said[-70:]}”, the model predicts…")
 chart.show(figures.bars([name(i) for i in top.indices.tolist()], top.values.tolist(),
                              title="Top 15 of the softmax at the last position"), key="nt.top")

@@ -68,6 +68,16 @@ def test_home_shows_the_loaded_model():
     assert metrics["Layers"] == "4" and metrics["Heads per layer"] == "4"
 
 
+def test_home_and_next_token_show_a_split_character_as_the_other_pages_do():
+    """A 4-byte emoji is 4 one-byte tokens for the embedded model: Home lists them as \\xNN like every page (its
+    repr doubled the backslashes and added quotes), and Next token's heading quotes the text itself, not the escapes."""
+    at = open_page(app(text="I am 😀 happy"), PAGES[0])
+    listed = next(m.value for m in at.markdown if m.value.startswith("Your text is"))
+    assert "`\\xf0`" in listed and "\\\\x" not in listed and "`·am`" in listed
+    at = open_page(app(text="I am 😀 happy"), "pages/next_token.py")
+    assert any("After “I am 😀 happy”" in h.value for h in at.subheader)
+
+
 def test_tokenizer_page_shows_gpt2_ids_for_hello_world():
     at = open_page(app(text="Hello world"), "pages/tokenizer.py")
     compare = next(df for df in (d.value for d in at.dataframe) if "first IDs" in df.columns)

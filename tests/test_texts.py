@@ -50,3 +50,11 @@ def test_faster_says_within_noise_when_the_ranges_overlap():
     overlapping = CacheTiming(4, Spread((1.0, 2.0)), Spread((1.5, 3.0)), Spread((1.5, 1.5)), True)
     apart = CacheTiming(4, Spread((1.0, 1.2)), Spread((1.5, 3.0)), Spread((1.5, 2.5)), True)
     assert texts.faster(overlapping) == "within noise" and texts.faster(apart) == "the cache"
+
+
+def test_a_failing_few_shot_curve_never_reads_below_zero():
+    """A probability too small for 2 decimals is written with 2 significant digits: 'stays below 0.000' was shown."""
+    from core.prompting import Effect
+    said = texts.shots_effect("tiny-stories-1m", Effect("fails", 1e-5, 2e-5, 3, 8e-6, 2.4e-5), 5)
+    assert "at or below 2.4e-05" in said and "0.00 " not in said and "0.000" not in said
+    assert texts.probability(0.25) == "0.25" and texts.probability(0.0) == "0.00"

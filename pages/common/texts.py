@@ -470,24 +470,30 @@ EFFECT = {"helps": "the examples help", "knows": "right without examples", "fail
           "hurts": "the examples hurt", "mixed": "no clear effect"}
 
 
+def probability(x: float) -> str:
+    """2 decimals, or 2 significant digits where 2 decimals would read 0.00 (a 'fails' curve's 0.00002)."""
+    return f"{x:.2f}" if x >= 0.005 or x == 0 else f"{x:.1e}"
+
+
 def shots_effect(name: str, effect, n_examples: int) -> str:
     """What one task's zero- to few-shot curve shows on this model (core.prompting.Effect), in its numbers."""
+    p = probability
     shots = f"{effect.best_shots} example{'s' if effect.best_shots != 1 else ''}"
     if effect.kind == "helps":
-        return (f"**On {name} the examples teach the task:** P(right answer) rises from {effect.zero:.2f} with none "
-                f"to {effect.best:.2f} with {shots}. Nothing but the prompt changed.")
+        return (f"**On {name} the examples teach the task:** P(right answer) rises from {p(effect.zero)} with none "
+                f"to {p(effect.best)} with {shots}. Nothing but the prompt changed.")
     if effect.kind == "knows":
         return (f"**On {name} this task shows no few-shot effect:** the model is already right without examples "
-                f"({effect.zero:.2f}), and 1 to {n_examples} of them keep it between {effect.low:.2f} and "
-                f"{effect.high:.2f}.")
+                f"({p(effect.zero)}), and 1 to {n_examples} of them keep it between {p(effect.low)} and "
+                f"{p(effect.high)}.")
     if effect.kind == "fails":
-        return (f"**On {name} this task fails:** P(right answer) stays below {effect.high:.3f} with 0 to "
+        return (f"**On {name} this task fails:** P(right answer) stays at or below {p(effect.high)} with 0 to "
                 f"{n_examples} examples — from this prompt the model does not do it.")
     if effect.kind == "hurts":
-        return (f"**On {name} the examples hurt here:** P(right answer) falls from {effect.zero:.2f} with none to "
-                f"as low as {effect.low:.2f}.")
-    return (f"**On {name} this task shows no clear effect:** P(right answer) moves between {effect.low:.2f} and "
-            f"{effect.high:.2f} (zero-shot {effect.zero:.2f}); read the curve's shape, not each wiggle.")
+        return (f"**On {name} the examples hurt here:** P(right answer) falls from {p(effect.zero)} with none to "
+                f"as low as {p(effect.low)}.")
+    return (f"**On {name} this task shows no clear effect:** P(right answer) moves between {p(effect.low)} and "
+            f"{p(effect.high)} (zero-shot {p(effect.zero)}); read the curve's shape, not each wiggle.")
 
 
 def byte_tokens(tokenizer, ids: list[int], shown) -> str:
