@@ -255,16 +255,19 @@ def load_tokenizer(name: str = "gpt2") -> Tokenizer:
     return Tokenizer(key, read_ranks(path, sha256), pattern, special)
 
 
-def single_byte_tokens(tokenizer: Tokenizer | HFTokenizer) -> int:
-    """How many of the 256 possible bytes have a token of their own (a byte-level BPE's starting alphabet)."""
-    count = 0
+def bytes_without_token(tokenizer: Tokenizer | HFTokenizer) -> list[int]:
+    """The bytes (of the 256 possible) that have no token of their own: a byte-level BPE's starting alphabet lacks
+    them."""
+    missing = []
     for b in range(256):
         try:
             tokenizer.id_of(bytes([b]))
-            count += 1
         except KeyError:
-            pass
-    return count
+            missing.append(b)
+    return missing
+
+
+NEVER_IN_UTF8 = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])  # bytes no valid UTF-8 text holds
 
 
 def render_chat(template: str | None, messages: list[dict[str, str]], add_generation_prompt: bool = True,

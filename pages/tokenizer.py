@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.bpe import sample_text
-from core.tokenizer import render_chat, single_byte_tokens
+from core.tokenizer import bytes_without_token, render_chat
 from pages.common import cache, chart, figures, sidebar, texts, widgets
 from pages.common.html import token_spans, visible
 
@@ -18,7 +18,7 @@ if tok is None:
     st.stop()
 st.markdown(texts.tokenizer(model.config, tok.name, tok.kind,
                             digits_one_by_one=len(tok.pieces("2024")) == 4,  # the pre-tokenizer rule
-                            single_bytes=single_byte_tokens(tok) if tok.kind == "bpe" else 256))
+                            missing_bytes=bytes_without_token(tok) if tok.kind == "bpe" else ()))
 widgets.need_text(ctx.text)
 
 ids = tok.encode(ctx.text)

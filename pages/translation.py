@@ -76,7 +76,7 @@ st.markdown("**Encoder input** (English words + `</s>`): " + " · ".join(
     f"`{t}` {i}" for t, i in zip(tr.source_tokens, tr.source_ids)))
 st.markdown("**Decoder input** (`<s>` + the French written so far): " + " · ".join(
     f"`{t}` {i}" for t, i in zip(tr.target_tokens, tr.target_ids)))
-st.caption(f"One token per word: a closed vocabulary of {cfg.vocab_size} words (English, French and `<s>`, `</s>`, "
+st.caption(f"One token per word: a closed vocabulary of {cfg.vocab_size:,} words (English, French and `<s>`, `</s>`, "
            "`<unk>`), shared by both languages — “table” is one token. Capitals and a final full stop are dropped. "
            "`<unk>` never occurred in training, so a sentence with an unknown word is refused, not translated.")
 

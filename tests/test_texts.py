@@ -58,3 +58,17 @@ def test_a_failing_few_shot_curve_never_reads_below_zero():
     said = texts.shots_effect("tiny-stories-1m", Effect("fails", 1e-5, 2e-5, 3, 8e-6, 2.4e-5), 5)
     assert "at or below 2.4e-05" in said and "0.00 " not in said and "0.000" not in said
     assert texts.probability(0.25) == "0.25" and texts.probability(0.0) == "0.00"
+
+
+def test_the_tokenizer_text_counts_the_bytes_without_a_token_and_names_the_impossible_ones():
+    """It said the missing bytes 'never appeared on their own in its training text' and that they 'learned' the
+    merges; 0xC0, 0xC1 and 0xF5-0xFF cannot occur in UTF-8 at all, the rest are only counted."""
+    cfg = PRESETS["tiny-stories-1m"]
+    said = texts.tokenizer(cfg, "x", "bpe", missing_bytes=[0x04, 0xC0, 0xC1, 0xF5, 0xFF])
+    assert "251 of the 256 possible ones have a token of their own, 5 do not (4 of those, such as C0, C1, F5, " \
+           "never occur in UTF-8 text). From its training text it learned" in said
+    assert "never appeared" not in said
+    assert "starts from the 256 possible bytes." in texts.tokenizer(cfg, "x", "bpe")
+    from core import load_model
+    from core.tokenizer import bytes_without_token
+    assert bytes_without_token(load_model("tiny-stories-1m", device="cpu").tokenizer) == []

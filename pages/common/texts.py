@@ -6,36 +6,40 @@ import math
 
 from core.config import ModelConfig
 from core.parameters import breakdown
+from core.tokenizer import NEVER_IN_UTF8
 
 
 def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_one: bool = False,
-              single_bytes: int = 256) -> str:
+              missing_bytes: list[int] | tuple[int, ...] = ()) -> str:
     if kind == "metaspace":
         return (
             f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
-            f"an integer ID between 0 and {cfg.vocab_size - 1}. This model uses a SentencePiece-style **BPE** "
+            f"an integer ID between 0 and {cfg.vocab_size - 1:,}. This model uses a SentencePiece-style **BPE** "
             f"(`{tok_name}`): it learned which adjacent characters to merge, writes a space as `▁`, and spells a "
             "character missing from its vocabulary as its UTF-8 bytes (`<0xE2>` …)."
         )
     if kind == "wordpiece":
         return (
             f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by "
-            f"an integer ID between 0 and {cfg.vocab_size - 1}. This BERT-style model uses **WordPiece** "
+            f"an integer ID between 0 and {cfg.vocab_size - 1:,}. This BERT-style model uses **WordPiece** "
             f"(`{tok_name}`): the text is lowercased and its accents are stripped (`Café` → `cafe`), split at "
             "spaces and punctuation, then each word is cut "
             "greedily into the longest pieces found in the vocabulary; a piece that continues a word starts with "
             "`##`. Two special tokens frame every input: `[CLS]` at the start and `[SEP]` at the end. Unlike byte-"
             "level BPE, a word holding a character the vocabulary lacks (many emoji) becomes one `[UNK]`."
         )
-    start = ("the 256 possible bytes" if single_bytes == 256 else
-             f"single bytes — {single_bytes} of the 256 possible ones have a token; the other {256 - single_bytes} "
-             "never appeared on their own in its training text")
+    impossible = [b for b in missing_bytes if b in NEVER_IN_UTF8]
+    start = ("the 256 possible bytes" if not missing_bytes else
+             f"single bytes: {256 - len(missing_bytes)} of the 256 possible ones have a token of their own, "
+             f"{len(missing_bytes)} do not" + (f" ({len(impossible)} of those, such as "
+                                               f"{', '.join(f'{b:02X}' for b in impossible[:3])}, never occur in UTF-8 "
+                                               "text)" if impossible else ""))
     digits = (" Digits are always split one by one (`2024` → `2`,`0`,`2`,`4`), a choice some model makers make to "
               "help arithmetic." if digits_one_by_one else "")
     return (
         f"A language model never sees letters: the tokenizer cuts your text into **tokens** and replaces each by an "
-        f"integer ID between 0 and {cfg.vocab_size - 1}. This model uses a byte-level **BPE** vocabulary "
-        f"(`{tok_name}`): it starts from {start} and learned, from its training text, which adjacent "
+        f"integer ID between 0 and {cfg.vocab_size - 1:,}. This model uses a byte-level **BPE** vocabulary "
+        f"(`{tok_name}`): it starts from {start}. From its training text it learned which adjacent "
         "pairs to merge into bigger tokens — frequent words become one token, rare ones split into pieces. "
         "Spaces belong to the token after them, which is why `·the` (with its space, shown as ·) and `the` are different tokens." + digits
     )
@@ -43,7 +47,7 @@ def tokenizer(cfg: ModelConfig, tok_name: str, kind: str = "bpe", digits_one_by_
 
 def embeddings(cfg: ModelConfig) -> str:
     return (
-        f"Each token ID selects one row of the **embedding matrix** ({cfg.vocab_size} rows × {cfg.d_model} numbers). "
+        f"Each token ID selects one row of the **embedding matrix** ({cfg.vocab_size:,} rows × {cfg.d_model} numbers). "
         "These rows are not given in advance: they start random and are learned during training, together with "
         "every other weight, so tokens used in similar ways end up with similar vectors. After the embedding, each "
         "layer adds to the token's vector, so the same word gets a different, *contextual* vector in each sentence."
@@ -221,7 +225,7 @@ def no_next_token(cfg: ModelConfig, decoders: list[str]) -> str:
 def next_token(cfg: ModelConfig) -> str:
     return (
         f"After the last layer, the final vector of the last token is multiplied by the unembedding matrix, giving "
-        f"one score (**logit**) for each of the {cfg.vocab_size} tokens; softmax turns the scores into probabilities "
+        f"one score (**logit**) for each of the {cfg.vocab_size:,} tokens; softmax turns the scores into probabilities "
         "that sum to 1. Generation picks one token from this distribution, appends it and repeats. Temperature "
         "divides the logits (below 1 sharpens, above 1 flattens), top-k keeps the k most likely tokens and top-p "
         "keeps the smallest set whose probabilities reach p."
@@ -372,7 +376,7 @@ def seq2seq_intro(cfg: ModelConfig, n_words: int) -> str:
 def seq2seq_step(cfg: ModelConfig) -> str:
     return (
         "At each step the decoder is fed `<s>` and the words it has written so far; its last position's vector, "
-        f"multiplied by the embedding matrix, scores all {cfg.vocab_size} words of the vocabulary (English ones "
+        f"multiplied by the embedding matrix, scores all {cfg.vocab_size:,} words of the vocabulary (English ones "
         "too: nothing but training keeps it in French), and softmax turns the scores into probabilities. Greedy "
         "decoding takes the most likely word and feeds it back, until it writes `</s>`. The encoder ran once: every "
         "step reads the same encoder output."
