@@ -13,8 +13,10 @@ st.title("🔍 Glassbox — a see-through transformer")
 st.markdown(
     "Type a sentence in the sidebar and watch what a real language model does with it, step by step: how the text "
     "becomes **tokens**, how each token becomes a **vector**, how the model knows **word order**, which words each "
-    "**attention head** looks at, and the **probabilities** it gives to the next token. Every number on these pages "
-    "is computed by the model you picked, on your text — nothing is a mock-up."
+    "**attention head** looks at, and " + ("the **probabilities** it gives to the next token" if cfg.lm_head else
+                                           "the **vector** it ends with for every token (this model is an encoder: "
+                                           "it predicts no next token)") +
+    ". Every number on these pages is computed by the model you picked, on your text — nothing is a mock-up."
 )
 st.markdown(
     "**How to use it:** pick a page on the left, change the text (or choose an example) in the sidebar, and move "

@@ -590,3 +590,11 @@ def test_attention_follows_one_head_over_the_whole_of_a_long_text():
     top = reference.topk(10)
     assert np.allclose(shown, top.values.numpy(), atol=2e-3)  # the recorded pattern is float16 past 256 tokens
     assert [int(label.split(":")[0]) for label in bars["data"][0]["y"]] == top.indices.tolist()
+
+
+@pytest.mark.parametrize("model, next_token", [("tiny-stories-1m", True),
+                                               pytest.param("minilm-l6", False, marks=PACKAGED)])
+def test_home_promises_next_token_probabilities_only_for_a_model_that_has_them(model, next_token):
+    intro = open_page(app(model=model), PAGES[0]).markdown[0].value
+    assert ("probabilities** it gives to the next token" in intro) is next_token
+    assert ("predicts no next token" in intro) is not next_token

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core import trace
-from core.interpret.comparison import bits_per_byte
+from core.config import PRESETS
+from core.interpret.comparison import bits_per_byte, config_rows
 from core.interpret.surprisal import surprisal
 from core.learning import fine_tune
 from core.loading.registry import load_model
@@ -73,3 +74,12 @@ def test_two_models_compares_tiny_and_smollm2_per_byte():
     assert line["data"][0]["x"][-1] == line["data"][1]["x"][-1] == len(TEXT.encode())
     assert torch.tensor([float(v) for v in shown]).argmin() == 0  # the embedded model knows its stories best
     assert any("tiny-stories-1m is less surprised by your text" in c.value for c in at.caption)
+
+
+def test_the_side_by_side_table_says_grouped_query_attention_and_the_kind_of_feed_forward():
+    """'attention heads per block: 9' hid that SmolLM2's 9 query heads share 3 key/value heads, and '1,536 vs 512'
+    compared a 3-matrix SwiGLU with a 2-matrix GELU layer without saying so."""
+    rows = config_rows(PRESETS["tiny-stories-1m"], PRESETS["tiny-llama"], (1e6, 1e6), ("gpt", "llama"))
+    table = {label: (a, b) for label, a, b in zip(rows[""], rows["gpt"], rows["llama"], strict=True)}
+    assert table["attention heads per block"] == ("4", "4 (sharing 2 key/value heads)")
+    assert table["feed-forward width, kind"] == ("512; GELU (tanh approximation); 2 matrices", "172; SwiGLU; 3 matrices")

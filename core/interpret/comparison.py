@@ -15,6 +15,7 @@ import torch
 from core.config import ModelConfig
 from core.interpret.surprisal import Surprisal
 from core.loading import registry
+from core.model import ACTIVATION_NAMES
 from core.trace import Trace
 
 
@@ -98,10 +99,13 @@ def config_rows(first: ModelConfig, second: ModelConfig, params: tuple[int, int]
         return {"learned": "learned vectors", "sinusoidal": "sines and cosines", "rope": "rotated q and k (RoPE)"}[
             c.positional]
 
-    rows = {"": ["kind", "blocks", "attention heads per block", "vector size (d_model)", "feed-forward width",
+    rows = {"": ["kind", "blocks", "attention heads per block", "vector size (d_model)", "feed-forward width, kind",
                  "vocabulary (tokens)", "context (tokens)", "positions", "norm", "parameters"]}
     for c, n, name in ((first, params[0], names[0]), (second, params[1], names[1])):
-        rows[name] = [kind(c), str(c.n_layers), str(c.n_heads), f"{c.d_model:,}", f"{c.mlp_dim:,}",
+        heads = str(c.n_heads) + (f" (sharing {c.kv_heads} key/value heads)" if c.kv_heads != c.n_heads else "")
+        gated = c.mlp == "swiglu"  # SwiGLU: a gate and an up projection of this width, then down: 3 matrices
+        feed_forward = f"{c.mlp_dim:,}; {'SwiGLU' if gated else ACTIVATION_NAMES[c.mlp]}; {3 if gated else 2} matrices"
+        rows[name] = [kind(c), str(c.n_layers), heads, f"{c.d_model:,}", feed_forward,
                         f"{c.vocab_size:,}", f"{c.n_ctx:,}", positions(c),
                         f"{c.norm}, {'after' if c.post_norm else 'before'} each part", f"{n / 1e6:,.1f} M"]
     return rows
