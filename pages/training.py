@@ -12,6 +12,9 @@ ctx = sidebar.context()
 st.title("📈 How it learned")
 entry = ctx.entry if ctx.entry.history else registry.get(registry.DEFAULT_MODEL)
 waves = bool(entry.history and entry.history.log.recipe.pos_init_scale)  # the position table started as waves
+if entry.history is not None and entry.name != ctx.model_name:  # said first: the text below is about that model
+    st.info(f"{ctx.model_name} was trained elsewhere, without a shipped history: this page shows the embedded "
+            f"model, {entry.name}.")
 st.markdown(texts.training(waves))
 
 if entry.history is None:
@@ -19,9 +22,6 @@ if entry.history is None:
     st.stop()
 name, steps = entry.name, entry.history.steps
 log = entry.history.log  # parsed and checked once per process (core.loading.registry)
-if name != ctx.model_name:
-    st.info(f"{ctx.model_name} was trained elsewhere, without a shipped history: this page shows the embedded "
-            f"model, {name}.")
 
 train_steps, train_loss = log.curve("train_loss")
 val_steps, val_loss = log.curve("val_loss")

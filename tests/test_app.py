@@ -74,6 +74,8 @@ def test_home_and_next_token_show_a_split_character_as_the_other_pages_do():
     at = open_page(app(text="I am 😀 happy"), PAGES[0])
     listed = next(m.value for m in at.markdown if m.value.startswith("Your text is"))
     assert "`\\xf0`" in listed and "\\\\x" not in listed and "`·am`" in listed
+    count = next(c.value for c in at.sidebar.caption if "tokens ·" in c.value)  # the sidebar says what \xNN is
+    assert "4 are pieces of a character written in several bytes" in count and "`\\xNN`" in count
     at = open_page(app(text="I am 😀 happy"), "pages/next_token.py")
     assert any("After “I am 😀 happy”" in h.value for h in at.subheader)
 
