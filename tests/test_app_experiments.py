@@ -128,6 +128,7 @@ def test_saliency_page_on_an_encoder_says_why_not():
     assert any("is an encoder with no next-token output" in i.value for i in at.info)
 
 
+@pytest.mark.slow  # 64 steps of SmolLM2 forward and backward: ~12 s
 @PACKAGED
 def test_the_page_says_when_integrated_gradients_do_not_add_up():
     """SmolLM2's logit jumps along the path from the neutral input (off by several times the rise with 64 steps):
