@@ -71,6 +71,7 @@ def test_prompting_on_the_embedded_model_says_it_was_never_taught_this():
     assert f"{TASK_QUERIES[task]}:" in at.code[0].value
 
 
+@pytest.mark.slow  # SmolLM2 asked every task with 0 to 5 examples: ~20 s
 @PACKAGED
 def test_few_shot_opens_on_the_task_that_shows_the_effect_on_smollm2():
     at = open_page(app(model="smollm2-135m"), "pages/prompting.py")
