@@ -138,6 +138,11 @@ class ModelConfig:
     def mlp_dim(self) -> int:
         return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
 
+    @property
+    def mlp_matrices(self) -> int:
+        """The feed-forward layer's d × mlp_dim matrices: up and down, and SwiGLU's gate besides."""
+        return 3 if self.mlp == "swiglu" else 2
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

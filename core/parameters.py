@@ -47,12 +47,12 @@ def breakdown(cfg: ModelConfig, pooler: bool = False) -> list[ParamRow]:
     qkv = d * q_width + 2 * d * kv_width + (q_width + 2 * kv_width if b else 0)
     out = q_width * d + (d if b else 0)
     gated = cfg.mlp == "swiglu"
-    mlp = (3 if gated else 2) * d * m + (((2 * m + d) if gated else (m + d)) if b else 0)
+    mlp = cfg.mlp_matrices * d * m + (((2 * m + d) if gated else (m + d)) if b else 0)
     rows += [
         ParamRow("attention: query, key, value",
                  f"L·({'d·d + 2·d·(n_kv·hs)' if grouped else '3·d·d'}{' + biases' if b else ''})", L * qkv, True),
         ParamRow("attention: output projection", f"L·(d·d{' + d' if b else ''})", L * out, True),
-        ParamRow("feed-forward (MLP)", f"L·({'3' if gated else '2'}·d·m{' + biases' if b else ''})", L * mlp, True),
+        ParamRow("feed-forward (MLP)", f"L·({cfg.mlp_matrices}·d·m{' + biases' if b else ''})", L * mlp, True),
         ParamRow("norms inside the blocks (2 per block)", f"L·2·{norm_formula.split(' ')[0]}", L * 2 * norm_count, True),
     ]
     if not cfg.post_norm:

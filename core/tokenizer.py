@@ -16,6 +16,7 @@ User text is always encoded as ordinary text: a typed "<|endoftext|>" is just ch
 from __future__ import annotations
 
 import base64
+import collections
 import functools
 import hashlib
 import json
@@ -268,6 +269,21 @@ def bytes_without_token(tokenizer: Tokenizer | HFTokenizer) -> list[int]:
 
 
 NEVER_IN_UTF8 = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])  # bytes no valid UTF-8 text holds
+
+
+def character_pieces(tokenizer, ids: list[int]) -> int:
+    """How many of `ids` are pieces of a character written in several bytes (their bytes are no whole UTF-8
+    characters; pages show them as \\xNN). Each distinct id is checked once."""
+    counts = collections.Counter(ids)
+    return sum(n for i, n in counts.items() if not _whole_characters(tokenizer.token_bytes(i)))
+
+
+def _whole_characters(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def render_chat(template: str | None, messages: list[dict[str, str]], add_generation_prompt: bool = True,

@@ -133,3 +133,13 @@ def test_lone_surrogates_become_the_replacement_character_in_every_tokenizer():
         assert tok.encode_with_special(text) == tok.encode_with_special(scalar_text(text))
         assert len(tok.char_spans(text)) == len(tok.encode(text))
         assert all("\ud800" not in p for p in tok.pieces(text))
+
+
+def test_character_pieces_counts_the_tokens_that_hold_part_of_a_character():
+    """The embedded model spells 😀 as 4 one-byte tokens; each occurrence counts, whole characters do not."""
+    from core import load_model
+    from core.tokenizer import character_pieces
+    tok = load_model("tiny-stories-1m", device="cpu").tokenizer
+    assert character_pieces(tok, tok.encode("I am 😀 happy")) == 4
+    assert character_pieces(tok, tok.encode("😀 and 😀")) == 8
+    assert character_pieces(tok, tok.encode("plain text")) == 0

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from core.config import ModelConfig
+from core.interpret.architecture import ACTIVATION
 from core.interpret.surprisal import Surprisal
 from core.loading import registry
-from core.model import ACTIVATION_NAMES
 from core.trace import Trace
 
 
@@ -103,8 +103,7 @@ def config_rows(first: ModelConfig, second: ModelConfig, params: tuple[int, int]
                  "vocabulary (tokens)", "context (tokens)", "positions", "norm", "parameters"]}
     for c, n, name in ((first, params[0], names[0]), (second, params[1], names[1])):
         heads = str(c.n_heads) + (f" (sharing {c.kv_heads} key/value heads)" if c.kv_heads != c.n_heads else "")
-        gated = c.mlp == "swiglu"  # SwiGLU: a gate and an up projection of this width, then down: 3 matrices
-        feed_forward = f"{c.mlp_dim:,}; {'SwiGLU' if gated else ACTIVATION_NAMES[c.mlp]}; {3 if gated else 2} matrices"
+        feed_forward = f"{c.mlp_dim:,}; {ACTIVATION[c.mlp]}; {c.mlp_matrices} matrices"
         rows[name] = [kind(c), str(c.n_layers), heads, f"{c.d_model:,}", feed_forward,
                         f"{c.vocab_size:,}", f"{c.n_ctx:,}", positions(c),
                         f"{c.norm}, {'after' if c.post_norm else 'before'} each part", f"{n / 1e6:,.1f} M"]

@@ -101,6 +101,17 @@ def model(name: str, device: str):
     return registry.load_model(name, device=device)
 
 
+@kept()
+def token_census(name: str, device: str, text: str) -> tuple[int, int]:
+    """How many tokens the whole text is, and how many of them are pieces of a character written in several bytes
+    (core.tokenizer.character_pieces): what the sidebar says on every rerun of every page, counted once per text."""
+    from core.tokenizer import character_pieces
+
+    tok = model(name, device).tokenizer
+    ids = tok.encode(text)
+    return len(ids), character_pieces(tok, ids)
+
+
 def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = None) -> int:
     """How many tokens of `text` a view traces: at most `token_limit` (a huge paste on a big model must not record
     gigabytes of attention), or `limit`."""

@@ -123,33 +123,23 @@ def _choose_model() -> tuple[str, str]:
     return loaded
 
 
-def _whole(raw: bytes) -> bool:
-    """Whether a token's bytes are whole UTF-8 characters (a byte-level token may hold 1–3 bytes of one)."""
-    try:
-        raw.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
 def _token_count(ctx: Context) -> None:
     model = ctx.model
     if model.tokenizer is None or model.config.encoder_decoder:  # the translator reads its own box, not this text
         return
-    ids = model.tokenizer.encode(ctx.text)
-    n, limit = len(ids), token_limit(model.config)
-    pieces = sum(not _whole(model.tokenizer.token_bytes(i)) for i in ids)
+    n, pieces = cache.token_census(ctx.model_name, ctx.device, ctx.text)
+    limit = token_limit(model.config)
     st.caption(f"{n:,} tokens · context length {model.config.n_ctx:,}" + (
         f" · {pieces:,} {'is a piece' if pieces == 1 else 'are pieces'} of a character written in several bytes "
         "(an emoji, a Chinese character…), shown as `\\xNN` on the pages" if pieces else ""))
     if n > limit < model.config.n_ctx:
-        st.warning(f"Only the first {limit} of {n} tokens go through the model here: it reads up to "
-                   f"{model.config.n_ctx}, but recording all its attention weights for more would take too much memory "
-                   f"(the Tokenizer page still splits the whole text, and the Attention page can follow one head over "
+        st.warning(f"Only the first {limit:,} of {n:,} tokens go through the model here: it reads up to "
+                   f"{model.config.n_ctx:,}, but recording all its attention weights for more would take too much "
+                   f"memory (the Tokenizer page still splits the whole text, and the Attention page can follow one head over "
                    f"{min(n, model.config.n_ctx):,} tokens).", icon="✂️")
     elif n > model.config.n_ctx:
-        st.warning(f"Only the first {model.config.n_ctx} of {n} tokens go through the model: that is all it can read "
-                   "at once (the Tokenizer page still splits the whole text).", icon="✂️")
+        st.warning(f"Only the first {model.config.n_ctx:,} of {n:,} tokens go through the model: that is all it can "
+                   "read at once (the Tokenizer page still splits the whole text).", icon="✂️")
 
 
 def within_limit(text: str) -> str:
