@@ -48,6 +48,6 @@ if cfg.encoder_decoder:
     st.page_link("pages/translation.py", label="**This model translates: see it on the Translation page**", icon="🇫🇷")
 elif model.tokenizer is not None and ctx.text:
     ids = model.tokenizer.encode(ctx.text)[: cfg.n_ctx]
-    st.markdown(f"Your text is **{len(ids)} tokens** for this model: " + ", ".join(
-        f"`{visible(model.tokenizer.display(i))}`" for i in ids[:12]) + (" …" if len(ids) > 12 else "")
-        + " (· is a space)")
+    shown = [visible(model.tokenizer.display(i)) for i in ids[:12]]
+    st.markdown(f"Your text is **{len(ids)} tokens** for this model: " + ", ".join(f"`{t}`" for t in shown)
+                + (" …" if len(ids) > 12 else "") + (" (· is a space)" if any("·" in t for t in shown) else ""))

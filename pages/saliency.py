@@ -41,7 +41,7 @@ st.caption(f"Integrated gradients add up to {sum(ig):+.3f}; the logit of “{nam
 if not reliable:
     st.warning(f"Here the integrated gradients do not add up (off by {found.completeness_error:.0%}): on the way from "
                f"the neutral input to yours, {cfg.name}'s logit for “{name(target)}” jumps by up to "
-               f"{found.largest_jump:.1f} between two neighbouring steps (the whole rise is {difference:+.1f}), far "
+               f"{found.largest_jump:.1f} between two neighbouring steps (the whole rise is {difference:+.1f}), "
                f"too rough for {len(found.path_logits)} steps to add up. Read their scores as unreliable for this "
                "text and token; gradient × input, the slope at your text itself, needs no path: the tokens above "
                "are coloured by it.", icon="⚠️")

@@ -101,15 +101,18 @@ def model(name: str, device: str):
     return registry.load_model(name, device=device)
 
 
-@kept()
 def token_census(name: str, device: str, text: str) -> tuple[int, int]:
     """How many tokens the whole text is, and how many of them are pieces of a character written in several bytes
-    (core.tokenizer.character_pieces): what the sidebar says on every rerun of every page, counted once per text."""
+    (core.tokenizer.character_pieces): what the sidebar says on every rerun of every page, counted once per text.
+    Kept in the store but made outside the gate: light work (a tokenizer pass) never waits behind forward passes."""
     from core.tokenizer import character_pieces
 
-    tok = model(name, device).tokenizer
-    ids = tok.encode(text)
-    return len(ids), character_pieces(tok, ids)
+    def count() -> tuple[int, int]:
+        tok = model(name, device).tokenizer
+        ids = tok.encode(text)
+        return len(ids), character_pieces(tok, ids)
+
+    return budget.store.get((__name__, "token_census", name, device, text), count)
 
 
 def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = None) -> int:
