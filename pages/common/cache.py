@@ -15,6 +15,7 @@ Cached objects are shared between sessions and threads: callers must treat them 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Iterable
 
 import streamlit as st
@@ -112,7 +113,10 @@ def token_census(name: str, device: str, text: str) -> tuple[int, int]:
         ids = tok.encode(text)
         return len(ids), character_pieces(tok, ids)
 
-    return budget.store.get((__name__, "token_census", name, device, text), count)
+    # keyed by the text's digest: the store counts values' bytes, and this value is 2 numbers beside a text of up to
+    # 40,000 characters
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return budget.store.get((__name__, "token_census", name, device, digest), count)
 
 
 def n_tokens(name: str, device: str, text: str | list[int], limit: int | None = None) -> int:
