@@ -421,7 +421,7 @@ def test_an_over_long_text_from_the_box_gets_the_same_notice_as_from_a_link():
     assert not at.exception
     shown = " ".join(w.value for w in at.warning)
     assert "The text was 100,000 characters; the first 40,000 are used." in shown
-    assert "of 16002 tokens" in shown, "the pages read the first 40,000 characters: 8,000 words, 16,002 tokens"
+    assert "of 16,002 tokens" in shown, "the pages read the first 40,000 characters: 8,000 words, 16,002 tokens"
 
 
 def test_a_clients_clear_cache_message_clears_only_its_own_session():
